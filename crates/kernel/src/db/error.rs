@@ -1,0 +1,122 @@
+//! Database errors, classified so that domain code can react to a constraint by name and
+//! the gateway can tell "retry later" from "our bug".
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::error::ApiError;
+
+/// A database failure, classified.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The query expected a row and found none.
+    #[error("record not found")]
+    NotFound,
+    /// A unique constraint refused the write. `constraint` is PostgreSQL's constraint name
+    /// or SQLite's `table.column` list; match it with [`DbError::is_unique_violation`].
+    #[error("unique constraint violated: {constraint}")]
+    UniqueViolation { constraint: String },
+    /// A foreign key refused the write.
+    #[error("foreign key violated: {constraint}")]
+    ForeignKeyViolation { constraint: String },
+    /// A check or not-null constraint refused the write.
+    #[error("check constraint violated: {constraint}")]
+    CheckViolation { constraint: String },
+    /// The database could not serialise this transaction against a concurrent one, or was
+    /// locked past the busy timeout: safe to retry.
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
+    /// No connection could be had (pool exhausted, database down or unreachable).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Anything else: a bug or an unexpected state.
+    #[error(transparent)]
+    Query(DieselError),
+}
+
+impl DbError {
+    /// Whether this is a unique violation on a constraint whose name (PostgreSQL) or
+    /// column list (SQLite) contains `needle`. Name constraints after their columns so one
+    /// needle matches on both backends, e.g. `purchases_buyer_listing` and
+    /// `purchases.buyer_id, purchases.listing_id` both contain `purchases`.
+    pub fn is_unique_violation(&self, needle: &str) -> bool {
+        matches!(self, DbError::UniqueViolation { constraint } if constraint.contains(needle))
+    }
+
+    /// Whether retrying the whole transaction may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DbError::Conflict(_) | DbError::Unavailable(_))
+    }
+}
+
+fn constraint_of(info: &dyn diesel::result::DatabaseErrorInformation) -> String {
+    if let Some(name) = info.constraint_name() {
+        return name.to_owned();
+    }
+    // SQLite names no constraint; its message lists the columns:
+    // "UNIQUE constraint failed: purchases.buyer_id, purchases.listing_id".
+    let message = info.message();
+    message
+        .split_once(": ")
+        .map(|(_, columns)| columns.to_owned())
+        .unwrap_or_else(|| message.to_owned())
+}
+
+impl From<DieselError> for DbError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => DbError::NotFound,
+            DieselError::DatabaseError(kind, info) => match kind {
+                DatabaseErrorKind::UniqueViolation => DbError::UniqueViolation {
+                    constraint: constraint_of(info.as_ref()),
+                },
+                DatabaseErrorKind::ForeignKeyViolation => DbError::ForeignKeyViolation {
+                    constraint: constraint_of(info.as_ref()),
+                },
+                DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => DbError::CheckViolation {
+                    constraint: constraint_of(info.as_ref()),
+                },
+                DatabaseErrorKind::SerializationFailure => DbError::Conflict(info.message().to_owned()),
+                DatabaseErrorKind::ClosedConnection => DbError::Unavailable(info.message().to_owned()),
+                _ => {
+                    let message = info.message();
+                    // SQLITE_BUSY past busy_timeout; PostgreSQL lock timeout (55P03) and
+                    // deadlock (40P01) come through as unknown kinds with these messages.
+                    if message.contains("database is locked")
+                        || message.contains("deadlock detected")
+                        || message.contains("lock timeout")
+                    {
+                        DbError::Conflict(message.to_owned())
+                    } else if message.contains("canceling statement due to statement timeout") {
+                        DbError::Unavailable(message.to_owned())
+                    } else {
+                        DbError::Query(DieselError::DatabaseError(kind, info))
+                    }
+                }
+            },
+            other => DbError::Query(other),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::NotFound => ApiError::not_found("resource"),
+            DbError::Conflict(_) => ApiError::unavailable(
+                "database_busy",
+                "the database is busy with a conflicting change; retry the request",
+            ),
+            DbError::Unavailable(_) => ApiError::unavailable(
+                "database_unavailable",
+                "the database is unavailable; retry the request shortly",
+            ),
+            other => {
+                tracing::error!(error = %other, "database error");
+                ApiError::internal()
+            }
+        }
+    }
+}

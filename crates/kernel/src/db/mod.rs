@@ -1,0 +1,533 @@
+//! The database layer: one [`Db`] handle over SQLite (the embedded default) or PostgreSQL
+//! (production), chosen at run time by the database URL.
+//!
+//! Domain code writes a diesel query once and runs it on either backend with
+//! [`with_conn!`](crate::with_conn): the macro expands the body once per backend with the
+//! concrete connection bound, so the query is type-checked against both. The rare query
+//! that must differ (row locks, full-text search) uses the macro's two-armed form, kept in
+//! one clearly marked place per crate.
+//!
+//! ```no_run
+//! use diesel::prelude::*;
+//! use diesel_async::RunQueryDsl;
+//! use feria_kernel::db::{DbConn, DbError};
+//!
+//! diesel::table! { notes (id) { id -> Text, body -> Text } }
+//!
+//! async fn note_body(conn: &mut DbConn, id: &str) -> Result<String, DbError> {
+//!     let body = feria_kernel::with_conn!(conn, c => {
+//!         notes::table.find(id).select(notes::body).first::<String>(c).await
+//!     })?;
+//!     Ok(body)
+//! }
+//! ```
+//!
+//! Transactions ([`DbConn::transaction`]) compose: a domain function that opens one inside
+//! another's gets a savepoint. On SQLite the outermost transaction is `BEGIN IMMEDIATE`, so
+//! the write lock is taken up front and a read-then-write cannot fail half-way with
+//! "database is locked".
+
+mod error;
+mod migrate;
+
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+use diesel::connection::AnsiTransactionManager as SyncAnsiTransactionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager};
+
+pub use self::error::DbError;
+pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+
+/// The SQLite connection type domain code sees inside [`with_conn!`](crate::with_conn).
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// The PostgreSQL connection type domain code sees inside [`with_conn!`](crate::with_conn).
+pub type PgConn = AsyncPgConnection;
+
+/// Which engine a [`Db`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How to reach and pool the database.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `sqlite://./data/feria.db`, `sqlite::memory:`, or `postgres://user@host/db`.
+    pub url: String,
+    /// Pool size; `None` picks a default per backend (SQLite 8, PostgreSQL 16;
+    /// an in-memory SQLite database is always 1, as each connection would be its own).
+    pub max_connections: Option<usize>,
+    /// How long a request waits for a pooled connection before failing with 503.
+    pub acquire_timeout: Duration,
+    /// SQLite: how long a statement waits for a lock held by another connection.
+    pub busy_timeout: Duration,
+    /// PostgreSQL: server-side limit for one statement.
+    pub statement_timeout: Duration,
+}
+
+impl DbConfig {
+    pub fn new(url: impl Into<String>) -> DbConfig {
+        DbConfig {
+            url: url.into(),
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A parsed database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A SQLite file path, or `:memory:`.
+    Sqlite { path: String },
+    /// A PostgreSQL connection URL, as given.
+    Postgres { url: String },
+}
+
+impl DatabaseTarget {
+    /// Parses `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` and `postgres[ql]://...`.
+    pub fn parse(url: &str) -> Result<DatabaseTarget, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseTarget::Postgres { url: url.to_owned() });
+        }
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                DbError::Unavailable(format!(
+                    "unsupported database URL `{}`: expected sqlite://PATH or postgres://...",
+                    redact(url)
+                ))
+            })?;
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() {
+            return Err(DbError::Unavailable("the SQLite URL names no file".into()));
+        }
+        Ok(DatabaseTarget::Sqlite { path: path.to_owned() })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseTarget::Sqlite { .. } => Backend::Sqlite,
+            DatabaseTarget::Postgres { .. } => Backend::Postgres,
+        }
+    }
+}
+
+/// A URL with its password hidden, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Pool occupancy, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    /// Connections open (idle + in use).
+    pub size: usize,
+    pub idle: usize,
+    pub in_use: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
+#[derive(Clone)]
+enum Pools {
+    Sqlite(Pool<SqliteConn>),
+    Postgres { pool: Pool<PgConn>, url: String },
+}
+
+/// The database handle: a connection pool over one backend. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pools: Pools,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("backend", &self.backend()).finish_non_exhaustive()
+    }
+}
+
+/// A pooled connection of either backend; domain functions take `&mut DbConn`.
+pub enum DbConn {
+    Sqlite(Object<SqliteConn>),
+    Postgres(Object<PgConn>),
+}
+
+const SQLITE_DEFAULT_POOL: usize = 8;
+const POSTGRES_DEFAULT_POOL: usize = 16;
+
+impl Db {
+    /// Opens the pool and checks that one connection works. Does not migrate.
+    pub async fn connect(config: &DbConfig) -> Result<Db, DbError> {
+        let pools = match DatabaseTarget::parse(&config.url)? {
+            DatabaseTarget::Sqlite { path } => {
+                let memory = path == ":memory:";
+                if !memory {
+                    if let Some(parent) = std::path::Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+                    }
+                }
+                let pragmas = sqlite_pragmas(config.busy_timeout);
+                let mut manager_config = ManagerConfig::<SqliteConn>::default();
+                manager_config.custom_setup = Box::new(move |url| {
+                    let url = url.to_owned();
+                    let pragmas = pragmas.clone();
+                    Box::pin(async move {
+                        let mut conn = SqliteConn::establish(&url).await?;
+                        conn.batch_execute(&pragmas)
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    })
+                });
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, manager_config);
+                let size = if memory {
+                    1
+                } else {
+                    config.max_connections.unwrap_or(SQLITE_DEFAULT_POOL)
+                };
+                Pools::Sqlite(build_pool(manager, size, config.acquire_timeout)?)
+            }
+            DatabaseTarget::Postgres { url } => {
+                let statement_timeout_ms = config.statement_timeout.as_millis();
+                let mut manager_config = ManagerConfig::<PgConn>::default();
+                manager_config.custom_setup = Box::new(move |url| {
+                    let url = url.to_owned();
+                    Box::pin(async move {
+                        let mut conn = PgConn::establish(&url).await?;
+                        conn.batch_execute(&format!(
+                            "SET statement_timeout = {statement_timeout_ms}; SET TIME ZONE 'UTC'"
+                        ))
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    })
+                });
+                let manager = AsyncDieselConnectionManager::<PgConn>::new_with_config(url.clone(), manager_config);
+                let size = config.max_connections.unwrap_or(POSTGRES_DEFAULT_POOL);
+                Pools::Postgres {
+                    pool: build_pool(manager, size, config.acquire_timeout)?,
+                    url,
+                }
+            }
+        };
+        let db = Db { pools };
+        db.ping().await?;
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// A connection from the pool; waits at most the configured acquire timeout.
+    pub async fn conn(&self) -> Result<DbConn, DbError> {
+        match &self.pools {
+            Pools::Sqlite(pool) => pool.get().await.map(DbConn::Sqlite).map_err(pool_error),
+            Pools::Postgres { pool, .. } => pool.get().await.map(DbConn::Postgres).map_err(pool_error),
+        }
+    }
+
+    /// Runs `f` in a transaction on a fresh connection; see [`DbConn::transaction`].
+    pub async fn transaction<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        for<'r> F: AsyncFnOnce(&'r mut DbConn) -> Result<R, E> + AsyncFunc<&'r mut DbConn, Result<R, E>, Fut: Send> + Send,
+        E: From<DbError> + Send,
+        R: Send,
+    {
+        let mut conn = self.conn().await?;
+        conn.transaction(f).await
+    }
+
+    /// Checks that the database answers a query.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        let one: i32 = crate::with_conn!(&mut conn, c => {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1")).get_result(c).await
+        })
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        if one == 1 {
+            Ok(())
+        } else {
+            Err(DbError::Unavailable("unexpected answer to SELECT 1".into()))
+        }
+    }
+
+    /// Pool occupancy now.
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = match &self.pools {
+            Pools::Sqlite(pool) => pool.status(),
+            Pools::Postgres { pool, .. } => pool.status(),
+        };
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            idle: status.available,
+            in_use: status.size.saturating_sub(status.available),
+            waiting: status.waiting,
+        }
+    }
+
+    /// Closes the pool: waiting and future `conn()` calls fail; open connections close
+    /// when returned.
+    pub fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite(pool) => pool.close(),
+            Pools::Postgres { pool, .. } => pool.close(),
+        }
+    }
+}
+
+fn sqlite_pragmas(busy_timeout: Duration) -> String {
+    // WAL lets readers proceed beside the one writer; synchronous=FULL keeps every
+    // committed transaction across a power loss, not only a process crash.
+    format!(
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        busy_timeout.as_millis()
+    )
+}
+
+fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    size: usize,
+    acquire_timeout: Duration,
+) -> Result<Pool<C>, DbError>
+where
+    C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
+{
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .wait_timeout(Some(acquire_timeout))
+        .create_timeout(Some(acquire_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Unavailable(format!("cannot build the connection pool: {e}")))
+}
+
+fn pool_error(error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>) -> DbError {
+    use deadpool::managed::PoolError;
+    match error {
+        PoolError::Timeout(_) => DbError::Unavailable("timed out waiting for a database connection".into()),
+        PoolError::Closed => DbError::Unavailable("the connection pool is closed".into()),
+        PoolError::Backend(e) => DbError::Unavailable(e.to_string()),
+        other => DbError::Unavailable(other.to_string()),
+    }
+}
+
+/// An async closure whose future's type can be named, so that it can be required `Send`
+/// (the same device diesel-async uses for its own `transaction`).
+pub trait AsyncFunc<T, R>: AsyncFnOnce(T) -> R + FnOnce(T) -> <Self as AsyncFunc<T, R>>::Fut {
+    type Fut: Future<Output = R>;
+}
+
+impl<F, T, Fut, R> AsyncFunc<T, R> for F
+where
+    F: AsyncFnOnce(T) -> R + FnOnce(T) -> Fut,
+    Fut: Future<Output = R>,
+{
+    type Fut = Fut;
+}
+
+impl DbConn {
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConn::Sqlite(_) => Backend::Sqlite,
+            DbConn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Runs `f` inside a transaction: committed if it returns `Ok`, rolled back if `Err`.
+    /// Called inside another transaction it uses a savepoint, so domain functions compose.
+    /// On SQLite the outermost level is `BEGIN IMMEDIATE` (the write lock up front).
+    ///
+    /// If the future is dropped half-way (a client went away), the connection is left
+    /// inside the transaction and the pool discards it instead of reusing it: nothing
+    /// half-written is committed.
+    pub async fn transaction<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        for<'r> F: AsyncFnOnce(&'r mut DbConn) -> Result<R, E> + AsyncFunc<&'r mut DbConn, Result<R, E>, Fut: Send> + Send,
+        E: From<DbError> + Send,
+        R: Send,
+    {
+        self.begin().await?;
+        match f(&mut *self).await {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(user_error) => match self.rollback().await {
+                Ok(()) => Err(user_error),
+                Err(rollback_error) => {
+                    // The caller's error says why; the rollback failure is logged, and the
+                    // pool will discard this connection as broken.
+                    tracing::error!(error = %rollback_error, "rollback failed");
+                    Err(user_error)
+                }
+            },
+        }
+    }
+
+    async fn begin(&mut self) -> Result<(), DbError> {
+        match self {
+            DbConn::Sqlite(conn) => {
+                let conn: &mut SqliteConn = conn;
+                let outermost = conn
+                    .spawn_blocking(|inner| SyncAnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"))
+                    .await;
+                match outermost {
+                    Ok(()) => Ok(()),
+                    Err(diesel::result::Error::AlreadyInTransaction) => {
+                        <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(conn).await?;
+                        Ok(())
+                    }
+                    Err(other) => Err(other.into()),
+                }
+            }
+            DbConn::Postgres(conn) => {
+                let conn: &mut PgConn = conn;
+                <PgConn as AsyncConnection>::TransactionManager::begin_transaction(conn).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn commit(&mut self) -> Result<(), DbError> {
+        match self {
+            DbConn::Sqlite(conn) => {
+                let conn: &mut SqliteConn = conn;
+                <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(conn).await?;
+            }
+            DbConn::Postgres(conn) => {
+                let conn: &mut PgConn = conn;
+                <PgConn as AsyncConnection>::TransactionManager::commit_transaction(conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> Result<(), DbError> {
+        match self {
+            DbConn::Sqlite(conn) => {
+                let conn: &mut SqliteConn = conn;
+                <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(conn).await?;
+            }
+            DbConn::Postgres(conn) => {
+                let conn: &mut PgConn = conn;
+                <PgConn as AsyncConnection>::TransactionManager::rollback_transaction(conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs raw SQL statements (`;`-separated, no results), e.g. for test set-up.
+    pub async fn batch_execute(&mut self, sql: &str) -> Result<(), DbError> {
+        crate::with_conn!(self, c => c.batch_execute(sql).await)?;
+        Ok(())
+    }
+}
+
+/// Runs a diesel query body once per backend with the concrete connection bound.
+///
+/// One-armed: `with_conn!(conn, c => body)` — the body is compiled for both
+/// [`SqliteConn`] and [`PgConn`]. Two-armed, for backend-specific SQL:
+/// `with_conn!(conn, sqlite: c => body, postgres: c => body)`.
+/// `conn` is a `&mut DbConn`.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match &mut *$conn {
+            $crate::db::DbConn::Sqlite(__pooled) => {
+                let $c: &mut $crate::db::SqliteConn = &mut **__pooled;
+                $body
+            }
+            $crate::db::DbConn::Postgres(__pooled) => {
+                let $c: &mut $crate::db::PgConn = &mut **__pooled;
+                $body
+            }
+        }
+    };
+    ($conn:expr, sqlite: $s:ident => $sqlite_body:expr, postgres: $p:ident => $pg_body:expr $(,)?) => {
+        match &mut *$conn {
+            $crate::db::DbConn::Sqlite(__pooled) => {
+                let $s: &mut $crate::db::SqliteConn = &mut **__pooled;
+                $sqlite_body
+            }
+            $crate::db::DbConn::Postgres(__pooled) => {
+                let $p: &mut $crate::db::PgConn = &mut **__pooled;
+                $pg_body
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_to_backends() {
+        assert_eq!(
+            DatabaseTarget::parse("sqlite://./data/feria.db").unwrap(),
+            DatabaseTarget::Sqlite { path: "./data/feria.db".into() }
+        );
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:///var/lib/feria.db?mode=rwc").unwrap(),
+            DatabaseTarget::Sqlite { path: "/var/lib/feria.db".into() }
+        );
+        assert_eq!(
+            DatabaseTarget::parse("sqlite::memory:").unwrap(),
+            DatabaseTarget::Sqlite { path: ":memory:".into() }
+        );
+        assert_eq!(
+            DatabaseTarget::parse("postgresql://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert!(DatabaseTarget::parse("mysql://x").is_err());
+        assert!(DatabaseTarget::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://feria:secret@db:5432/feria"), "postgres://feria:***@db:5432/feria");
+        assert_eq!(redact("postgres://feria@db/feria"), "postgres://feria@db/feria");
+        assert_eq!(redact("sqlite://./x.db"), "sqlite://./x.db");
+    }
+}

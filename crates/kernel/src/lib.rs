@@ -1,0 +1,31 @@
+//! Shared foundation of Feria, below every domain crate:
+//!
+//! - [`id`]: prefixed ULID identifiers (`user_01HZX6FQJ5N6E7T2M3A4B5C6D7`);
+//! - [`money`]: integer minor units with an ISO 4217 currency and explicit rounding;
+//! - [`time`]: UTC timestamps, on the wire as `2023-06-21T10:00:00Z`;
+//! - [`error`]: the one error shape on the wire and its status mapping;
+//! - [`pagination`]: `page` / `page_size` and the list envelope;
+//! - [`db`]: one database handle over SQLite or PostgreSQL, write-once queries,
+//!   transactions, embedded migrations.
+//!
+//! The kernel knows no HTTP framework: statuses are plain numbers, mapped by the gateway.
+
+pub mod db;
+pub mod error;
+pub mod id;
+pub mod money;
+pub mod pagination;
+pub mod time;
+
+pub use db::{Backend, Db, DbConfig, DbConn, DbError};
+pub use error::{ApiError, ErrorBody, ErrorKind, FieldError};
+pub use money::{Currency, Money, MoneyError, Rounding};
+pub use pagination::{Page, PageQuery, PageRequest};
+pub use time::Timestamp;
+
+/// Re-exports used by this crate's macros, so that callers need not name these crates.
+#[doc(hidden)]
+pub mod __private {
+    pub use diesel;
+    pub use utoipa;
+}
