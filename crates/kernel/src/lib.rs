@@ -16,6 +16,8 @@ pub mod id;
 pub mod money;
 pub mod pagination;
 pub mod time;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use db::{Backend, Db, DbConfig, DbConn, DbError};
 pub use error::{ApiError, ErrorBody, ErrorKind, FieldError};
