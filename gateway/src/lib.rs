@@ -1,1 +1,20 @@
+//! The Feria server: the actix-web gateway over the domain crates.
+//!
+//! [`Server`] is the real server (configuration → database → migrations → HTTP); `feria
+//! serve` runs it, and the test kit starts it in-process on a random port. Only this crate
+//! knows actix-web: domain crates expose services and errors, mapped here to HTTP.
 
+pub mod app;
+pub mod config;
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod telemetry;
+
+pub use app::{AppState, ExtraRoutes, Server, build_app};
+pub use config::{Cli, Command, Config, LogFormat, Settings};
+pub use error::HttpError;

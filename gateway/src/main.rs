@@ -1,1 +1,43 @@
-fn main() {}
+//! `feria`: serve (default), migrate, openapi.
+
+use anyhow::Context;
+use clap::Parser;
+use feria::{Cli, Command, Server};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.settings.resolve();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            print!("{}", feria::openapi::spec_json()?);
+            Ok(())
+        }
+        Command::Migrate => {
+            feria::telemetry::init(config.log_format);
+            actix_web::rt::System::new().block_on(async move {
+                let db = feria_kernel::Db::connect(&config.db_config())
+                    .await
+                    .context("connecting to the database")?;
+                let applied = db.migrate().await.context("applying migrations")?;
+                println!(
+                    "{} migration(s) applied on {}{}",
+                    applied.len(),
+                    db.backend(),
+                    if applied.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", applied.join(", "))
+                    }
+                );
+                Ok(())
+            })
+        }
+        Command::Serve => {
+            feria::telemetry::init(config.log_format);
+            actix_web::rt::System::new().block_on(async move {
+                let server = Server::build(config).await?;
+                server.run().await.context("serving")
+            })
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The application factory, shared by `feria serve` and the test kit, and the server
+//! around it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use anyhow::Context;
+use feria_kernel::{ApiError, Db};
+
+use crate::config::Config;
+use crate::error::{HttpError, error_response};
+use crate::extract::BodyLimit;
+use crate::metrics::Metrics;
+use crate::middleware::{RequestTimeout, observe};
+use crate::routes::{self, meta::ApiDocuments};
+
+/// Extra routes mounted beside Feria's own, on the same middleware stack. The test kit
+/// uses it to exercise shared machinery (extractors, errors) through real HTTP; an
+/// embedding service may add its own endpoints.
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// Everything a worker's app needs; cheap to clone (one clone per worker thread).
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    metrics: web::Data<Metrics>,
+    documents: web::Data<ApiDocuments>,
+    extra_routes: Option<ExtraRoutes>,
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config, extra_routes: Option<ExtraRoutes>) -> anyhow::Result<AppState> {
+        let spec = serde_json::to_value(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
+            .context("serialising the OpenAPI document")?;
+        let documents = ApiDocuments {
+            json: crate::openapi::spec_json().context("serialising the OpenAPI document")?,
+            html: crate::docs::render(&spec),
+        };
+        Ok(AppState {
+            db,
+            config: Arc::new(config),
+            metrics: web::Data::new(Metrics::new().context("registering metrics")?),
+            documents: web::Data::new(documents),
+            extra_routes,
+        })
+    }
+}
+
+/// The actix-web application: middleware, shared data, every route.
+pub fn build_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let extra_routes = state.extra_routes.clone();
+    let body_limit = state.config.body_limit_bytes;
+    App::new()
+        .wrap(from_fn(observe))
+        .app_data(web::Data::new(state.db.clone()))
+        .app_data(state.metrics.clone())
+        .app_data(state.documents.clone())
+        .app_data(web::Data::new(BodyLimit(body_limit)))
+        .app_data(web::Data::new(RequestTimeout(state.config.request_timeout)))
+        // The framework's own extractors, where a route uses them, fail in our shape too.
+        .app_data(
+            web::JsonConfig::default()
+                .limit(body_limit)
+                .error_handler(|error, _| framework_error(error.status_code().as_u16(), error.to_string())),
+        )
+        .app_data(web::PayloadConfig::default().limit(body_limit))
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|error, _| HttpError::new(ApiError::bad_request("invalid_query", error.to_string())).into()),
+        )
+        .app_data(web::PathConfig::default().error_handler(|_, req| {
+            HttpError::new(ApiError::not_found(&format!("no resource at {}", req.path()))).into()
+        }))
+        .configure(routes::health::configure)
+        .configure(routes::meta::configure)
+        .service(web::scope("/api/v1").configure(routes::configure_api))
+        .configure(move |cfg| {
+            if let Some(extra) = &extra_routes {
+                extra(cfg);
+            }
+        })
+        .default_service(web::to(route_not_found))
+}
+
+fn framework_error(status: u16, message: String) -> actix_web::Error {
+    let kind = feria_kernel::ErrorKind::from_status(status);
+    let code = match status {
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        _ => "malformed_json",
+    };
+    HttpError::new(ApiError::new(kind, code, message)).into()
+}
+
+async fn route_not_found(req: HttpRequest) -> HttpResponse {
+    let error = crate::error::error_for_status(
+        actix_web::http::StatusCode::NOT_FOUND,
+        req.method().as_str(),
+        req.path(),
+    );
+    error_response(&error, crate::error::current_request_id())
+}
+
+/// A bound, migrated server, ready to run.
+pub struct Server {
+    server: actix_web::dev::Server,
+    addr: SocketAddr,
+    db: Db,
+}
+
+impl Server {
+    /// Connects to the database, applies migrations, binds the address.
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
+        Self::build_with_routes(config, None).await
+    }
+
+    /// [`Server::build`] with extra routes mounted beside Feria's own.
+    pub async fn build_with_routes(config: Config, extra_routes: Option<ExtraRoutes>) -> anyhow::Result<Server> {
+        let db = Db::connect(&config.db_config()).await.with_context(|| {
+            format!(
+                "connecting to the database at {}",
+                feria_kernel::db::redact(&config.database_url)
+            )
+        })?;
+        let applied = db.migrate().await.context("applying database migrations")?;
+        tracing::info!(
+            backend = %db.backend(),
+            applied = applied.len(),
+            "database ready"
+        );
+        let listener = TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let addr = listener.local_addr()?;
+        let workers = config.workers;
+        let handle_signals = config.handle_signals;
+        let shutdown_timeout = config.shutdown_timeout_secs;
+        let state = AppState::new(db.clone(), config, extra_routes)?;
+        let mut server = HttpServer::new(move || build_app(state.clone()))
+            .listen(listener)?
+            .shutdown_timeout(shutdown_timeout);
+        if let Some(workers) = workers {
+            server = server.workers(workers.max(1));
+        }
+        if !handle_signals {
+            server = server.disable_signals();
+        }
+        tracing::info!(%addr, "listening");
+        Ok(Server {
+            server: server.run(),
+            addr,
+            db,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's database handle (shares its pool).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// A handle to stop the server (gracefully or not) from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM/SIGINT when signals are handled, or the handle),
+    /// letting in-flight requests finish, then closes the database pool.
+    pub async fn run(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.db.close();
+        tracing::info!("stopped");
+        result
+    }
+}

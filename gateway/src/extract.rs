@@ -1,0 +1,221 @@
+//! Request extractors that fail in the one error shape: JSON bodies (size limit, media
+//! type, syntax, field types, unknown fields, validation rules), query strings and
+//! pagination.
+
+use std::ops::Deref;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use validator::Validate;
+
+use feria_kernel::{ApiError, ErrorKind, FieldError, PageQuery, PageRequest};
+
+use crate::error::HttpError;
+
+/// Largest accepted request body, in bytes (shared by all body extractors).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON body, deserialised and then validated.
+///
+/// Failures: 413 `payload_too_large` past the body limit; 415 `unsupported_media_type`
+/// unless the body is `application/json`; 400 `malformed_json` when it is not JSON;
+/// 422 `validation_failed` naming the field when a field has the wrong type, is missing,
+/// is unknown (request types deny unknown fields) or breaks a validation rule.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
+    type Error = HttpError;
+    type Future = LocalBoxFuture<'static, Result<Self, HttpError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<web::Data<BodyLimit>>().map(|l| l.0).unwrap_or(256 * 1024);
+        let content_type_ok = is_json_content_type(req);
+        let declared_length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared_length.is_some_and(|length| length > limit) {
+                return Err(too_large(limit).into());
+            }
+            if !content_type_ok {
+                return Err(ApiError::new(
+                    ErrorKind::UnsupportedMediaType,
+                    "unsupported_media_type",
+                    "the request body must be application/json",
+                )
+                .into());
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("cannot read the body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit).into());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let value = parse_json::<T>(&body)?;
+            value.validate().map_err(ApiError::from)?;
+            Ok(Json(value))
+        })
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorKind::PayloadTooLarge,
+        "payload_too_large",
+        format!("the request body exceeds {limit} bytes"),
+    )
+}
+
+fn is_json_content_type(req: &HttpRequest) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses JSON, telling a syntax error (400) from a data error (422 on the field's path).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { String::new() } else { path };
+                let message = strip_position(&inner.to_string());
+                if field.is_empty() {
+                    ApiError::validation(vec![FieldError::new("body", message)])
+                } else {
+                    ApiError::validation(vec![FieldError::new(field, message)])
+                }
+            }
+            _ => ApiError::bad_request(
+                "malformed_json",
+                format!("the request body is not valid JSON: {}", inner),
+            ),
+        }
+    })
+}
+
+/// serde_json appends " at line 1 column 12"; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A query string, deserialised and validated: 400 `invalid_query` when it does not
+/// parse, 422 when a value breaks a rule.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T> Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + Validate> FromRequest for Query<T> {
+    type Error = HttpError;
+    type Future = std::future::Ready<Result<Self, HttpError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(Query).map_err(HttpError::new))
+    }
+}
+
+fn parse_query<T: DeserializeOwned + Validate>(query: &str) -> Result<T, ApiError> {
+    let value: T = web::Query::<T>::from_query(query)
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("the query string is invalid: {e}")))?
+        .into_inner();
+    value.validate().map_err(ApiError::from)?;
+    Ok(value)
+}
+
+/// `page` and `page_size` from the query string, bounds-checked (422 when out of range).
+#[derive(Debug, Clone, Copy)]
+pub struct Pagination(pub PageRequest);
+
+impl FromRequest for Pagination {
+    type Error = HttpError;
+    type Future = std::future::Ready<Result<Self, HttpError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = web::Query::<PageQuery>::from_query(req.query_string())
+            .map_err(|_| {
+                ApiError::validation(vec![FieldError::new(
+                    "page",
+                    "page and page_size must be positive integers",
+                )])
+            })
+            .and_then(|q| PageRequest::try_from(q.into_inner()))
+            .map(Pagination)
+            .map_err(HttpError::new);
+        std::future::ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Validate)]
+    #[serde(deny_unknown_fields)]
+    struct Listing {
+        #[validate(range(min = 1, message = "must be positive"))]
+        price: i64,
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_data_errors_name_the_field() {
+        let malformed = parse_json::<Listing>(b"{\"price\": ").unwrap_err();
+        assert_eq!((malformed.status(), malformed.code.as_ref()), (400, "malformed_json"));
+
+        let wrong_type = parse_json::<Listing>(br#"{"price": 1, "tags": [1]}"#).unwrap_err();
+        assert_eq!(wrong_type.status(), 422);
+        assert_eq!(wrong_type.details[0].field, "tags[0]");
+
+        let unknown = parse_json::<Listing>(br#"{"price": 1, "tags": [], "extra": true}"#).unwrap_err();
+        assert_eq!(unknown.status(), 422);
+        assert!(unknown.details[0].message.contains("unknown field `extra`"), "{unknown:?}");
+
+        let missing = parse_json::<Listing>(br#"{"price": 1}"#).unwrap_err();
+        assert_eq!(missing.details[0].field, "body");
+        assert!(missing.details[0].message.contains("missing field `tags`"));
+    }
+
+    #[test]
+    fn query_values_are_parsed_then_validated() {
+        let invalid = parse_query::<Listing>("price=abc&tags=x").unwrap_err();
+        assert_eq!((invalid.status(), invalid.code.as_ref()), (400, "invalid_query"));
+    }
+}

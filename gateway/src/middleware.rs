@@ -1,0 +1,115 @@
+//! The middleware every request passes through: request id, timeout, one log line,
+//! metrics, and the error shape for responses the framework made on its own.
+
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
+
+use feria_kernel::ApiError;
+
+use crate::error::{HttpError, REQUEST_ID, error_for_status, error_response};
+use crate::metrics::Metrics;
+
+/// The request id header, accepted from the client and always returned.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the current request, also in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// How long one request may take.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeout(pub Duration);
+
+/// A client-supplied id is kept when it is short and plain; otherwise a ULID is made.
+fn request_id_of(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| ulid::Ulid::new().to_string())
+}
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = request_id_of(&req);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let timeout = req
+        .app_data::<web::Data<RequestTimeout>>()
+        .map(|t| t.0)
+        .unwrap_or(Duration::from_secs(30));
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let record = |route: &str, status: u16| {
+        let elapsed = started.elapsed();
+        if let Some(metrics) = &metrics {
+            metrics.observe_request(&method, route, status, elapsed);
+        }
+        tracing::info!(
+            target: "feria::http",
+            request_id = %request_id,
+            method = %method,
+            route = %route,
+            path = %path,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    };
+
+    // No clone of the request may be held across this call: routing needs it unshared.
+    let outcome = REQUEST_ID
+        .scope(request_id.clone(), tokio::time::timeout(timeout, next.call(req)))
+        .await;
+    let mut response = match outcome {
+        Ok(Ok(response)) => response.map_into_boxed_body(),
+        Ok(Err(error)) => {
+            // Handlers and extractors turn their errors into responses themselves; an
+            // error here comes from the framework and is rendered by it.
+            record("unmatched", error.as_response_error().status_code().as_u16());
+            return Err(error);
+        }
+        Err(_elapsed) => {
+            // The handler's future is dropped: a transaction it held is rolled back and
+            // its connection discarded by the pool.
+            let error = ApiError::unavailable("request_timeout", "the request took too long; retry it");
+            record("unmatched", error.status());
+            return Err(HttpError::with_request_id(error, request_id.clone()).into());
+        }
+    };
+
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !is_json {
+            // A response the framework made (wrong method, its own limits): give it the
+            // one error shape.
+            let error = error_for_status(status, &method, &path);
+            let (request, _) = response.into_parts();
+            response = ServiceResponse::new(request, error_response(&error, Some(request_id.clone())));
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    record(&route, response.status().as_u16());
+    Ok(response)
+}

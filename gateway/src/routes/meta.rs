@@ -1,0 +1,63 @@
+//! The API describing itself: the OpenAPI document, a human-readable page, and metrics.
+
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
+use feria_kernel::{ApiError, Db};
+
+use crate::error::HttpError;
+use crate::metrics::Metrics;
+
+/// The OpenAPI document and its HTML rendering, made once at start-up.
+pub struct ApiDocuments {
+    pub json: String,
+    pub html: String,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/openapi.json").route(web::get().to(openapi_json)))
+        .service(web::resource("/docs").route(web::get().to(docs)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
+}
+
+/// The OpenAPI 3.1 document of this server.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI document.", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json(documents: web::Data<ApiDocuments>) -> HttpResponse {
+    HttpResponse::Ok().content_type(ContentType::json()).body(documents.json.clone())
+}
+
+/// The API reference as a page for people.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "operations",
+    operation_id = "docs",
+    responses((status = 200, description = "The API reference.", content_type = "text/html", body = String))
+)]
+pub async fn docs(documents: web::Data<ApiDocuments>) -> HttpResponse {
+    HttpResponse::Ok().content_type(ContentType::html()).body(documents.html.clone())
+}
+
+/// Metrics in the Prometheus text format: requests by route and status, latency
+/// histograms, database pool use.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition (version 0.0.4).", content_type = "text/plain", body = String))
+)]
+pub async fn metrics(metrics: web::Data<Metrics>, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {
+    let text = metrics.render(&db).map_err(|error| {
+        tracing::error!(%error, "cannot render metrics");
+        ApiError::internal()
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
