@@ -1,1 +1,299 @@
+//! The Feria test kit: the real server, in-process, on a random port, over a fresh
+//! database — a temporary SQLite file, or a new PostgreSQL database created through
+//! `TEST_DATABASE_URL` and dropped afterwards — with an HTTP client pointed at it.
+//!
+//! The backend comes from `FERIA_TEST_BACKEND` (`sqlite`, the default, or `postgres`),
+//! so one suite runs on both by running it twice (`make test` does).
+//!
+//! ```no_run
+//! use feria_testkit::TestApp;
+//!
+//! #[tokio::test]
+//! async fn health() {
+//!     let app = TestApp::spawn().await;
+//!     let response = app.get("/healthz").await.assert_status(200);
+//!     assert_eq!(response.json_value()["status"], "ok");
+//! }
+//! ```
+//!
+//! Other Rust projects use it the same way for their integration tests: add
+//! `feria-testkit` as a dev-dependency, spawn a [`TestApp`] per test, drive it over HTTP.
+//! [`TestApp::builder`] adjusts the configuration, picks a backend, or mounts extra
+//! routes on the same middleware stack.
 
+// A test kit fails by panicking with a clear message: that is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use feria::{Config, ExtraRoutes};
+pub use feria_kernel::db::{Backend, Db};
+pub use feria_kernel::testing::{TestDatabase, backend_from_env};
+pub use feria_kernel::{ErrorBody, FieldError};
+pub use reqwest::{Method, StatusCode};
+
+/// A running Feria server with its own database, stopped and cleaned up on drop.
+pub struct TestApp {
+    /// The address the server listens on (127.0.0.1, random port).
+    pub address: SocketAddr,
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// A client with no default headers; use [`TestApp::request`] to build requests.
+    pub client: reqwest::Client,
+    server_db: Db,
+    handle: ServerHandle,
+    server_thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    // Dropped after the server has been told to stop (see `Drop`).
+    database: TestDatabase,
+    data_dir: tempfile::TempDir,
+}
+
+type ConfigureFn = Box<dyn FnOnce(&mut Config)>;
+
+/// Options for [`TestApp`]: backend, configuration tweaks, extra routes.
+#[derive(Default)]
+pub struct TestAppBuilder {
+    backend: Option<Backend>,
+    configure: Vec<ConfigureFn>,
+    extra_routes: Option<ExtraRoutes>,
+}
+
+impl TestAppBuilder {
+    /// Runs on this backend instead of the one `FERIA_TEST_BACKEND` names.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Adjusts the server's configuration before it starts (body limit, timeouts ...).
+    pub fn config(mut self, configure: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.configure.push(Box::new(configure));
+        self
+    }
+
+    /// Mounts extra routes beside Feria's own, behind the same middleware.
+    pub fn routes(mut self, routes: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Sync + 'static) -> Self {
+        self.extra_routes = Some(Arc::new(routes));
+        self
+    }
+
+    /// Creates the database, starts the server and waits until it answers.
+    pub async fn spawn(self) -> TestApp {
+        if std::env::var_os("RUST_LOG").is_some() {
+            feria::telemetry::init(feria::LogFormat::Pretty);
+        }
+        let backend = match self.backend {
+            Some(backend) => backend,
+            None => backend_from_env().expect("FERIA_TEST_BACKEND"),
+        };
+        let database = TestDatabase::create(backend)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create a {backend} test database: {e}"));
+        let data_dir = tempfile::Builder::new()
+            .prefix("feria-app-")
+            .tempdir()
+            .expect("temporary data directory");
+        let mut config = Config::new(data_dir.path(), database.url());
+        config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.workers = Some(1);
+        config.handle_signals = false;
+        config.shutdown_timeout_secs = 5;
+        config.database_pool_size = Some(8);
+        for configure in self.configure {
+            configure(&mut config);
+        }
+        // The server runs on its own thread under an actix System, exactly as `feria
+        // serve` runs it (graceful shutdown included), whatever runtime the test uses.
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let extra_routes = self.extra_routes;
+        let server_thread = std::thread::Builder::new()
+            .name("feria-test-server".into())
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    match feria::Server::build_with_routes(config, extra_routes).await {
+                        Ok(server) => {
+                            let started = (server.local_addr(), server.handle(), server.db().clone());
+                            let _ = ready_tx.send(Ok(started));
+                            server.run().await
+                        }
+                        Err(error) => {
+                            let _ = ready_tx.send(Err(error));
+                            Ok(())
+                        }
+                    }
+                })
+            })
+            .expect("server thread");
+        let (address, handle, server_db) = ready_rx
+            .await
+            .expect("the server thread reports")
+            .unwrap_or_else(|e| panic!("the server does not start: {e:#}"));
+        TestApp {
+            address,
+            base_url: format!("http://{address}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client"),
+            server_db,
+            handle,
+            server_thread: Some(server_thread),
+            database,
+            data_dir,
+        }
+    }
+}
+
+impl TestApp {
+    /// A server on the backend `FERIA_TEST_BACKEND` names, with default configuration.
+    pub async fn spawn() -> TestApp {
+        TestApp::builder().spawn().await
+    }
+
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.database.backend()
+    }
+
+    /// A handle on the test's database, separate from the server's pool: for set-up and
+    /// for asserting what was stored.
+    pub fn db(&self) -> &Db {
+        self.database.db()
+    }
+
+    /// The server's own database handle (closing it makes the server see the database
+    /// as unavailable).
+    pub fn server_db(&self) -> &Db {
+        &self.server_db
+    }
+
+    /// The database URL the server runs on.
+    pub fn database_url(&self) -> &str {
+        self.database.url()
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// Where the server writes outgoing mail (`.eml` files).
+    pub fn mail_dir(&self) -> std::path::PathBuf {
+        self.data_dir.path().join("mail")
+    }
+
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A request to `path`, to finish with headers or a body and pass to [`TestApp::send`].
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Sends a request and reads the whole response.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> TestResponse {
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("the response body").to_vec();
+        TestResponse { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.send(self.request(Method::DELETE, path)).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &impl Serialize) -> TestResponse {
+        self.send(self.request(Method::POST, path).json(body)).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &impl Serialize) -> TestResponse {
+        self.send(self.request(Method::PUT, path).json(body)).await
+    }
+
+    /// Stops the server: `graceful` lets in-flight requests finish first.
+    pub async fn stop(&mut self, graceful: bool) {
+        self.handle.stop(graceful).await;
+        if let Some(thread) = self.server_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The stop command is sent when `stop` is called; the server thread winds down
+        // on its own. The database (a field) is dropped right after and removed.
+        if self.server_thread.is_some() {
+            drop(self.handle.stop(false));
+        }
+    }
+}
+
+/// A whole response: status, headers, body.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as `T`; panics with the body when it does not parse.
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response is not the expected JSON ({e}): {}", self.text()))
+    }
+
+    pub fn json_value(&self) -> serde_json::Value {
+        self.json()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(self, status: u16) -> Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
+        self
+    }
+
+    /// Asserts an error in the one wire shape with this status and code, carrying the
+    /// same request id as the `X-Request-Id` header; returns the body.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> ErrorBody {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text());
+        let body: ErrorBody = self.json();
+        assert_eq!(body.error, code, "unexpected error code; body: {}", self.text());
+        assert!(!body.message.is_empty(), "an error needs a message");
+        let header = self.header("x-request-id").expect("X-Request-Id header");
+        assert_eq!(body.request_id.as_deref(), Some(header), "request_id must match the header");
+        body
+    }
+}
