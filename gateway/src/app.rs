@@ -34,7 +34,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config, extra_routes: Option<ExtraRoutes>) -> anyhow::Result<AppState> {
+    pub fn new(
+        db: Db,
+        config: Config,
+        extra_routes: Option<ExtraRoutes>,
+    ) -> anyhow::Result<AppState> {
         let spec = serde_json::to_value(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
             .context("serialising the OpenAPI document")?;
         let documents = ApiDocuments {
@@ -76,15 +80,20 @@ pub fn build_app(
         .app_data(
             web::JsonConfig::default()
                 .limit(body_limit)
-                .error_handler(|error, _| framework_error(error.status_code().as_u16(), error.to_string())),
+                .error_handler(|error, _| {
+                    framework_error(error.status_code().as_u16(), error.to_string())
+                }),
         )
         .app_data(web::PayloadConfig::default().limit(body_limit))
-        .app_data(
-            web::QueryConfig::default()
-                .error_handler(|error, _| HttpError::new(ApiError::bad_request("invalid_query", error.to_string())).into()),
-        )
+        .app_data(web::QueryConfig::default().error_handler(|error, _| {
+            HttpError::new(ApiError::bad_request("invalid_query", error.to_string())).into()
+        }))
         .app_data(web::PathConfig::default().error_handler(|_, req| {
-            HttpError::new(ApiError::not_found(&format!("no resource at {}", req.path()))).into()
+            HttpError::new(ApiError::not_found(&format!(
+                "no resource at {}",
+                req.path()
+            )))
+            .into()
         }))
         .configure(routes::health::configure)
         .configure(routes::meta::configure)
@@ -130,7 +139,10 @@ impl Server {
     }
 
     /// [`Server::build`] with extra routes mounted beside Feria's own.
-    pub async fn build_with_routes(config: Config, extra_routes: Option<ExtraRoutes>) -> anyhow::Result<Server> {
+    pub async fn build_with_routes(
+        config: Config,
+        extra_routes: Option<ExtraRoutes>,
+    ) -> anyhow::Result<Server> {
         let db = Db::connect(&config.db_config()).await.with_context(|| {
             format!(
                 "connecting to the database at {}",
@@ -143,7 +155,8 @@ impl Server {
             applied = applied.len(),
             "database ready"
         );
-        let listener = TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let listener =
+            TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
         let workers = config.workers;
         let handle_signals = config.handle_signals;

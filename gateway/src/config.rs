@@ -50,16 +50,32 @@ pub struct Settings {
     #[arg(long, env = "MAIL_DIR", global = true)]
     pub mail_dir: Option<PathBuf>,
     /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
     pub log_format: LogFormat,
     /// Database pool size (default: 8 on SQLite, 16 on PostgreSQL).
     #[arg(long, env = "DATABASE_POOL_SIZE", global = true)]
     pub database_pool_size: Option<usize>,
     /// Seconds a request waits for a database connection before answering 503.
-    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_ACQUIRE_TIMEOUT_SECS",
+        default_value_t = 5,
+        global = true
+    )]
     pub database_acquire_timeout_secs: u64,
     /// Seconds a request may take before it is abandoned with 503.
-    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     pub request_timeout_secs: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 256 * 1024, global = true)]
@@ -99,7 +115,10 @@ impl Settings {
             bind: self.bind,
             database_url,
             data_dir: self.data_dir.clone(),
-            mail_dir: self.mail_dir.clone().unwrap_or_else(|| self.data_dir.join("mail")),
+            mail_dir: self
+                .mail_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("mail")),
             log_format: self.log_format,
             database_pool_size: self.database_pool_size,
             database_acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
@@ -156,7 +175,8 @@ mod tests {
 
     #[test]
     fn flags_after_the_subcommand_are_accepted() {
-        let cli = Cli::try_parse_from(["feria", "migrate", "--database-url", "postgres://x@y/z"]).unwrap();
+        let cli = Cli::try_parse_from(["feria", "migrate", "--database-url", "postgres://x@y/z"])
+            .unwrap();
         assert!(matches!(cli.command, Some(Command::Migrate)));
         assert_eq!(cli.settings.resolve().database_url, "postgres://x@y/z");
     }

@@ -6,7 +6,9 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-const METHODS: [&str; 8] = ["get", "post", "put", "patch", "delete", "head", "options", "trace"];
+const METHODS: [&str; 8] = [
+    "get", "post", "put", "patch", "delete", "head", "options", "trace",
+];
 
 /// The reference page for an OpenAPI document.
 pub fn render(spec: &Value) -> String {
@@ -18,10 +20,11 @@ pub fn render(spec: &Value) -> String {
             for method in METHODS {
                 if let Some(operation) = item.get(method) {
                     let tag = operation["tags"][0].as_str().unwrap_or("other").to_owned();
-                    by_tag
-                        .entry(tag)
-                        .or_default()
-                        .push((method.to_uppercase(), path.clone(), operation));
+                    by_tag.entry(tag).or_default().push((
+                        method.to_uppercase(),
+                        path.clone(),
+                        operation,
+                    ));
                 }
             }
         }
@@ -102,7 +105,11 @@ fn render_operation(html: &mut String, method: &str, path: &str, operation: &Val
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&text(&parameter["name"])),
                 escape(&text(&parameter["in"])),
-                if parameter["required"].as_bool().unwrap_or(false) { "yes" } else { "no" },
+                if parameter["required"].as_bool().unwrap_or(false) {
+                    "yes"
+                } else {
+                    "no"
+                },
                 inline_code(&text(&parameter["description"]))
             );
         }
@@ -111,12 +118,19 @@ fn render_operation(html: &mut String, method: &str, path: &str, operation: &Val
     if let Some(content) = operation["requestBody"]["content"].as_object() {
         html.push_str("<h4>Request body</h4><ul>");
         for (media, body) in content {
-            let _ = write!(html, "<li><code>{}</code> {}</li>", escape(media), schema_link(&body["schema"]));
+            let _ = write!(
+                html,
+                "<li><code>{}</code> {}</li>",
+                escape(media),
+                schema_link(&body["schema"])
+            );
         }
         html.push_str("</ul>");
     }
     if let Some(responses) = operation["responses"].as_object() {
-        html.push_str("<h4>Responses</h4><table><tr><th>status</th><th>description</th><th>body</th></tr>");
+        html.push_str(
+            "<h4>Responses</h4><table><tr><th>status</th><th>description</th><th>body</th></tr>",
+        );
         for (status, response) in responses {
             let body = response["content"]
                 .as_object()

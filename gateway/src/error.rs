@@ -26,7 +26,10 @@ pub struct HttpError {
 
 impl HttpError {
     pub fn new(error: ApiError) -> HttpError {
-        HttpError { error, request_id: None }
+        HttpError {
+            error,
+            request_id: None,
+        }
     }
 
     pub fn with_request_id(error: ApiError, request_id: String) -> HttpError {
@@ -55,7 +58,10 @@ impl ResponseError for HttpError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        error_response(&self.error, self.request_id.clone().or_else(current_request_id))
+        error_response(
+            &self.error,
+            self.request_id.clone().or_else(current_request_id),
+        )
     }
 }
 
@@ -66,7 +72,10 @@ pub fn error_response(error: &ApiError, request_id: Option<String>) -> HttpRespo
     if let Some(seconds) = error.retry_after {
         response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
     }
-    if let Some(value) = request_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+    if let Some(value) = request_id
+        .as_deref()
+        .and_then(|id| HeaderValue::from_str(id).ok())
+    {
         response.insert_header((crate::middleware::X_REQUEST_ID.clone(), value));
     }
     response.json(error.to_body(request_id))
@@ -77,24 +86,35 @@ pub fn error_response(error: &ApiError, request_id: Option<String>) -> HttpRespo
 pub fn error_for_status(status: StatusCode, method: &str, path: &str) -> ApiError {
     let kind = ErrorKind::from_status(status.as_u16());
     match kind {
-        ErrorKind::NotFound => ApiError::new(kind, "not_found", format!("no route matches {method} {path}")),
+        ErrorKind::NotFound => ApiError::new(
+            kind,
+            "not_found",
+            format!("no route matches {method} {path}"),
+        ),
         ErrorKind::MethodNotAllowed => ApiError::new(
             kind,
             "method_not_allowed",
             format!("{path} does not accept {method}"),
         ),
-        ErrorKind::PayloadTooLarge => ApiError::new(kind, "payload_too_large", "the request body is too large"),
+        ErrorKind::PayloadTooLarge => {
+            ApiError::new(kind, "payload_too_large", "the request body is too large")
+        }
         ErrorKind::UnsupportedMediaType => ApiError::new(
             kind,
             "unsupported_media_type",
             "the request body must be application/json",
         ),
         ErrorKind::Internal => ApiError::internal(),
-        ErrorKind::Unavailable => ApiError::unavailable("service_unavailable", "the service is unavailable"),
+        ErrorKind::Unavailable => {
+            ApiError::unavailable("service_unavailable", "the service is unavailable")
+        }
         _ => ApiError::new(
             kind,
             "bad_request",
-            status.canonical_reason().unwrap_or("the request is invalid").to_owned(),
+            status
+                .canonical_reason()
+                .unwrap_or("the request is invalid")
+                .to_owned(),
         ),
     }
 }

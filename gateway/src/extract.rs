@@ -47,7 +47,10 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, HttpError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<web::Data<BodyLimit>>().map(|l| l.0).unwrap_or(256 * 1024);
+        let limit = req
+            .app_data::<web::Data<BodyLimit>>()
+            .map(|l| l.0)
+            .unwrap_or(256 * 1024);
         let content_type_ok = is_json_content_type(req);
         let declared_length = req
             .headers()
@@ -69,7 +72,9 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
             }
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("cannot read the body: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_request("invalid_body", format!("cannot read the body: {e}"))
+                })?;
                 if body.len() + chunk.len() > limit {
                     return Err(too_large(limit).into());
                 }
@@ -91,11 +96,21 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 fn is_json_content_type(req: &HttpRequest) -> bool {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses JSON, telling a syntax error (400) from a data error (422 on the field's path).
@@ -147,13 +162,19 @@ impl<T: DeserializeOwned + Validate> FromRequest for Query<T> {
     type Future = std::future::Ready<Result<Self, HttpError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(parse_query(req.query_string()).map(Query).map_err(HttpError::new))
+        std::future::ready(
+            parse_query(req.query_string())
+                .map(Query)
+                .map_err(HttpError::new),
+        )
     }
 }
 
 fn parse_query<T: DeserializeOwned + Validate>(query: &str) -> Result<T, ApiError> {
     let value: T = web::Query::<T>::from_query(query)
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("the query string is invalid: {e}")))?
+        .map_err(|e| {
+            ApiError::bad_request("invalid_query", format!("the query string is invalid: {e}"))
+        })?
         .into_inner();
     value.validate().map_err(ApiError::from)?;
     Ok(value)
@@ -189,6 +210,7 @@ mod tests {
 
     #[derive(Debug, Deserialize, Validate)]
     #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // only deserialised
     struct Listing {
         #[validate(range(min = 1, message = "must be positive"))]
         price: i64,
@@ -198,15 +220,22 @@ mod tests {
     #[test]
     fn syntax_errors_are_400_and_data_errors_name_the_field() {
         let malformed = parse_json::<Listing>(b"{\"price\": ").unwrap_err();
-        assert_eq!((malformed.status(), malformed.code.as_ref()), (400, "malformed_json"));
+        assert_eq!(
+            (malformed.status(), malformed.code.as_ref()),
+            (400, "malformed_json")
+        );
 
         let wrong_type = parse_json::<Listing>(br#"{"price": 1, "tags": [1]}"#).unwrap_err();
         assert_eq!(wrong_type.status(), 422);
         assert_eq!(wrong_type.details[0].field, "tags[0]");
 
-        let unknown = parse_json::<Listing>(br#"{"price": 1, "tags": [], "extra": true}"#).unwrap_err();
+        let unknown =
+            parse_json::<Listing>(br#"{"price": 1, "tags": [], "extra": true}"#).unwrap_err();
         assert_eq!(unknown.status(), 422);
-        assert!(unknown.details[0].message.contains("unknown field `extra`"), "{unknown:?}");
+        assert!(
+            unknown.details[0].message.contains("unknown field `extra`"),
+            "{unknown:?}"
+        );
 
         let missing = parse_json::<Listing>(br#"{"price": 1}"#).unwrap_err();
         assert_eq!(missing.details[0].field, "body");
@@ -216,6 +245,9 @@ mod tests {
     #[test]
     fn query_values_are_parsed_then_validated() {
         let invalid = parse_query::<Listing>("price=abc&tags=x").unwrap_err();
-        assert_eq!((invalid.status(), invalid.code.as_ref()), (400, "invalid_query"));
+        assert_eq!(
+            (invalid.status(), invalid.code.as_ref()),
+            (400, "invalid_query")
+        );
     }
 }

@@ -33,7 +33,8 @@ fn request_id_of(req: &ServiceRequest) -> String {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 128
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
         })
         .map(str::to_owned)
         .unwrap_or_else(|| ulid::Ulid::new().to_string())
@@ -72,20 +73,27 @@ pub async fn observe(
 
     // No clone of the request may be held across this call: routing needs it unshared.
     let outcome = REQUEST_ID
-        .scope(request_id.clone(), tokio::time::timeout(timeout, next.call(req)))
+        .scope(
+            request_id.clone(),
+            tokio::time::timeout(timeout, next.call(req)),
+        )
         .await;
     let mut response = match outcome {
         Ok(Ok(response)) => response.map_into_boxed_body(),
         Ok(Err(error)) => {
             // Handlers and extractors turn their errors into responses themselves; an
             // error here comes from the framework and is rendered by it.
-            record("unmatched", error.as_response_error().status_code().as_u16());
+            record(
+                "unmatched",
+                error.as_response_error().status_code().as_u16(),
+            );
             return Err(error);
         }
         Err(_elapsed) => {
             // The handler's future is dropped: a transaction it held is rolled back and
             // its connection discarded by the pool.
-            let error = ApiError::unavailable("request_timeout", "the request took too long; retry it");
+            let error =
+                ApiError::unavailable("request_timeout", "the request took too long; retry it");
             record("unmatched", error.status());
             return Err(HttpError::with_request_id(error, request_id.clone()).into());
         }
@@ -103,13 +111,17 @@ pub async fn observe(
             // one error shape.
             let error = error_for_status(status, &method, &path);
             let (request, _) = response.into_parts();
-            response = ServiceResponse::new(request, error_response(&error, Some(request_id.clone())));
+            response =
+                ServiceResponse::new(request, error_response(&error, Some(request_id.clone())));
         }
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
-    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     record(&route, response.status().as_u16());
     Ok(response)
 }

@@ -78,7 +78,10 @@ impl TestAppBuilder {
     }
 
     /// Mounts extra routes beside Feria's own, behind the same middleware.
-    pub fn routes(mut self, routes: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Sync + 'static) -> Self {
+    pub fn routes(
+        mut self,
+        routes: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Sync + 'static,
+    ) -> Self {
         self.extra_routes = Some(Arc::new(routes));
         self
     }
@@ -118,7 +121,8 @@ impl TestAppBuilder {
                 actix_web::rt::System::new().block_on(async move {
                     match feria::Server::build_with_routes(config, extra_routes).await {
                         Ok(server) => {
-                            let started = (server.local_addr(), server.handle(), server.db().clone());
+                            let started =
+                                (server.local_addr(), server.handle(), server.db().clone());
                             let _ = ready_tx.send(Ok(started));
                             server.run().await
                         }
@@ -207,7 +211,11 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.expect("the response body").to_vec();
-        TestResponse { status, headers, body }
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
@@ -288,12 +296,26 @@ impl TestResponse {
     /// same request id as the `X-Request-Id` header; returns the body.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) -> ErrorBody {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text());
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
         let body: ErrorBody = self.json();
-        assert_eq!(body.error, code, "unexpected error code; body: {}", self.text());
+        assert_eq!(
+            body.error,
+            code,
+            "unexpected error code; body: {}",
+            self.text()
+        );
         assert!(!body.message.is_empty(), "an error needs a message");
         let header = self.header("x-request-id").expect("X-Request-Id header");
-        assert_eq!(body.request_id.as_deref(), Some(header), "request_id must match the header");
+        assert_eq!(
+            body.request_id.as_deref(),
+            Some(header),
+            "request_id must match the header"
+        );
         body
     }
 }

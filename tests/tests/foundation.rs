@@ -2,6 +2,9 @@
 //! every kind of bad request, metrics, the API's own description, timeouts and shutdown.
 //! Runs on the backend `FERIA_TEST_BACKEND` names.
 
+// Test helpers panic on failure: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -27,7 +30,9 @@ async fn echo_sample(body: Json<Sample>) -> HttpResponse {
 }
 
 async fn echo_page(page: Pagination) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"page": page.0.page(), "page_size": page.0.page_size(), "offset": page.0.offset()}))
+    HttpResponse::Ok().json(
+        json!({"page": page.0.page(), "page_size": page.0.page_size(), "offset": page.0.offset()}),
+    )
 }
 
 async fn slow() -> HttpResponse {
@@ -40,7 +45,9 @@ async fn failing() -> Result<HttpResponse, HttpError> {
 }
 
 fn diesel_like_error() -> feria_kernel::__private::diesel::result::Error {
-    feria_kernel::__private::diesel::result::Error::QueryBuilderError("secret table feria_internal broke".into())
+    feria_kernel::__private::diesel::result::Error::QueryBuilderError(
+        "secret table feria_internal broke".into(),
+    )
 }
 
 /// A server with a few probe routes that use the gateway's shared machinery.
@@ -91,12 +98,18 @@ async fn every_response_carries_a_request_id_and_keeps_a_plain_client_one() {
     assert_eq!(id.len(), 26, "a ULID: {id}");
 
     let kept = app
-        .send(app.request(Method::GET, "/healthz").header("X-Request-Id", "client-42.a:b_c"))
+        .send(
+            app.request(Method::GET, "/healthz")
+                .header("X-Request-Id", "client-42.a:b_c"),
+        )
         .await;
     assert_eq!(kept.header("x-request-id"), Some("client-42.a:b_c"));
 
     let replaced = app
-        .send(app.request(Method::GET, "/healthz").header("X-Request-Id", "bad id <script>"))
+        .send(
+            app.request(Method::GET, "/healthz")
+                .header("X-Request-Id", "bad id <script>"),
+        )
         .await;
     assert_ne!(replaced.header("x-request-id"), Some("bad id <script>"));
 }
@@ -104,7 +117,11 @@ async fn every_response_carries_a_request_id_and_keeps_a_plain_client_one() {
 #[tokio::test]
 async fn unknown_routes_are_404_in_the_error_shape() {
     let app = TestApp::spawn().await;
-    for path in ["/api/v1/does-not-exist", "/nothing/here", "/api/v2/products"] {
+    for path in [
+        "/api/v1/does-not-exist",
+        "/nothing/here",
+        "/api/v2/products",
+    ] {
         let body = app.get(path).await.assert_error(404, "not_found");
         assert!(body.message.contains(path), "{}", body.message);
         assert!(body.details.is_empty());
@@ -136,10 +153,13 @@ async fn malformed_json_is_400() {
 async fn an_oversized_body_is_413_whether_declared_or_streamed() {
     let app = app_with_probes().await;
     let big = json!({"name": "x".repeat(4096), "price": 1});
-    app.post_json("/probe/sample", &big).await.assert_error(413, "payload_too_large");
+    app.post_json("/probe/sample", &big)
+        .await
+        .assert_error(413, "payload_too_large");
 
     // Chunked, with no Content-Length: the limit holds while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..8).map(|_| Ok(vec![b' '; 512])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..8).map(|_| Ok(vec![b' '; 512])).collect();
     let stream = futures_util::stream::iter(chunks);
     let response = app
         .send(
@@ -155,7 +175,11 @@ async fn an_oversized_body_is_413_whether_declared_or_streamed() {
 async fn a_body_that_is_not_json_is_415() {
     let app = app_with_probes().await;
     let response = app
-        .send(app.request(Method::POST, "/probe/sample").header("content-type", "text/plain").body("name=x"))
+        .send(
+            app.request(Method::POST, "/probe/sample")
+                .header("content-type", "text/plain")
+                .body("name=x"),
+        )
         .await;
     response.assert_error(415, "unsupported_media_type");
 }
@@ -164,23 +188,45 @@ async fn a_body_that_is_not_json_is_415() {
 async fn field_problems_are_422_with_details_per_field() {
     let app = app_with_probes().await;
 
-    let rules = app.post_json("/probe/sample", &json!({"name": "", "price": 0})).await;
+    let rules = app
+        .post_json("/probe/sample", &json!({"name": "", "price": 0}))
+        .await;
     let body = rules.assert_error(422, "validation_failed");
-    let fields: Vec<_> = body.details.iter().map(|d| (d.field.as_str(), d.message.as_str())).collect();
-    assert_eq!(fields, vec![("name", "must not be empty"), ("price", "must be positive")]);
+    let fields: Vec<_> = body
+        .details
+        .iter()
+        .map(|d| (d.field.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![("name", "must not be empty"), ("price", "must be positive")]
+    );
 
-    let wrong_type = app.post_json("/probe/sample", &json!({"name": "x", "price": "ten"})).await;
+    let wrong_type = app
+        .post_json("/probe/sample", &json!({"name": "x", "price": "ten"}))
+        .await;
     let body = wrong_type.assert_error(422, "validation_failed");
     assert_eq!(body.details[0].field, "price");
 
     let unknown = app
-        .post_json("/probe/sample", &json!({"name": "x", "price": 1, "admin": true}))
+        .post_json(
+            "/probe/sample",
+            &json!({"name": "x", "price": 1, "admin": true}),
+        )
         .await;
     let body = unknown.assert_error(422, "validation_failed");
-    assert!(body.details[0].message.contains("unknown field `admin`"), "{body:?}");
+    assert!(
+        body.details[0].message.contains("unknown field `admin`"),
+        "{body:?}"
+    );
 
-    let ok = app.post_json("/probe/sample", &json!({"name": "mila", "price": 250})).await;
-    assert_eq!(ok.assert_status(200).json_value(), json!({"name": "mila", "price": 250}));
+    let ok = app
+        .post_json("/probe/sample", &json!({"name": "mila", "price": 250}))
+        .await;
+    assert_eq!(
+        ok.assert_status(200).json_value(),
+        json!({"name": "mila", "price": 250})
+    );
 }
 
 #[tokio::test]
@@ -188,14 +234,26 @@ async fn pagination_defaults_and_bounds() {
     let app = app_with_probes().await;
     let body = app.get("/probe/page").await.assert_status(200).json_value();
     assert_eq!(body, json!({"page": 1, "page_size": 20, "offset": 0}));
-    let body = app.get("/probe/page?page=3&page_size=100").await.assert_status(200).json_value();
+    let body = app
+        .get("/probe/page?page=3&page_size=100")
+        .await
+        .assert_status(200)
+        .json_value();
     assert_eq!(body, json!({"page": 3, "page_size": 100, "offset": 200}));
 
-    let too_big = app.get("/probe/page?page_size=101").await.assert_error(422, "validation_failed");
+    let too_big = app
+        .get("/probe/page?page_size=101")
+        .await
+        .assert_error(422, "validation_failed");
     assert_eq!(too_big.details[0].field, "page_size");
-    let zero = app.get("/probe/page?page=0").await.assert_error(422, "validation_failed");
+    let zero = app
+        .get("/probe/page?page=0")
+        .await
+        .assert_error(422, "validation_failed");
     assert_eq!(zero.details[0].field, "page");
-    app.get("/probe/page?page=-1").await.assert_error(422, "validation_failed");
+    app.get("/probe/page?page=-1")
+        .await
+        .assert_error(422, "validation_failed");
 }
 
 #[tokio::test]
@@ -203,7 +261,11 @@ async fn internal_errors_are_500_without_internals() {
     let app = app_with_probes().await;
     let response = app.get("/probe/failing").await;
     let body = response.assert_error(500, "internal_error");
-    assert!(!response.text().contains("feria_internal"), "{}", response.text());
+    assert!(
+        !response.text().contains("feria_internal"),
+        "{}",
+        response.text()
+    );
     assert_eq!(body.message, "an internal error occurred");
 }
 
@@ -221,18 +283,32 @@ async fn metrics_count_requests_by_route_and_report_the_pool() {
     app.get("/healthz").await.assert_status(200);
     app.get("/missing").await.assert_status(404);
     let response = app.get("/metrics").await.assert_status(200);
-    assert!(response.header("content-type").unwrap_or_default().starts_with("text/plain"));
+    assert!(
+        response
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/plain")
+    );
     let text = response.text();
     assert!(
         text.contains(r#"feria_http_requests_total{method="GET",route="/healthz",status="200"} 2"#),
         "{text}"
     );
     assert!(
-        text.contains(r#"feria_http_requests_total{method="GET",route="unmatched",status="404"} 1"#),
+        text.contains(
+            r#"feria_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        ),
         "{text}"
     );
-    assert!(text.contains(r#"feria_http_request_duration_seconds_bucket{method="GET",route="/healthz""#));
-    assert!(text.contains(r#"feria_db_pool_connections{state="max"} 8"#), "{text}");
+    assert!(
+        text.contains(
+            r#"feria_http_request_duration_seconds_bucket{method="GET",route="/healthz""#
+        )
+    );
+    assert!(
+        text.contains(r#"feria_db_pool_connections{state="max"} 8"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -240,14 +316,23 @@ async fn the_openapi_document_is_served_as_committed_and_rendered_for_people() {
     let app = TestApp::spawn().await;
     let served = app.get("/openapi.json").await.assert_status(200);
     let committed: serde_json::Value =
-        serde_json::from_str(include_str!("../../openapi/openapi.json")).expect("committed spec parses");
-    assert_eq!(served.json_value(), committed, "run `make openapi` to refresh openapi/openapi.json");
+        serde_json::from_str(include_str!("../../openapi/openapi.json"))
+            .expect("committed spec parses");
+    assert_eq!(
+        served.json_value(),
+        committed,
+        "run `make openapi` to refresh openapi/openapi.json"
+    );
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
         assert!(committed["paths"][path].is_object(), "{path} is documented");
     }
 
     let docs = app.get("/docs").await.assert_status(200);
-    assert!(docs.header("content-type").unwrap_or_default().starts_with("text/html"));
+    assert!(
+        docs.header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
     let html = docs.text();
     assert!(html.contains("<code>/readyz</code>"));
     assert!(html.contains("schema-ErrorBody"));
@@ -262,10 +347,21 @@ async fn a_graceful_stop_lets_in_flight_requests_finish() {
         .spawn()
         .await;
     // `Connection: close`, so that no idle keep-alive connection holds the shutdown open.
-    let in_flight = tokio::spawn(app.client.get(app.url("/probe/slow")).header("connection", "close").send());
+    let in_flight = tokio::spawn(
+        app.client
+            .get(app.url("/probe/slow"))
+            .header("connection", "close")
+            .send(),
+    );
     tokio::time::sleep(Duration::from_millis(150)).await;
     app.stop(true).await;
-    let response = in_flight.await.expect("task").expect("the in-flight request completes");
+    let response = in_flight
+        .await
+        .expect("task")
+        .expect("the in-flight request completes");
     assert_eq!(response.status().as_u16(), 200);
-    assert!(app.client.get(app.url("/healthz")).send().await.is_err(), "no longer accepting");
+    assert!(
+        app.client.get(app.url("/healthz")).send().await.is_err(),
+        "no longer accepting"
+    );
 }

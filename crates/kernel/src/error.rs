@@ -110,7 +110,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(kind: ErrorKind, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+    pub fn new(
+        kind: ErrorKind,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             kind,
             code: code.into(),
@@ -134,7 +138,11 @@ impl ApiError {
 
     /// 404 for a resource, named in the message (`"listing not found"`).
     pub fn not_found(resource: &str) -> Self {
-        Self::new(ErrorKind::NotFound, "not_found", format!("{resource} not found"))
+        Self::new(
+            ErrorKind::NotFound,
+            "not_found",
+            format!("{resource} not found"),
+        )
     }
 
     pub fn conflict(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
@@ -160,7 +168,11 @@ impl ApiError {
 
     /// 500 with a generic message: internals are logged, never sent.
     pub fn internal() -> Self {
-        Self::new(ErrorKind::Internal, "internal_error", "an internal error occurred")
+        Self::new(
+            ErrorKind::Internal,
+            "internal_error",
+            "an internal error occurred",
+        )
     }
 
     /// 503: a dependency is unavailable; clients should retry after `retry_after` seconds.
@@ -226,7 +238,11 @@ impl From<validator::ValidationErrors> for ApiError {
     }
 }
 
-fn flatten_validation(errors: &validator::ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
+fn flatten_validation(
+    errors: &validator::ValidationErrors,
+    prefix: &str,
+    out: &mut Vec<FieldError>,
+) {
     use validator::ValidationErrorsKind;
     for (field, kind) in errors.errors() {
         let path = if prefix.is_empty() {
@@ -285,7 +301,11 @@ mod tests {
             price: 0,
             email: "nope".into(),
         };
-        let error: ApiError = sample.validate().err().map(Into::into).unwrap_or_else(ApiError::internal);
+        let error: ApiError = sample
+            .validate()
+            .err()
+            .map(Into::into)
+            .unwrap_or_else(ApiError::internal);
         assert_eq!(error.status(), 422);
         assert_eq!(error.code, "validation_failed");
         assert_eq!(
@@ -314,7 +334,9 @@ mod tests {
 
     #[test]
     fn framework_statuses_map_back_to_kinds() {
-        for status in [400u16, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503] {
+        for status in [
+            400u16, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503,
+        ] {
             assert_eq!(ErrorKind::from_status(status).status(), status);
         }
         assert_eq!(ErrorKind::from_status(418), ErrorKind::BadRequest);

@@ -123,7 +123,9 @@ pub fn id_schema(prefix: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema
     ObjectBuilder::new()
         .schema_type(SchemaType::Type(Type::String))
         .pattern(Some(format!("^{prefix}_[0-9A-HJKMNP-TV-Z]{{26}}$")))
-        .examples([serde_json::Value::String(format!("{prefix}_01HZX6FQJ5N6E7T2M3A4B5C6D7"))])
+        .examples([serde_json::Value::String(format!(
+            "{prefix}_01HZX6FQJ5N6E7T2M3A4B5C6D7"
+        ))])
         .into()
 }
 
@@ -132,14 +134,19 @@ pub fn id_schema(prefix: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema
 #[macro_export]
 macro_rules! __impl_text_sql {
     ($name:ident) => {
-        impl $crate::__private::diesel::serialize::ToSql<
-            $crate::__private::diesel::sql_types::Text,
-            $crate::__private::diesel::sqlite::Sqlite,
-        > for $name
+        impl
+            $crate::__private::diesel::serialize::ToSql<
+                $crate::__private::diesel::sql_types::Text,
+                $crate::__private::diesel::sqlite::Sqlite,
+            > for $name
         {
             fn to_sql<'b>(
                 &'b self,
-                out: &mut $crate::__private::diesel::serialize::Output<'b, '_, $crate::__private::diesel::sqlite::Sqlite>,
+                out: &mut $crate::__private::diesel::serialize::Output<
+                    'b,
+                    '_,
+                    $crate::__private::diesel::sqlite::Sqlite,
+                >,
             ) -> $crate::__private::diesel::serialize::Result {
                 <String as $crate::__private::diesel::serialize::ToSql<
                     $crate::__private::diesel::sql_types::Text,
@@ -148,14 +155,19 @@ macro_rules! __impl_text_sql {
             }
         }
 
-        impl $crate::__private::diesel::serialize::ToSql<
-            $crate::__private::diesel::sql_types::Text,
-            $crate::__private::diesel::pg::Pg,
-        > for $name
+        impl
+            $crate::__private::diesel::serialize::ToSql<
+                $crate::__private::diesel::sql_types::Text,
+                $crate::__private::diesel::pg::Pg,
+            > for $name
         {
             fn to_sql<'b>(
                 &'b self,
-                out: &mut $crate::__private::diesel::serialize::Output<'b, '_, $crate::__private::diesel::pg::Pg>,
+                out: &mut $crate::__private::diesel::serialize::Output<
+                    'b,
+                    '_,
+                    $crate::__private::diesel::pg::Pg,
+                >,
             ) -> $crate::__private::diesel::serialize::Result {
                 <String as $crate::__private::diesel::serialize::ToSql<
                     $crate::__private::diesel::sql_types::Text,
@@ -164,11 +176,17 @@ macro_rules! __impl_text_sql {
             }
         }
 
-        impl<DB> $crate::__private::diesel::deserialize::FromSql<$crate::__private::diesel::sql_types::Text, DB>
-            for $name
+        impl<DB>
+            $crate::__private::diesel::deserialize::FromSql<
+                $crate::__private::diesel::sql_types::Text,
+                DB,
+            > for $name
         where
             DB: $crate::__private::diesel::backend::Backend,
-            String: $crate::__private::diesel::deserialize::FromSql<$crate::__private::diesel::sql_types::Text, DB>,
+            String: $crate::__private::diesel::deserialize::FromSql<
+                    $crate::__private::diesel::sql_types::Text,
+                    DB,
+                >,
         {
             fn from_sql(
                 bytes: <DB as $crate::__private::diesel::backend::Backend>::RawValue<'_>,
@@ -209,8 +227,14 @@ mod tests {
             "mkt_01hzz0j7n7p5b4k2v1q9r8s6t5".parse::<SampleId>(),
             Err(IdError::WrongPrefix { expected: "smp" })
         );
-        assert_eq!("smp_notaulid".parse::<SampleId>(), Err(IdError::InvalidUlid));
-        assert_eq!("smp01HZZ0J7N7P5B4K2V1Q9R8S6T5".parse::<SampleId>(), Err(IdError::WrongPrefix { expected: "smp" }));
+        assert_eq!(
+            "smp_notaulid".parse::<SampleId>(),
+            Err(IdError::InvalidUlid)
+        );
+        assert_eq!(
+            "smp01HZZ0J7N7P5B4K2V1Q9R8S6T5".parse::<SampleId>(),
+            Err(IdError::WrongPrefix { expected: "smp" })
+        );
         let id: SampleId = "smp_01hzz0j7n7p5b4k2v1q9r8s6t5".parse().unwrap();
         assert_eq!(id.as_str(), "smp_01HZZ0J7N7P5B4K2V1Q9R8S6T5");
     }

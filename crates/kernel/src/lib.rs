@@ -15,9 +15,9 @@ pub mod error;
 pub mod id;
 pub mod money;
 pub mod pagination;
-pub mod time;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time;
 
 pub use db::{Backend, Db, DbConfig, DbConn, DbError};
 pub use error::{ApiError, ErrorBody, ErrorKind, FieldError};

@@ -82,9 +82,18 @@ const EXPONENT_2: &[&str] = &[
 ];
 
 impl Currency {
-    pub const USD: Currency = Currency { code: *b"USD", exponent: 2 };
-    pub const EUR: Currency = Currency { code: *b"EUR", exponent: 2 };
-    pub const JPY: Currency = Currency { code: *b"JPY", exponent: 0 };
+    pub const USD: Currency = Currency {
+        code: *b"USD",
+        exponent: 2,
+    };
+    pub const EUR: Currency = Currency {
+        code: *b"EUR",
+        exponent: 2,
+    };
+    pub const JPY: Currency = Currency {
+        code: *b"JPY",
+        exponent: 0,
+    };
 
     /// Looks up a code, case-insensitively.
     pub fn from_code(code: &str) -> Result<Currency, MoneyError> {
@@ -168,7 +177,11 @@ impl Money {
     }
 
     /// Converts a decimal amount in major units, rounding to the minor unit by `rounding`.
-    pub fn from_decimal(amount: Decimal, currency: Currency, rounding: Rounding) -> Result<Money, MoneyError> {
+    pub fn from_decimal(
+        amount: Decimal,
+        currency: Currency,
+        rounding: Rounding,
+    ) -> Result<Money, MoneyError> {
         let scaled = amount
             .checked_mul(Decimal::from(10i64.pow(currency.exponent())))
             .ok_or(MoneyError::Overflow)?
@@ -191,7 +204,8 @@ impl Money {
 
     /// Parses a decimal string in major units (`"299.99"`), exactly.
     pub fn parse(amount: &str, currency: Currency) -> Result<Money, MoneyError> {
-        let decimal = Decimal::from_str_exact(amount.trim()).map_err(|_| MoneyError::InvalidAmount(amount.to_owned()))?;
+        let decimal = Decimal::from_str_exact(amount.trim())
+            .map_err(|_| MoneyError::InvalidAmount(amount.to_owned()))?;
         Money::from_decimal_exact(decimal, currency)
     }
 
@@ -223,13 +237,19 @@ impl Money {
 
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let minor = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money::from_minor(minor, self.currency))
     }
 
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let minor = self.minor.checked_sub(other.minor).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_sub(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money::from_minor(minor, self.currency))
     }
 
@@ -240,7 +260,10 @@ impl Money {
 
     /// `self × quantity`.
     pub fn checked_mul(self, quantity: i64) -> Result<Money, MoneyError> {
-        let minor = self.minor.checked_mul(quantity).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_mul(quantity)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money::from_minor(minor, self.currency))
     }
 
@@ -279,7 +302,10 @@ impl Money {
         // Largest remainder first; stable on the index so ties favour earlier parts.
         remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let leftover = magnitude - allocated;
-        for (_, index) in remainders.iter().take(usize::try_from(leftover).map_err(|_| MoneyError::Overflow)?) {
+        for (_, index) in remainders
+            .iter()
+            .take(usize::try_from(leftover).map_err(|_| MoneyError::Overflow)?)
+        {
             parts[*index] += 1;
         }
         parts
@@ -331,7 +357,10 @@ mod tests {
         assert_eq!(Currency::from_code("JPY").unwrap().exponent(), 0);
         assert_eq!(Currency::from_code("KWD").unwrap().exponent(), 3);
         assert_eq!(Currency::from_code("CLF").unwrap().exponent(), 4);
-        assert!(matches!(Currency::from_code("XYZ"), Err(MoneyError::UnknownCurrency(_))));
+        assert!(matches!(
+            Currency::from_code("XYZ"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
         assert!(Currency::from_code("US").is_err());
         assert_eq!(serde_json::to_string(&Currency::EUR).unwrap(), "\"EUR\"");
         assert!(serde_json::from_str::<Currency>("\"ABC\"").is_err());
@@ -339,12 +368,27 @@ mod tests {
 
     #[test]
     fn parsing_is_exact_per_exponent() {
-        assert_eq!(Money::parse("299.99", Currency::USD).unwrap().minor(), 29999);
+        assert_eq!(
+            Money::parse("299.99", Currency::USD).unwrap().minor(),
+            29999
+        );
         assert_eq!(Money::parse("299.9", Currency::USD).unwrap().minor(), 29990);
-        assert_eq!(Money::parse("299.990", Currency::USD).unwrap().minor(), 29999);
-        assert!(matches!(Money::parse("299.999", Currency::USD), Err(MoneyError::TooPrecise { .. })));
-        assert!(matches!(Money::parse("1.5", Currency::JPY), Err(MoneyError::TooPrecise { .. })));
-        assert!(matches!(Money::parse("abc", Currency::USD), Err(MoneyError::InvalidAmount(_))));
+        assert_eq!(
+            Money::parse("299.990", Currency::USD).unwrap().minor(),
+            29999
+        );
+        assert!(matches!(
+            Money::parse("299.999", Currency::USD),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            Money::parse("1.5", Currency::JPY),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            Money::parse("abc", Currency::USD),
+            Err(MoneyError::InvalidAmount(_))
+        ));
         let kwd = Currency::from_code("KWD").unwrap();
         assert_eq!(Money::parse("1.234", kwd).unwrap().minor(), 1234);
     }
@@ -354,28 +398,77 @@ mod tests {
         assert_eq!(usd(29999).to_major_string(), "299.99");
         assert_eq!(usd(500).to_major_string(), "5.00");
         assert_eq!(usd(-5).to_major_string(), "-0.05");
-        assert_eq!(Money::from_minor(1000, Currency::JPY).to_major_string(), "1000");
+        assert_eq!(
+            Money::from_minor(1000, Currency::JPY).to_major_string(),
+            "1000"
+        );
         assert_eq!(usd(29999).to_string(), "299.99 USD");
     }
 
     #[test]
     fn rounding_is_explicit_at_the_half() {
         let half = dec("0.125");
-        assert_eq!(Money::from_decimal(half, Currency::USD, Rounding::HalfEven).unwrap().minor(), 12);
-        assert_eq!(Money::from_decimal(half, Currency::USD, Rounding::HalfUp).unwrap().minor(), 13);
-        assert_eq!(Money::from_decimal(dec("0.129"), Currency::USD, Rounding::Down).unwrap().minor(), 12);
-        assert_eq!(Money::from_decimal(dec("0.121"), Currency::USD, Rounding::Up).unwrap().minor(), 13);
-        assert_eq!(Money::from_decimal(dec("-0.125"), Currency::USD, Rounding::HalfUp).unwrap().minor(), -13);
+        assert_eq!(
+            Money::from_decimal(half, Currency::USD, Rounding::HalfEven)
+                .unwrap()
+                .minor(),
+            12
+        );
+        assert_eq!(
+            Money::from_decimal(half, Currency::USD, Rounding::HalfUp)
+                .unwrap()
+                .minor(),
+            13
+        );
+        assert_eq!(
+            Money::from_decimal(dec("0.129"), Currency::USD, Rounding::Down)
+                .unwrap()
+                .minor(),
+            12
+        );
+        assert_eq!(
+            Money::from_decimal(dec("0.121"), Currency::USD, Rounding::Up)
+                .unwrap()
+                .minor(),
+            13
+        );
+        assert_eq!(
+            Money::from_decimal(dec("-0.125"), Currency::USD, Rounding::HalfUp)
+                .unwrap()
+                .minor(),
+            -13
+        );
     }
 
     #[test]
     fn percent_rounds_by_the_given_rule() {
         // 2.9 % of $10.50 = 30.45 cents.
-        assert_eq!(usd(1050).percent(dec("2.9"), Rounding::HalfUp).unwrap().minor(), 30);
-        assert_eq!(usd(1050).percent(dec("2.9"), Rounding::Up).unwrap().minor(), 31);
+        assert_eq!(
+            usd(1050)
+                .percent(dec("2.9"), Rounding::HalfUp)
+                .unwrap()
+                .minor(),
+            30
+        );
+        assert_eq!(
+            usd(1050).percent(dec("2.9"), Rounding::Up).unwrap().minor(),
+            31
+        );
         // 10 % of 25 cents = 2.5 cents.
-        assert_eq!(usd(25).percent(dec("10"), Rounding::HalfEven).unwrap().minor(), 2);
-        assert_eq!(usd(25).percent(dec("10"), Rounding::HalfUp).unwrap().minor(), 3);
+        assert_eq!(
+            usd(25)
+                .percent(dec("10"), Rounding::HalfEven)
+                .unwrap()
+                .minor(),
+            2
+        );
+        assert_eq!(
+            usd(25)
+                .percent(dec("10"), Rounding::HalfUp)
+                .unwrap()
+                .minor(),
+            3
+        );
     }
 
     #[test]

@@ -39,7 +39,10 @@ impl PageRequest {
             details.push(FieldError::new("page", "must be at least 1"));
         }
         if page_size == 0 || page_size > MAX_PAGE_SIZE {
-            details.push(FieldError::new("page_size", format!("must be between 1 and {MAX_PAGE_SIZE}")));
+            details.push(FieldError::new(
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
         }
         if details.is_empty() {
             Ok(PageRequest { page, page_size })
@@ -79,7 +82,10 @@ impl Default for PageRequest {
 impl TryFrom<PageQuery> for PageRequest {
     type Error = ApiError;
     fn try_from(query: PageQuery) -> Result<Self, Self::Error> {
-        PageRequest::new(query.page.unwrap_or(1), query.page_size.unwrap_or(DEFAULT_PAGE_SIZE))
+        PageRequest::new(
+            query.page.unwrap_or(1),
+            query.page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+        )
     }
 }
 

@@ -20,7 +20,7 @@ pub fn backend_from_env() -> Result<Backend, DbError> {
     match std::env::var(BACKEND_ENV).as_deref() {
         Err(_) | Ok("") | Ok("sqlite") => Ok(Backend::Sqlite),
         Ok("postgres") | Ok("postgresql") => Ok(Backend::Postgres),
-        Ok(other) => Err(DbError::Unavailable(format!(
+        Ok(other) => Err(DbError::Config(format!(
             "{BACKEND_ENV}={other} is not a backend: use sqlite or postgres"
         ))),
     }
@@ -36,7 +36,10 @@ pub struct TestDatabase {
 enum Cleanup {
     /// Held for its `Drop`, which deletes the directory and the database file in it.
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
     Done,
 }
 
@@ -53,19 +56,28 @@ impl TestDatabase {
                 let dir = tempfile::Builder::new()
                     .prefix("feria-test-")
                     .tempdir()
-                    .map_err(|e| DbError::Unavailable(format!("cannot create a temporary directory: {e}")))?;
+                    .map_err(|e| {
+                        DbError::Unavailable(format!("cannot create a temporary directory: {e}"))
+                    })?;
                 let url = format!("sqlite://{}", dir.path().join("feria.db").display());
                 (url, Cleanup::Sqlite(dir))
             }
             Backend::Postgres => {
                 let admin_url = std::env::var(POSTGRES_URL_ENV).map_err(|_| {
-                    DbError::Unavailable(format!("{POSTGRES_URL_ENV} must be set to run tests on PostgreSQL"))
+                    DbError::Config(format!(
+                        "{POSTGRES_URL_ENV} must be set to run tests on PostgreSQL"
+                    ))
                 })?;
-                let name = format!("feria_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-                let mut admin = PgConn::establish(&admin_url)
-                    .await
-                    .map_err(|e| DbError::Unavailable(format!("cannot reach {POSTGRES_URL_ENV}: {e}")))?;
-                admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await?;
+                let name = format!(
+                    "feria_test_{}",
+                    ulid::Ulid::new().to_string().to_lowercase()
+                );
+                let mut admin = PgConn::establish(&admin_url).await.map_err(|e| {
+                    DbError::Unavailable(format!("cannot reach {POSTGRES_URL_ENV}: {e}"))
+                })?;
+                admin
+                    .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                    .await?;
                 let url = with_database(&admin_url, &name);
                 (url, Cleanup::Postgres { admin_url, name })
             }
@@ -116,16 +128,21 @@ struct PendingCleanup(Cleanup);
 
 impl Drop for PendingCleanup {
     fn drop(&mut self) {
-        if let Cleanup::Postgres { admin_url, name } = std::mem::replace(&mut self.0, Cleanup::Done) {
+        if let Cleanup::Postgres { admin_url, name } = std::mem::replace(&mut self.0, Cleanup::Done)
+        {
             // Drop runs inside the test's runtime, which cannot be blocked on; a short-lived
             // thread with its own runtime removes the database before the test returns.
             let handle = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(runtime) = runtime {
                     runtime.block_on(async move {
                         if let Ok(mut admin) = PgConn::establish(&admin_url).await {
                             let _ = admin
-                                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                                .batch_execute(&format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ))
                                 .await;
                         }
                     });
@@ -161,8 +178,14 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced() {
-        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
-        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
     }
 }

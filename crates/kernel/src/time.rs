@@ -41,7 +41,9 @@ impl Timestamp {
 
     /// Seconds since the Unix epoch.
     pub fn from_unix(seconds: i64) -> Option<Self> {
-        OffsetDateTime::from_unix_timestamp(seconds).ok().map(Self::from_offset)
+        OffsetDateTime::from_unix_timestamp(seconds)
+            .ok()
+            .map(Self::from_offset)
     }
 
     pub fn unix(&self) -> i64 {
@@ -147,7 +149,10 @@ mod tests {
     fn wire_form_is_utc_seconds_with_z() {
         let t = Timestamp::parse("2023-06-21T12:00:00.123456+02:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2023-06-21T10:00:00Z");
-        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2023-06-21T10:00:00Z\"");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2023-06-21T10:00:00Z\""
+        );
     }
 
     #[test]

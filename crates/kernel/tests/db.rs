@@ -1,6 +1,9 @@
 //! The database layer against real databases: a SQLite file, and PostgreSQL when
 //! `FERIA_TEST_BACKEND=postgres` (with `TEST_DATABASE_URL`).
 
+// Test helpers panic on failure: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -55,7 +58,10 @@ async fn write_once_queries_run_and_classify_errors() {
     let mut conn = test_db.db().conn().await.unwrap();
     insert(&mut conn, "a", 1).await.unwrap();
     assert_eq!(value_of(&mut conn, "a").await.unwrap(), 1);
-    assert!(matches!(value_of(&mut conn, "missing").await, Err(DbError::NotFound)));
+    assert!(matches!(
+        value_of(&mut conn, "missing").await,
+        Err(DbError::NotFound)
+    ));
     let duplicate = insert(&mut conn, "a", 2).await.unwrap_err();
     assert!(duplicate.is_unique_violation("counters"), "{duplicate:?}");
 }
@@ -65,7 +71,8 @@ async fn transactions_commit_roll_back_and_nest_as_savepoints() {
     let test_db = setup().await;
     let mut conn = test_db.db().conn().await.unwrap();
 
-    let committed: Result<(), DbError> = conn.transaction(async |c| insert(c, "kept", 1).await).await;
+    let committed: Result<(), DbError> =
+        conn.transaction(async |c| insert(c, "kept", 1).await).await;
     committed.unwrap();
 
     let rolled_back: Result<(), DbError> = conn
@@ -93,8 +100,14 @@ async fn transactions_commit_roll_back_and_nest_as_savepoints() {
 
     assert_eq!(value_of(&mut conn, "kept").await.unwrap(), 1);
     assert_eq!(value_of(&mut conn, "outer").await.unwrap(), 1);
-    assert!(matches!(value_of(&mut conn, "gone").await, Err(DbError::NotFound)));
-    assert!(matches!(value_of(&mut conn, "inner").await, Err(DbError::NotFound)));
+    assert!(matches!(
+        value_of(&mut conn, "gone").await,
+        Err(DbError::NotFound)
+    ));
+    assert!(matches!(
+        value_of(&mut conn, "inner").await,
+        Err(DbError::NotFound)
+    ));
 }
 
 /// Read-then-write increments from concurrent transactions lose no update: SQLite's
@@ -103,7 +116,9 @@ async fn transactions_commit_roll_back_and_nest_as_savepoints() {
 async fn concurrent_read_then_write_loses_no_update() {
     let test_db = setup().await;
     let db = test_db.db().clone();
-    insert(&mut db.conn().await.unwrap(), "hits", 0).await.unwrap();
+    insert(&mut db.conn().await.unwrap(), "hits", 0)
+        .await
+        .unwrap();
 
     let tasks: Vec<_> = (0..24)
         .map(|_| {
@@ -124,7 +139,12 @@ async fn concurrent_read_then_write_loses_no_update() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(value_of(&mut db.conn().await.unwrap(), "hits").await.unwrap(), 24);
+    assert_eq!(
+        value_of(&mut db.conn().await.unwrap(), "hits")
+            .await
+            .unwrap(),
+        24
+    );
 }
 
 /// A conditional update never overdraws, however many withdraw at once.
@@ -132,7 +152,9 @@ async fn concurrent_read_then_write_loses_no_update() {
 async fn conditional_update_never_overdraws() {
     let test_db = setup().await;
     let db = test_db.db().clone();
-    insert(&mut db.conn().await.unwrap(), "balance", 100).await.unwrap();
+    insert(&mut db.conn().await.unwrap(), "balance", 100)
+        .await
+        .unwrap();
 
     let tasks: Vec<_> = (0..10)
         .map(|_| {
@@ -155,7 +177,12 @@ async fn conditional_update_never_overdraws() {
         succeeded += task.await.unwrap().unwrap();
     }
     assert_eq!(succeeded, 3);
-    assert_eq!(value_of(&mut db.conn().await.unwrap(), "balance").await.unwrap(), 10);
+    assert_eq!(
+        value_of(&mut db.conn().await.unwrap(), "balance")
+            .await
+            .unwrap(),
+        10
+    );
 }
 
 #[tokio::test]
@@ -178,11 +205,18 @@ async fn an_exhausted_pool_fails_fast_as_unavailable() {
 async fn migrations_are_idempotent_and_data_survives_reconnecting() {
     let test_db = setup().await;
     assert!(test_db.db().migrate().await.unwrap().is_empty());
-    insert(&mut test_db.db().conn().await.unwrap(), "durable", 7).await.unwrap();
+    insert(&mut test_db.db().conn().await.unwrap(), "durable", 7)
+        .await
+        .unwrap();
 
     let reopened = Db::connect(&DbConfig::new(test_db.url())).await.unwrap();
     assert!(reopened.migrate().await.unwrap().is_empty());
-    assert_eq!(value_of(&mut reopened.conn().await.unwrap(), "durable").await.unwrap(), 7);
+    assert_eq!(
+        value_of(&mut reopened.conn().await.unwrap(), "durable")
+            .await
+            .unwrap(),
+        7
+    );
     reopened.close();
 }
 
@@ -196,8 +230,13 @@ async fn connections_enforce_foreign_keys_and_sqlite_uses_wal() {
     )
     .await
     .unwrap();
-    let orphan = conn.batch_execute("INSERT INTO children (id, parent_id) VALUES ('c', 'nobody')").await;
-    assert!(matches!(orphan, Err(DbError::ForeignKeyViolation { .. })), "{orphan:?}");
+    let orphan = conn
+        .batch_execute("INSERT INTO children (id, parent_id) VALUES ('c', 'nobody')")
+        .await;
+    assert!(
+        matches!(orphan, Err(DbError::ForeignKeyViolation { .. })),
+        "{orphan:?}"
+    );
 
     #[derive(QueryableByName)]
     struct Pragma {

@@ -28,7 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 200, description = "The OpenAPI document.", content_type = "application/json", body = Object))
 )]
 pub async fn openapi_json(documents: web::Data<ApiDocuments>) -> HttpResponse {
-    HttpResponse::Ok().content_type(ContentType::json()).body(documents.json.clone())
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(documents.json.clone())
 }
 
 /// The API reference as a page for people.
@@ -40,7 +42,9 @@ pub async fn openapi_json(documents: web::Data<ApiDocuments>) -> HttpResponse {
     responses((status = 200, description = "The API reference.", content_type = "text/html", body = String))
 )]
 pub async fn docs(documents: web::Data<ApiDocuments>) -> HttpResponse {
-    HttpResponse::Ok().content_type(ContentType::html()).body(documents.html.clone())
+    HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .body(documents.html.clone())
 }
 
 /// Metrics in the Prometheus text format: requests by route and status, latency
@@ -52,7 +56,10 @@ pub async fn docs(documents: web::Data<ApiDocuments>) -> HttpResponse {
     operation_id = "metrics",
     responses((status = 200, description = "Prometheus text exposition (version 0.0.4).", content_type = "text/plain", body = String))
 )]
-pub async fn metrics(metrics: web::Data<Metrics>, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {
+pub async fn metrics(
+    metrics: web::Data<Metrics>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, HttpError> {
     let text = metrics.render(&db).map_err(|error| {
         tracing::error!(%error, "cannot render metrics");
         ApiError::internal()

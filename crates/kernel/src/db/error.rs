@@ -28,6 +28,9 @@ pub enum DbError {
     /// No connection could be had (pool exhausted, database down or unreachable).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database URL or settings are invalid.
+    #[error("invalid database configuration: {0}")]
+    Config(String),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -75,11 +78,17 @@ impl From<DieselError> for DbError {
                 DatabaseErrorKind::ForeignKeyViolation => DbError::ForeignKeyViolation {
                     constraint: constraint_of(info.as_ref()),
                 },
-                DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => DbError::CheckViolation {
-                    constraint: constraint_of(info.as_ref()),
-                },
-                DatabaseErrorKind::SerializationFailure => DbError::Conflict(info.message().to_owned()),
-                DatabaseErrorKind::ClosedConnection => DbError::Unavailable(info.message().to_owned()),
+                DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
+                    DbError::CheckViolation {
+                        constraint: constraint_of(info.as_ref()),
+                    }
+                }
+                DatabaseErrorKind::SerializationFailure => {
+                    DbError::Conflict(info.message().to_owned())
+                }
+                DatabaseErrorKind::ClosedConnection => {
+                    DbError::Unavailable(info.message().to_owned())
+                }
                 _ => {
                     let message = info.message();
                     // SQLITE_BUSY past busy_timeout; PostgreSQL lock timeout (55P03) and

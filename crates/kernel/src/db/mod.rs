@@ -37,7 +37,9 @@ use diesel::connection::AnsiTransactionManager as SyncAnsiTransactionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager};
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
+};
 
 pub use self::error::DbError;
 pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
@@ -110,22 +112,26 @@ impl DatabaseTarget {
     /// Parses `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` and `postgres[ql]://...`.
     pub fn parse(url: &str) -> Result<DatabaseTarget, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(DatabaseTarget::Postgres { url: url.to_owned() });
+            return Ok(DatabaseTarget::Postgres {
+                url: url.to_owned(),
+            });
         }
         let rest = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .ok_or_else(|| {
-                DbError::Unavailable(format!(
+                DbError::Config(format!(
                     "unsupported database URL `{}`: expected sqlite://PATH or postgres://...",
                     redact(url)
                 ))
             })?;
         let path = rest.split('?').next().unwrap_or_default();
         if path.is_empty() {
-            return Err(DbError::Unavailable("the SQLite URL names no file".into()));
+            return Err(DbError::Config("the SQLite URL names no file".into()));
         }
-        Ok(DatabaseTarget::Sqlite { path: path.to_owned() })
+        Ok(DatabaseTarget::Sqlite {
+            path: path.to_owned(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -176,11 +182,16 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("backend", &self.backend()).finish_non_exhaustive()
+        f.debug_struct("Db")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
     }
 }
 
 /// A pooled connection of either backend; domain functions take `&mut DbConn`.
+// One lives per request on the stack; boxing the larger variant would cost an allocation
+// per checkout for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum DbConn {
     Sqlite(Object<SqliteConn>),
     Postgres(Object<PgConn>),
@@ -196,9 +207,13 @@ impl Db {
             DatabaseTarget::Sqlite { path } => {
                 let memory = path == ":memory:";
                 if !memory {
-                    if let Some(parent) = std::path::Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+                    if let Some(parent) = std::path::Path::new(&path)
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                    {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                        })?;
                     }
                 }
                 let pragmas = sqlite_pragmas(config.busy_timeout);
@@ -214,7 +229,10 @@ impl Db {
                         Ok(conn)
                     })
                 });
-                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, manager_config);
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
+                    path,
+                    manager_config,
+                );
                 let size = if memory {
                     1
                 } else {
@@ -237,7 +255,10 @@ impl Db {
                         Ok(conn)
                     })
                 });
-                let manager = AsyncDieselConnectionManager::<PgConn>::new_with_config(url.clone(), manager_config);
+                let manager = AsyncDieselConnectionManager::<PgConn>::new_with_config(
+                    url.clone(),
+                    manager_config,
+                );
                 let size = config.max_connections.unwrap_or(POSTGRES_DEFAULT_POOL);
                 Pools::Postgres {
                     pool: build_pool(manager, size, config.acquire_timeout)?,
@@ -261,14 +282,18 @@ impl Db {
     pub async fn conn(&self) -> Result<DbConn, DbError> {
         match &self.pools {
             Pools::Sqlite(pool) => pool.get().await.map(DbConn::Sqlite).map_err(pool_error),
-            Pools::Postgres { pool, .. } => pool.get().await.map(DbConn::Postgres).map_err(pool_error),
+            Pools::Postgres { pool, .. } => {
+                pool.get().await.map(DbConn::Postgres).map_err(pool_error)
+            }
         }
     }
 
     /// Runs `f` in a transaction on a fresh connection; see [`DbConn::transaction`].
     pub async fn transaction<R, E, F>(&self, f: F) -> Result<R, E>
     where
-        for<'r> F: AsyncFnOnce(&'r mut DbConn) -> Result<R, E> + AsyncFunc<&'r mut DbConn, Result<R, E>, Fut: Send> + Send,
+        for<'r> F: AsyncFnOnce(&'r mut DbConn) -> Result<R, E>
+            + AsyncFunc<&'r mut DbConn, Result<R, E>, Fut: Send>
+            + Send,
         E: From<DbError> + Send,
         R: Send,
     {
@@ -339,13 +364,17 @@ where
         .create_timeout(Some(acquire_timeout))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| DbError::Unavailable(format!("cannot build the connection pool: {e}")))
+        .map_err(|e| DbError::Config(format!("cannot build the connection pool: {e}")))
 }
 
-fn pool_error(error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>) -> DbError {
+fn pool_error(
+    error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>,
+) -> DbError {
     use deadpool::managed::PoolError;
     match error {
-        PoolError::Timeout(_) => DbError::Unavailable("timed out waiting for a database connection".into()),
+        PoolError::Timeout(_) => {
+            DbError::Unavailable("timed out waiting for a database connection".into())
+        }
         PoolError::Closed => DbError::Unavailable("the connection pool is closed".into()),
         PoolError::Backend(e) => DbError::Unavailable(e.to_string()),
         other => DbError::Unavailable(other.to_string()),
@@ -354,7 +383,9 @@ fn pool_error(error: deadpool::managed::PoolError<diesel_async::pooled_connectio
 
 /// An async closure whose future's type can be named, so that it can be required `Send`
 /// (the same device diesel-async uses for its own `transaction`).
-pub trait AsyncFunc<T, R>: AsyncFnOnce(T) -> R + FnOnce(T) -> <Self as AsyncFunc<T, R>>::Fut {
+pub trait AsyncFunc<T, R>:
+    AsyncFnOnce(T) -> R + FnOnce(T) -> <Self as AsyncFunc<T, R>>::Fut
+{
     type Fut: Future<Output = R>;
 }
 
@@ -383,7 +414,9 @@ impl DbConn {
     /// half-written is committed.
     pub async fn transaction<R, E, F>(&mut self, f: F) -> Result<R, E>
     where
-        for<'r> F: AsyncFnOnce(&'r mut DbConn) -> Result<R, E> + AsyncFunc<&'r mut DbConn, Result<R, E>, Fut: Send> + Send,
+        for<'r> F: AsyncFnOnce(&'r mut DbConn) -> Result<R, E>
+            + AsyncFunc<&'r mut DbConn, Result<R, E>, Fut: Send>
+            + Send,
         E: From<DbError> + Send,
         R: Send,
     {
@@ -410,12 +443,17 @@ impl DbConn {
             DbConn::Sqlite(conn) => {
                 let conn: &mut SqliteConn = conn;
                 let outermost = conn
-                    .spawn_blocking(|inner| SyncAnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"))
+                    .spawn_blocking(|inner| {
+                        SyncAnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+                    })
                     .await;
                 match outermost {
                     Ok(()) => Ok(()),
                     Err(diesel::result::Error::AlreadyInTransaction) => {
-                        <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(conn).await?;
+                        <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(
+                            conn,
+                        )
+                        .await?;
                         Ok(())
                     }
                     Err(other) => Err(other.into()),
@@ -433,7 +471,8 @@ impl DbConn {
         match self {
             DbConn::Sqlite(conn) => {
                 let conn: &mut SqliteConn = conn;
-                <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(conn).await?;
+                <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(conn)
+                    .await?;
             }
             DbConn::Postgres(conn) => {
                 let conn: &mut PgConn = conn;
@@ -447,7 +486,8 @@ impl DbConn {
         match self {
             DbConn::Sqlite(conn) => {
                 let conn: &mut SqliteConn = conn;
-                <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(conn).await?;
+                <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(conn)
+                    .await?;
             }
             DbConn::Postgres(conn) => {
                 let conn: &mut PgConn = conn;
@@ -506,18 +546,26 @@ mod tests {
     fn urls_parse_to_backends() {
         assert_eq!(
             DatabaseTarget::parse("sqlite://./data/feria.db").unwrap(),
-            DatabaseTarget::Sqlite { path: "./data/feria.db".into() }
+            DatabaseTarget::Sqlite {
+                path: "./data/feria.db".into()
+            }
         );
         assert_eq!(
             DatabaseTarget::parse("sqlite:///var/lib/feria.db?mode=rwc").unwrap(),
-            DatabaseTarget::Sqlite { path: "/var/lib/feria.db".into() }
+            DatabaseTarget::Sqlite {
+                path: "/var/lib/feria.db".into()
+            }
         );
         assert_eq!(
             DatabaseTarget::parse("sqlite::memory:").unwrap(),
-            DatabaseTarget::Sqlite { path: ":memory:".into() }
+            DatabaseTarget::Sqlite {
+                path: ":memory:".into()
+            }
         );
         assert_eq!(
-            DatabaseTarget::parse("postgresql://u@h/db").unwrap().backend(),
+            DatabaseTarget::parse("postgresql://u@h/db")
+                .unwrap()
+                .backend(),
             Backend::Postgres
         );
         assert!(DatabaseTarget::parse("mysql://x").is_err());
@@ -526,8 +574,14 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://feria:secret@db:5432/feria"), "postgres://feria:***@db:5432/feria");
-        assert_eq!(redact("postgres://feria@db/feria"), "postgres://feria@db/feria");
+        assert_eq!(
+            redact("postgres://feria:secret@db:5432/feria"),
+            "postgres://feria:***@db:5432/feria"
+        );
+        assert_eq!(
+            redact("postgres://feria@db/feria"),
+            "postgres://feria@db/feria"
+        );
         assert_eq!(redact("sqlite://./x.db"), "sqlite://./x.db");
     }
 }

@@ -1,0 +1,62 @@
+# Feria: the two commands a newcomer needs are `make run` and `make test`.
+
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= auto
+
+# nextest runs each test in its own process (parallel, isolated); plain cargo test is the
+# fallback on a machine without it.
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+ifeq ($(NEXTEST),yes)
+TEST_RUN = $(CARGO) nextest run --workspace --no-fail-fast
+else
+TEST_RUN = $(CARGO) test --workspace --no-fail-fast
+endif
+
+.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean
+
+## Build and run the server on the embedded default (SQLite under ./data).
+run:
+	$(CARGO) run --bin feria -- serve
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+## The whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
+test: test-sqlite test-postgres test-doc
+
+test-sqlite:
+	@echo "==> Feria test suite on SQLite (FERIA_TEST_BACKEND=sqlite)"
+	FERIA_TEST_BACKEND=sqlite $(TEST_RUN)
+
+test-postgres:
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "==> Feria test suite on PostgreSQL (FERIA_TEST_BACKEND=postgres)"; \
+		FERIA_TEST_BACKEND=postgres $(TEST_RUN); \
+	else \
+		echo "==> TEST_DATABASE_URL is not set: the PostgreSQL run is skipped"; \
+	fi
+
+test-doc:
+	@echo "==> documentation examples"
+	$(CARGO) test --workspace --doc
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerate the committed OpenAPI document from the code.
+openapi:
+	$(CARGO) run --quiet --bin feria -- openapi > openapi/openapi.json
+
+migrate:
+	$(CARGO) run --bin feria -- migrate
+
+## Benchmarks arrive with the benchmark issue; this target reports, it never fails a build.
+bench:
+	@echo "No benchmarks yet: make bench is filled in by the benchmark work (see BENCHMARKS.md when it lands)."
+
+clean:
+	$(CARGO) clean
