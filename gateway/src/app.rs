@@ -194,7 +194,7 @@ impl Server {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGTERM/SIGINT when signals are handled, or the handle),
+    /// Serves until stopped (SIGTERM gracefully, SIGINT/SIGQUIT at once, or the handle),
     /// letting in-flight requests finish, then closes the database pool.
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;

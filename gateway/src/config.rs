@@ -98,7 +98,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     pub workers: Option<usize>,
-    /// Whether the server stops gracefully on SIGTERM/SIGINT (off for servers embedded in tests).
+    /// Whether the server handles SIGTERM (graceful stop) and SIGINT/SIGQUIT (immediate stop);
+    /// off for servers embedded in tests.
     pub handle_signals: bool,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,

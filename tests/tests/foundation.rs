@@ -5,6 +5,7 @@
 // Test helpers panic on failure: that is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -14,6 +15,7 @@ use feria_kernel::db::DbError;
 use feria_testkit::{Method, TestApp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::Notify;
 use validator::Validate;
 
 #[derive(Debug, Serialize, Deserialize, Validate)]
@@ -340,9 +342,19 @@ async fn the_openapi_document_is_served_as_committed_and_rendered_for_people() {
 
 #[tokio::test]
 async fn a_graceful_stop_lets_in_flight_requests_finish() {
+    // The handler says when it has started, so the stop is sent while it is in flight.
+    let started = Arc::new(Notify::new());
+    let signal = started.clone();
     let mut app = TestApp::builder()
-        .routes(|cfg| {
-            cfg.service(web::resource("/probe/slow").route(web::get().to(slow)));
+        .routes(move |cfg| {
+            let signal = signal.clone();
+            cfg.service(web::resource("/probe/slow").route(web::get().to(move || {
+                let signal = signal.clone();
+                async move {
+                    signal.notify_one();
+                    slow().await
+                }
+            })));
         })
         .spawn()
         .await;
@@ -353,7 +365,9 @@ async fn a_graceful_stop_lets_in_flight_requests_finish() {
             .header("connection", "close")
             .send(),
     );
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::timeout(Duration::from_secs(10), started.notified())
+        .await
+        .expect("the request reaches the handler");
     app.stop(true).await;
     let response = in_flight
         .await

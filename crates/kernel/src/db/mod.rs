@@ -206,15 +206,14 @@ impl Db {
         let pools = match DatabaseTarget::parse(&config.url)? {
             DatabaseTarget::Sqlite { path } => {
                 let memory = path == ":memory:";
-                if !memory {
-                    if let Some(parent) = std::path::Path::new(&path)
+                if !memory
+                    && let Some(parent) = std::path::Path::new(&path)
                         .parent()
                         .filter(|p| !p.as_os_str().is_empty())
-                    {
-                        std::fs::create_dir_all(parent).map_err(|e| {
-                            DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))
-                        })?;
-                    }
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                    })?;
                 }
                 let pragmas = sqlite_pragmas(config.busy_timeout);
                 let mut manager_config = ManagerConfig::<SqliteConn>::default();
