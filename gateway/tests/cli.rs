@@ -69,10 +69,17 @@ fn serve_answers_and_stops_gracefully_on_sigterm_keeping_its_data() {
         probe.local_addr().unwrap().port()
     };
     let mut child = feria()
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
-        .stdout(Stdio::null())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -113,6 +120,18 @@ fn serve_answers_and_stops_gracefully_on_sigterm_keeping_its_data() {
         dir.path().join("feria.db").is_file(),
         "the database outlives the process"
     );
+
+    // One JSON log line per request, with its id, route, status and latency.
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut logs).unwrap();
+    let request_line = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["route"] == "/readyz" && line["status"] == 200)
+        .unwrap_or_else(|| panic!("no JSON log line for GET /readyz in:\n{logs}"));
+    assert_eq!(request_line["method"], "GET");
+    assert_eq!(request_line["request_id"].as_str().map(str::len), Some(26));
+    assert!(request_line["latency_ms"].as_f64().is_some());
 }
 
 /// A minimal HTTP/1.1 GET, to keep this test free of an async runtime.
