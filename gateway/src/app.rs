@@ -28,6 +28,8 @@ pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
+    mailer: web::Data<feria_kernel::mail::Mailer>,
+    otp_ip_limiter: web::Data<crate::ratelimit::IpRateLimiter>,
     metrics: web::Data<Metrics>,
     documents: web::Data<ApiDocuments>,
     extra_routes: Option<ExtraRoutes>,
@@ -45,8 +47,15 @@ impl AppState {
             json: crate::openapi::spec_json().context("serialising the OpenAPI document")?,
             html: crate::docs::render(&spec),
         };
+        let mailer = config.mailer().context("setting up outgoing mail")?;
+        let otp_ip_limiter = crate::ratelimit::IpRateLimiter::new(
+            config.otp_requests_per_ip,
+            std::time::Duration::from_secs(600),
+        );
         Ok(AppState {
             db,
+            mailer: web::Data::new(mailer),
+            otp_ip_limiter: web::Data::new(otp_ip_limiter),
             config: Arc::new(config),
             metrics: web::Data::new(Metrics::new().context("registering metrics")?),
             documents: web::Data::new(documents),
@@ -74,6 +83,9 @@ pub fn build_app(
         .app_data(web::Data::new(state.db.clone()))
         .app_data(state.metrics.clone())
         .app_data(state.documents.clone())
+        .app_data(state.mailer.clone())
+        .app_data(state.otp_ip_limiter.clone())
+        .app_data(web::Data::new(state.config.auth.clone()))
         .app_data(web::Data::new(BodyLimit(body_limit)))
         .app_data(web::Data::new(RequestTimeout(state.config.request_timeout)))
         // The framework's own extractors, where a route uses them, fail in our shape too.

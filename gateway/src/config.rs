@@ -24,6 +24,28 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
+    /// Manage platforms (tenants) without any HTTP secret.
+    Platform {
+        #[command(subcommand)]
+        command: PlatformCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlatformCommand {
+    /// Create a platform with its owner and a test and a live API key; prints JSON
+    /// `{"platform": {...}, "api_keys": {"test": "fer_test_...", "live": "fer_live_..."}}`.
+    Create {
+        /// The platform's name.
+        #[arg(long)]
+        name: String,
+        /// The host name it is served at, e.g. market.example.com.
+        #[arg(long)]
+        domain: String,
+        /// The owner's email; the owner signs in with a code sent there.
+        #[arg(long)]
+        owner_email: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,6 +71,20 @@ pub struct Settings {
     /// Directory receiving each outgoing mail as an .eml file (default: DATA_DIR/mail).
     #[arg(long, env = "MAIL_DIR", global = true)]
     pub mail_dir: Option<PathBuf>,
+    /// Send mail through this SMTP relay (smtp://, smtps://) instead of writing .eml files.
+    #[arg(long, env = "SMTP_URL", global = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of outgoing mail.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "Feria <no-reply@feria.localhost>",
+        global = true
+    )]
+    pub mail_from: String,
+    /// Sign-in code requests allowed per client IP address per 10 minutes.
+    #[arg(long, env = "OTP_REQUESTS_PER_IP", default_value_t = 30, global = true)]
+    pub otp_requests_per_ip: u32,
     /// Log line format.
     #[arg(
         long,
@@ -92,6 +128,11 @@ pub struct Config {
     pub database_url: String,
     pub data_dir: PathBuf,
     pub mail_dir: PathBuf,
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub otp_requests_per_ip: u32,
+    /// Sign-in and session settings (code lifetime, attempts, token lifetimes).
+    pub auth: feria_auth::AuthSettings,
     pub log_format: LogFormat,
     pub database_pool_size: Option<usize>,
     pub database_acquire_timeout: Duration,
@@ -120,6 +161,10 @@ impl Settings {
                 .mail_dir
                 .clone()
                 .unwrap_or_else(|| self.data_dir.join("mail")),
+            smtp_url: self.smtp_url.clone().filter(|url| !url.is_empty()),
+            mail_from: self.mail_from.clone(),
+            otp_requests_per_ip: self.otp_requests_per_ip,
+            auth: feria_auth::AuthSettings::default(),
             log_format: self.log_format,
             database_pool_size: self.database_pool_size,
             database_acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
@@ -141,6 +186,10 @@ impl Config {
             database_url: database_url.into(),
             mail_dir: data_dir.join("mail"),
             data_dir,
+            smtp_url: None,
+            mail_from: "Feria <no-reply@feria.localhost>".into(),
+            otp_requests_per_ip: 30,
+            auth: feria_auth::AuthSettings::default(),
             log_format: LogFormat::Pretty,
             database_pool_size: None,
             database_acquire_timeout: Duration::from_secs(5),
@@ -149,6 +198,14 @@ impl Config {
             workers: None,
             handle_signals: true,
             shutdown_timeout_secs: 30,
+        }
+    }
+
+    /// The mailer: SMTP when `smtp_url` is set, otherwise `.eml` files in `mail_dir`.
+    pub fn mailer(&self) -> Result<feria_kernel::mail::Mailer, feria_kernel::mail::MailError> {
+        match &self.smtp_url {
+            Some(url) => feria_kernel::mail::Mailer::smtp(url, &self.mail_from),
+            None => feria_kernel::mail::Mailer::directory(&self.mail_dir, &self.mail_from),
         }
     }
 

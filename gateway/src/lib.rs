@@ -5,6 +5,8 @@
 //! knows actix-web: domain crates expose services and errors, mapped here to HTTP.
 
 pub mod app;
+pub mod bootstrap;
+pub mod caller;
 pub mod config;
 pub mod docs;
 pub mod error;
@@ -12,6 +14,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod telemetry;
 

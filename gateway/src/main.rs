@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use feria::config::PlatformCommand;
 use feria::{Cli, Command, Server};
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +30,27 @@ fn main() -> anyhow::Result<()> {
                         format!(": {}", applied.join(", "))
                     }
                 );
+                Ok(())
+            })
+        }
+        Command::Platform {
+            command:
+                PlatformCommand::Create {
+                    name,
+                    domain,
+                    owner_email,
+                },
+        } => {
+            feria::telemetry::init(config.log_format);
+            actix_web::rt::System::new().block_on(async move {
+                let db = feria_kernel::Db::connect(&config.db_config())
+                    .await
+                    .context("connecting to the database")?;
+                db.migrate().await.context("applying migrations")?;
+                let created = feria::bootstrap::create_platform(&db, &name, &domain, &owner_email)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.error.message))?;
+                println!("{}", serde_json::to_string_pretty(&created)?);
                 Ok(())
             })
         }

@@ -19,11 +19,60 @@ use crate::routes;
         routes::meta::openapi_json,
         routes::meta::docs,
         routes::meta::metrics,
+        routes::auth::request_code,
+        routes::auth::verify_code,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::platforms::current,
+        routes::platforms::by_domain,
+        routes::platforms::update,
+        routes::platforms::membership,
+        routes::platforms::list_keys,
+        routes::platforms::roll_key,
+        routes::users::me,
+        routes::users::update_me,
     ),
     components(schemas(ErrorBody, FieldError)),
-    tags((name = "operations", description = "Health, readiness, metrics and the API's own description."))
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "operations", description = "Health, readiness, metrics and the API's own description."),
+        (name = "auth", description = "Passwordless sign-in with an emailed code; sessions with rotating refresh tokens."),
+        (name = "platforms", description = "The platform (tenant) of the caller: settings, keys, community."),
+        (name = "users", description = "The people of a platform.")
+    )
 )]
 pub struct ApiDoc;
+
+/// Two ways to authenticate: the platform's API key (`fer_test_...` / `fer_live_...`, acts as
+/// admin) or a user's session access token (`fer_at_...`).
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The platform's secret key: `Authorization: Bearer fer_test_...` or `fer_live_...`."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A signed-in user's access token: `Authorization: Bearer fer_at_...`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The document as pretty JSON with a trailing newline (the committed form).
 pub fn spec_json() -> Result<String, serde_json::Error> {

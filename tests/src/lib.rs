@@ -32,6 +32,7 @@ use actix_web::dev::ServerHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use feria::bootstrap::CreatedPlatform;
 pub use feria::{Config, ExtraRoutes};
 pub use feria_kernel::db::{Backend, Db};
 pub use feria_kernel::testing::{TestDatabase, backend_from_env};
@@ -234,6 +235,90 @@ impl TestApp {
         self.send(self.request(Method::PUT, path).json(body)).await
     }
 
+    /// Creates a platform with its owner (in both modes) and its test and live API keys,
+    /// exactly as `feria platform create` does.
+    pub async fn create_platform(
+        &self,
+        name: &str,
+        domain: &str,
+        owner_email: &str,
+    ) -> CreatedPlatform {
+        feria::bootstrap::create_platform(self.db(), name, domain, owner_email)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create platform {name}: {}", e.error))
+    }
+
+    /// Every mail the server has written to its mail directory, oldest first.
+    pub fn mails(&self) -> Vec<TestMail> {
+        let Ok(entries) = std::fs::read_dir(self.mail_dir()) else {
+            return Vec::new();
+        };
+        let mut mails: Vec<(std::time::SystemTime, TestMail)> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().extension().is_some_and(|e| e == "eml"))
+            .filter_map(|entry| {
+                let modified = entry.metadata().ok()?.modified().ok()?;
+                let text = std::fs::read_to_string(entry.path()).ok()?;
+                Some((modified, TestMail::parse(&text)))
+            })
+            .collect();
+        mails.sort_by_key(|(modified, _)| *modified);
+        mails.into_iter().map(|(_, mail)| mail).collect()
+    }
+
+    /// The 6-digit code of the newest sign-in mail sent to `email`.
+    pub fn last_code_for(&self, email: &str) -> String {
+        let mail = self
+            .mails()
+            .into_iter()
+            .rev()
+            .find(|mail| mail.to.eq_ignore_ascii_case(email))
+            .unwrap_or_else(|| panic!("no mail to {email}"));
+        mail.body
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|word| word.len() == 6)
+            .unwrap_or_else(|| panic!("no 6-digit code in: {}", mail.body))
+            .to_owned()
+    }
+
+    /// Signs `email` in to the platform in `mode` through the real endpoints (request a
+    /// code, read it from the mail, verify it); returns the session body
+    /// (`access_token`, `refresh_token`, `user` ...).
+    pub async fn sign_in(&self, platform_id: &str, email: &str, mode: &str) -> serde_json::Value {
+        self.post_json(
+            "/api/v1/auth/otp/email",
+            &serde_json::json!({"platform_id": platform_id, "email": email, "mode": mode}),
+        )
+        .await
+        .assert_status(200);
+        let code = self.last_code_for(email);
+        self.post_json(
+            "/api/v1/auth/otp/verify",
+            &serde_json::json!({"platform_id": platform_id, "email": email, "code": code, "mode": mode}),
+        )
+        .await
+        .assert_status(200)
+        .json_value()
+    }
+
+    /// A GET with `Authorization: Bearer token`.
+    pub async fn get_as(&self, token: &str, path: &str) -> TestResponse {
+        self.send(self.request(Method::GET, path).bearer_auth(token))
+            .await
+    }
+
+    /// A JSON request with `Authorization: Bearer token`.
+    pub async fn send_json_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> TestResponse {
+        self.send(self.request(method, path).bearer_auth(token).json(body))
+            .await
+    }
+
     /// Stops the server: `graceful` lets in-flight requests finish first.
     pub async fn stop(&mut self, graceful: bool) {
         self.handle.stop(graceful).await;
@@ -318,4 +403,69 @@ impl TestResponse {
         );
         body
     }
+}
+
+/// A mail the server sent, read back from its `.eml` file.
+#[derive(Debug, Clone)]
+pub struct TestMail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+impl TestMail {
+    fn parse(text: &str) -> TestMail {
+        let text = text.replace("\r\n", "\n");
+        let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+        // Unfold continued header lines.
+        let head = head.replace("\n ", " ").replace("\n\t", " ");
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|line| {
+                    let (key, value) = line.split_once(':')?;
+                    key.eq_ignore_ascii_case(name)
+                        .then(|| value.trim().to_owned())
+                })
+                .unwrap_or_default()
+        };
+        let quoted_printable =
+            header("Content-Transfer-Encoding").eq_ignore_ascii_case("quoted-printable");
+        let body = if quoted_printable {
+            decode_quoted_printable(body)
+        } else {
+            body.to_owned()
+        };
+        let to = header("To");
+        let to = match (to.find('<'), to.rfind('>')) {
+            (Some(start), Some(end)) if start < end => to[start + 1..end].to_owned(),
+            _ => to,
+        };
+        TestMail {
+            to,
+            subject: header("Subject"),
+            body,
+        }
+    }
+}
+
+fn decode_quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'='
+            && index + 2 < bytes.len()
+            && let Some(byte) = std::str::from_utf8(&bytes[index + 1..index + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            index += 3;
+            continue;
+        }
+        out.push(bytes[index]);
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -5,6 +5,9 @@
 //! - [`time`]: UTC timestamps, on the wire as `2023-06-21T10:00:00Z`;
 //! - [`error`]: the one error shape on the wire and its status mapping;
 //! - [`pagination`]: `page` / `page_size` and the list envelope;
+//! - [`tenant`]: platform and mode, the scope of every tenant row;
+//! - [`secret`]: random tokens stored as SHA-256 digests;
+//! - [`mail`]: outgoing mail as `.eml` files or through SMTP;
 //! - [`db`]: one database handle over SQLite or PostgreSQL, write-once queries,
 //!   transactions, embedded migrations.
 //!
@@ -13,8 +16,11 @@
 pub mod db;
 pub mod error;
 pub mod id;
+pub mod mail;
 pub mod money;
 pub mod pagination;
+pub mod secret;
+pub mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
@@ -23,6 +29,7 @@ pub use db::{Backend, Db, DbConfig, DbConn, DbError};
 pub use error::{ApiError, ErrorBody, ErrorKind, FieldError};
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use pagination::{Page, PageQuery, PageRequest};
+pub use tenant::{Mode, PlatformId, Tenant, UserId};
 pub use time::Timestamp;
 
 /// Re-exports used by this crate's macros, so that callers need not name these crates.

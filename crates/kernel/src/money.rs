@@ -501,3 +501,86 @@ mod tests {
         assert_eq!(usd(1).allocate(&[0, 0]), Err(MoneyError::NoWeights));
     }
 }
+
+/// Serde for a `Decimal` written as a JSON number (`2.5`, `299.99`), as the seeds show
+/// amounts and percentages. Reading goes through the number's shortest decimal form, so
+/// `0.1` becomes exactly `0.1`, not the nearest binary fraction.
+pub mod decimal_number {
+    use rust_decimal::Decimal;
+    use rust_decimal::prelude::ToPrimitive;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        match value.to_f64() {
+            Some(number) => s.serialize_f64(number),
+            None => Err(serde::ser::Error::custom("decimal out of range")),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        let number = f64::deserialize(d)?;
+        from_f64(number).ok_or_else(|| serde::de::Error::custom("expected a finite decimal number"))
+    }
+
+    pub(crate) fn from_f64(number: f64) -> Option<Decimal> {
+        if !number.is_finite() {
+            return None;
+        }
+        // `{}` prints the shortest representation that reads back as the same f64.
+        let text = format!("{number}");
+        Decimal::from_str_exact(&text)
+            .ok()
+            .or_else(|| Decimal::from_scientific(&text).ok())
+    }
+
+    /// The same for `Option<Decimal>` (`null` or absent is `None`).
+    pub mod option {
+        use rust_decimal::Decimal;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(decimal) => super::serialize(decimal, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+            match Option::<f64>::deserialize(d)? {
+                Some(number) => super::from_f64(number)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom("expected a finite decimal number")),
+                None => Ok(None),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Fee {
+            #[serde(with = "super")]
+            percent: Decimal,
+        }
+
+        #[test]
+        fn numbers_round_trip_exactly() {
+            assert_eq!(
+                serde_json::to_string(&Fee {
+                    percent: Decimal::new(25, 1)
+                })
+                .unwrap(),
+                r#"{"percent":2.5}"#
+            );
+            for text in ["2.5", "0.1", "299.99", "0", "100"] {
+                let fee: Fee = serde_json::from_str(&format!("{{\"percent\": {text}}}")).unwrap();
+                assert_eq!(fee.percent, Decimal::from_str_exact(text).unwrap());
+                let again: Fee =
+                    serde_json::from_str(&serde_json::to_string(&fee).unwrap()).unwrap();
+                assert_eq!(again.percent, fee.percent);
+            }
+        }
+    }
+}

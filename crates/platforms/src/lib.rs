@@ -1,9 +1,13 @@
 //! Platforms: the tenants of Feria.
 //!
-//! A platform is one marketplace: its name, domains, settings (such as its `platformFee`),
-//! its test and live modes, its waitlist and its community membership. Every tenant table in
-//! every crate carries the owning `platform_id`; this crate is the source of truth for it.
-//!
-//! Planned surface (identity issue): platform lookup by id and by domain, settings updates,
-//! logo, waitlist entries with ordered positions and grants, community membership checks.
-//! Lowest of the domain crates: it calls no other.
+//! A platform is one marketplace: its name, domain, settings (such as its `platformFee`)
+//! and its waitlist. Every tenant row in every crate carries the owning `platform_id` and
+//! the mode (test or live) it was written in; this crate is the source of truth for
+//! platforms. It is the lowest of the domain crates and calls no other.
+
+mod error;
+pub mod platform;
+mod schema;
+
+pub use error::PlatformError;
+pub use platform::{NewPlatform, Platform, PlatformChanges, PlatformObject};

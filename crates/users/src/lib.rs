@@ -1,8 +1,13 @@
 //! Users: the people of a platform.
 //!
-//! Profiles, links, images, and references to payment methods and bank accounts held by a
-//! payment provider. Users belong to one platform and have a role there (owner, admin,
-//! editor, member).
-//!
-//! Planned surface (identity issue): create on first sign-in, read, update, list with
-//! pagination, links and images. May call `platforms`.
+//! One account per platform, mode and email, with a role (owner, admin, editor, member),
+//! a profile, and references to payment-provider objects. Calls `platforms` only.
+
+mod error;
+pub mod role;
+mod schema;
+pub mod user;
+
+pub use error::UserError;
+pub use role::Role;
+pub use user::{User, UserChanges, UserObject};

@@ -1,0 +1,94 @@
+use feria_kernel::mail::MailError;
+use feria_kernel::{ApiError, DbError, ErrorKind};
+use feria_platforms::PlatformError;
+use feria_users::{Role, UserError};
+
+/// Failures of authentication and authorisation.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no credentials")]
+    MissingCredentials,
+    #[error("invalid or expired credentials")]
+    InvalidCredentials,
+    #[error("requires the {0:?} role or higher")]
+    RoleRequired(Role),
+    #[error("API keys cannot be used here")]
+    ApiKeyNotAllowed,
+    #[error("API key required")]
+    ApiKeyRequired,
+    #[error("the code is wrong")]
+    InvalidCode,
+    #[error("the code has expired")]
+    CodeExpired,
+    #[error("too many wrong codes")]
+    TooManyAttempts,
+    #[error("too many requests; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("the refresh token was already used")]
+    RefreshTokenReused,
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::MissingCredentials => {
+                ApiError::unauthorized("send `Authorization: Bearer <API key or access token>`")
+            }
+            AuthError::InvalidCredentials => ApiError::new(
+                ErrorKind::Unauthorized,
+                "invalid_credentials",
+                "the credentials are invalid, expired or revoked",
+            ),
+            AuthError::RoleRequired(role) => ApiError::forbidden(
+                "forbidden",
+                format!("this action requires the {} role or higher", role.as_str()),
+            ),
+            AuthError::ApiKeyNotAllowed => ApiError::forbidden(
+                "api_key_not_allowed",
+                "this route acts on a signed-in user: use session auth, not an API key",
+            ),
+            AuthError::ApiKeyRequired => ApiError::forbidden(
+                "api_key_required",
+                "this route requires the platform's API key",
+            ),
+            AuthError::InvalidCode => ApiError::new(
+                ErrorKind::Unauthorized,
+                "invalid_code",
+                "the code is wrong or no longer valid",
+            ),
+            AuthError::CodeExpired => ApiError::new(
+                ErrorKind::Unauthorized,
+                "code_expired",
+                "the code has expired; request a new one",
+            ),
+            AuthError::TooManyAttempts => ApiError::new(
+                ErrorKind::RateLimited,
+                "too_many_attempts",
+                "too many wrong codes; request a new one",
+            ),
+            AuthError::RateLimited { retry_after } => ApiError::new(
+                ErrorKind::RateLimited,
+                "rate_limited",
+                "too many requests; retry later",
+            )
+            .with_retry_after(retry_after),
+            AuthError::RefreshTokenReused => ApiError::new(
+                ErrorKind::Unauthorized,
+                "refresh_token_reused",
+                "this refresh token was already used; the session is revoked, sign in again",
+            ),
+            AuthError::Platform(e) => e.into(),
+            AuthError::User(e) => e.into(),
+            AuthError::Mail(e) => e.into(),
+            AuthError::Db(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Passwordless sign-in: a 6-digit code sent by mail, argon2-hashed at rest, valid for
+//! ten minutes, single use, with a few guesses; requests limited per email.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use feria_kernel::mail::{Mailer, OutgoingMail};
+use feria_kernel::{DbConn, DbError, Mode, PlatformId, Tenant, Timestamp, with_conn};
+use feria_users::User;
+use rand::{Rng, RngCore};
+
+use crate::error::AuthError;
+use crate::schema::otp_challenges;
+use crate::sessions::{self, SessionTokens};
+use crate::settings::AuthSettings;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = otp_challenges)]
+struct Challenge {
+    id: String,
+    platform_id: PlatformId,
+    mode: Mode,
+    email: String,
+    code_hash: String,
+    attempts: i32,
+    expires_at: Timestamp,
+    consumed_at: Option<Timestamp>,
+    created_at: Timestamp,
+}
+
+fn argon2(settings: &AuthSettings) -> Result<Argon2<'static>, AuthError> {
+    let params =
+        Params::new(settings.argon2_memory_kib, settings.argon2_passes, 1, None).map_err(|e| {
+            tracing::error!(error = %e, "invalid argon2 parameters");
+            AuthError::Db(DbError::Config("invalid argon2 parameters".into()))
+        })?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// argon2 is CPU-heavy by design: it runs on a blocking thread, never on the event loop.
+async fn hash_code(settings: &AuthSettings, code: String) -> Result<String, AuthError> {
+    let hasher = argon2(settings)?;
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        hasher
+            .hash_password(code.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map_err(|e| {
+        tracing::error!(error = %e, "cannot hash a sign-in code");
+        AuthError::Db(DbError::Config("cannot hash a sign-in code".into()))
+    })
+}
+
+async fn code_matches(
+    settings: &AuthSettings,
+    hash: String,
+    code: String,
+) -> Result<bool, AuthError> {
+    let verifier = argon2(settings)?;
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| verifier.verify_password(code.as_bytes(), &parsed).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .map_err(|_| AuthError::Db(DbError::Config("the code check was interrupted".into())))
+}
+
+fn std_to_time(duration: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
+}
+
+/// Sends a new code to `email` for signing in to the platform in `mode`. Earlier codes
+/// for the same email stop working.
+pub async fn request_code(
+    conn: &mut DbConn,
+    mailer: &Mailer,
+    settings: &AuthSettings,
+    tenant: &Tenant,
+    email: &str,
+) -> Result<(), AuthError> {
+    let platform = feria_platforms::platform::get(conn, &tenant.platform_id).await?;
+    let email = feria_users::user::normalize_email(email)?;
+    let now = Timestamp::now();
+    let window_start = now.add(-std_to_time(settings.otp_window));
+
+    let recent: Vec<Timestamp> = with_conn!(conn, c => {
+        otp_challenges::table
+            .filter(otp_challenges::platform_id.eq(&tenant.platform_id))
+            .filter(otp_challenges::mode.eq(tenant.mode))
+            .filter(otp_challenges::email.eq(&email))
+            .filter(otp_challenges::created_at.gt(window_start))
+            .order(otp_challenges::created_at.asc())
+            .select(otp_challenges::created_at)
+            .load(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    if i64::try_from(recent.len()).unwrap_or(i64::MAX) >= settings.otp_requests_per_window {
+        let oldest = recent.iter().min().copied().unwrap_or(now);
+        let frees_at = oldest.add(std_to_time(settings.otp_window));
+        let retry_after = u64::try_from(frees_at.since(now).whole_seconds())
+            .unwrap_or(0)
+            .max(1);
+        return Err(AuthError::RateLimited { retry_after });
+    }
+
+    let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
+    let challenge = Challenge {
+        id: feria_kernel::id::new_prefixed("otp"),
+        platform_id: tenant.platform_id.clone(),
+        mode: tenant.mode,
+        email: email.clone(),
+        code_hash: hash_code(settings, code.clone()).await?,
+        attempts: 0,
+        expires_at: now.add(std_to_time(settings.otp_ttl)),
+        consumed_at: None,
+        created_at: now,
+    };
+    conn.transaction(async |c| -> Result<(), AuthError> {
+        // Only the newest code is valid: retire the ones before it.
+        with_conn!(c, c => {
+            diesel::update(
+                otp_challenges::table
+                    .filter(otp_challenges::platform_id.eq(&challenge.platform_id))
+                    .filter(otp_challenges::mode.eq(challenge.mode))
+                    .filter(otp_challenges::email.eq(&challenge.email))
+                    .filter(otp_challenges::consumed_at.is_null()),
+            )
+            .set(otp_challenges::consumed_at.eq(now))
+            .execute(c)
+            .await
+        })
+        .map_err(DbError::from)?;
+        with_conn!(c, c => diesel::insert_into(otp_challenges::table).values(&challenge).execute(c).await)
+            .map_err(DbError::from)?;
+        Ok(())
+    })
+    .await?;
+
+    let minutes = settings.otp_ttl.as_secs() / 60;
+    mailer
+        .send(OutgoingMail {
+            to: email,
+            subject: format!("Your sign-in code for {}", platform.name),
+            body: format!(
+                "Your sign-in code for {name} is {code}.\n\nIt expires in {minutes} minutes and works once. \
+                 If you did not ask for it, ignore this message.\n",
+                name = platform.name
+            ),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Checks a code; on success signs the user in (creating the account on first sign-in)
+/// and opens a session.
+pub async fn verify_code(
+    conn: &mut DbConn,
+    settings: &AuthSettings,
+    tenant: &Tenant,
+    email: &str,
+    code: &str,
+) -> Result<(User, SessionTokens), AuthError> {
+    let email = feria_users::user::normalize_email(email)?;
+    let now = Timestamp::now();
+    let challenge = with_conn!(conn, c => {
+        otp_challenges::table
+            .filter(otp_challenges::platform_id.eq(&tenant.platform_id))
+            .filter(otp_challenges::mode.eq(tenant.mode))
+            .filter(otp_challenges::email.eq(&email))
+            .filter(otp_challenges::consumed_at.is_null())
+            .order(otp_challenges::created_at.desc())
+            .select(Challenge::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)?
+    .ok_or(AuthError::InvalidCode)?;
+    if challenge.expires_at <= now {
+        return Err(AuthError::CodeExpired);
+    }
+
+    // Spend a guess before checking it, so concurrent guesses cannot exceed the limit.
+    let max_attempts = settings.otp_max_attempts;
+    let reserved = with_conn!(conn, c => {
+        diesel::update(
+            otp_challenges::table
+                .find(&challenge.id)
+                .filter(otp_challenges::consumed_at.is_null())
+                .filter(otp_challenges::attempts.lt(max_attempts)),
+        )
+        .set(otp_challenges::attempts.eq(otp_challenges::attempts + 1))
+        .execute(c)
+        .await
+    })
+    .map_err(DbError::from)?;
+    if reserved == 0 {
+        return Err(AuthError::TooManyAttempts);
+    }
+
+    let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+    if !well_formed || !code_matches(settings, challenge.code_hash.clone(), code.to_owned()).await?
+    {
+        return Err(AuthError::InvalidCode);
+    }
+
+    // Single use: of two concurrent right answers, one signs in.
+    let consumed = with_conn!(conn, c => {
+        diesel::update(
+            otp_challenges::table
+                .find(&challenge.id)
+                .filter(otp_challenges::consumed_at.is_null()),
+        )
+        .set(otp_challenges::consumed_at.eq(Timestamp::now()))
+        .execute(c)
+        .await
+    })
+    .map_err(DbError::from)?;
+    if consumed == 0 {
+        return Err(AuthError::InvalidCode);
+    }
+
+    let user = feria_users::user::sign_in(conn, tenant, &email).await?;
+    let tokens = sessions::create(conn, settings, tenant, &user.id, None).await?;
+    Ok((user, tokens))
+}

@@ -1,0 +1,31 @@
+use feria_kernel::{ApiError, DbError};
+
+/// Failures of platform operations.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("platform not found")]
+    NotFound,
+    #[error("the domain `{0}` is already used by another platform")]
+    DomainTaken(String),
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<PlatformError> for ApiError {
+    fn from(error: PlatformError) -> Self {
+        match error {
+            PlatformError::NotFound => ApiError::not_found("platform"),
+            PlatformError::DomainTaken(domain) => ApiError::conflict(
+                "domain_taken",
+                format!("the domain `{domain}` is already used"),
+            ),
+            PlatformError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            PlatformError::Db(db) => db.into(),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE sessions;
+DROP TABLE otp_challenges;
+DROP TABLE api_keys;

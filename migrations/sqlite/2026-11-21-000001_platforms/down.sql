@@ -1,0 +1,2 @@
+DROP TABLE waitlist_entries;
+DROP TABLE platforms;
