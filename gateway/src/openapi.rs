@@ -31,6 +31,11 @@ use crate::routes;
         routes::platforms::roll_key,
         routes::users::me,
         routes::users::update_me,
+        routes::waitlists::join,
+        routes::waitlists::list,
+        routes::waitlists::count,
+        routes::waitlists::grant,
+        routes::waitlists::remove,
     ),
     components(schemas(ErrorBody, FieldError)),
     modifiers(&SecuritySchemes),
@@ -38,7 +43,8 @@ use crate::routes;
         (name = "operations", description = "Health, readiness, metrics and the API's own description."),
         (name = "auth", description = "Passwordless sign-in with an emailed code; sessions with rotating refresh tokens."),
         (name = "platforms", description = "The platform (tenant) of the caller: settings, keys, community."),
-        (name = "users", description = "The people of a platform.")
+        (name = "users", description = "The people of a platform."),
+        (name = "waitlists", description = "People waiting for access, in order of arrival.")
     )
 )]
 pub struct ApiDoc;

@@ -379,3 +379,40 @@ async fn a_graceful_stop_lets_in_flight_requests_finish() {
         "no longer accepting"
     );
 }
+
+/// A statement that takes about a second on either backend.
+async fn slow_query(db: web::Data<feria_kernel::Db>) -> Result<HttpResponse, HttpError> {
+    let mut conn = db.conn().await?;
+    conn.batch_execute(match db.backend() {
+        feria_kernel::Backend::Sqlite => {
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000000) SELECT count(*) FROM n"
+        }
+        feria_kernel::Backend::Postgres => "SELECT pg_sleep(0.6)",
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"done": true})))
+}
+
+#[tokio::test]
+async fn abandoning_a_request_mid_query_leaves_the_server_serving() {
+    let app = TestApp::builder()
+        .config(|config| {
+            config.request_timeout = Duration::from_millis(300);
+            config.workers = Some(1);
+        })
+        .routes(|cfg| {
+            cfg.service(web::resource("/probe/slow-query").route(web::get().to(slow_query)));
+        })
+        .spawn()
+        .await;
+    // The server abandons the query's future at the timeout (as it would for a client
+    // that went away); the worker must survive it and keep its connections usable.
+    app.get("/probe/slow-query")
+        .await
+        .assert_error(503, "request_timeout");
+    // On PostgreSQL the abandoned statement still runs out on its connection.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        app.get("/readyz").await.assert_status(200);
+    }
+}

@@ -7,6 +7,10 @@ pub enum PlatformError {
     NotFound,
     #[error("the domain `{0}` is already used by another platform")]
     DomainTaken(String),
+    #[error("waitlist entry not found")]
+    WaitlistEntryNotFound,
+    #[error("this email is already on the waitlist")]
+    AlreadyOnWaitlist,
     #[error("invalid {field}: {message}")]
     Invalid {
         field: &'static str,
@@ -23,6 +27,11 @@ impl From<PlatformError> for ApiError {
             PlatformError::DomainTaken(domain) => ApiError::conflict(
                 "domain_taken",
                 format!("the domain `{domain}` is already used"),
+            ),
+            PlatformError::WaitlistEntryNotFound => ApiError::not_found("waitlist entry"),
+            PlatformError::AlreadyOnWaitlist => ApiError::conflict(
+                "already_on_waitlist",
+                "this email is already on the waitlist",
             ),
             PlatformError::Invalid { field, message } => ApiError::invalid_field(field, message),
             PlatformError::Db(db) => db.into(),

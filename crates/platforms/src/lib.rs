@@ -8,6 +8,7 @@
 mod error;
 pub mod platform;
 mod schema;
+pub mod waitlist;
 
 pub use error::PlatformError;
 pub use platform::{NewPlatform, Platform, PlatformChanges, PlatformObject};

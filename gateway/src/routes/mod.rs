@@ -6,6 +6,7 @@ pub mod health;
 pub mod meta;
 pub mod platforms;
 pub mod users;
+pub mod waitlists;
 
 use actix_web::web;
 
@@ -13,5 +14,6 @@ use actix_web::web;
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.configure(auth::configure)
         .configure(platforms::configure)
-        .configure(users::configure);
+        .configure(users::configure)
+        .configure(waitlists::configure);
 }

@@ -29,6 +29,7 @@
 
 mod error;
 mod migrate;
+mod sqlite_runtime;
 
 use std::time::Duration;
 
@@ -45,7 +46,7 @@ pub use self::error::DbError;
 pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
 /// The SQLite connection type domain code sees inside [`with_conn!`](crate::with_conn).
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, sqlite_runtime::BlockingPool>;
 /// The PostgreSQL connection type domain code sees inside [`with_conn!`](crate::with_conn).
 pub type PgConn = AsyncPgConnection;
 
