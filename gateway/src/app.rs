@@ -16,6 +16,7 @@ use crate::error::{HttpError, error_response};
 use crate::extract::BodyLimit;
 use crate::metrics::Metrics;
 use crate::middleware::{RequestTimeout, observe};
+use crate::routes::media::PublicUrl;
 use crate::routes::{self, meta::ApiDocuments};
 
 /// Extra routes mounted beside Feria's own, on the same middleware stack. The test kit
@@ -30,8 +31,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     mailer: web::Data<feria_kernel::mail::Mailer>,
     otp_ip_limiter: web::Data<crate::ratelimit::IpRateLimiter>,
+    media_ip_limiter: web::Data<crate::routes::utils::MediaUploadLimiter>,
+    media: web::Data<feria_platforms::media::MediaStore>,
+    payments: web::Data<crate::payments::PaymentProviders>,
     metrics: web::Data<Metrics>,
     documents: web::Data<ApiDocuments>,
+    onchain: web::Data<feria_onchain_entitlements::Onchain>,
     extra_routes: Option<ExtraRoutes>,
 }
 
@@ -52,13 +57,32 @@ impl AppState {
             config.otp_requests_per_ip,
             std::time::Duration::from_secs(600),
         );
+        let media_ip_limiter =
+            crate::routes::utils::MediaUploadLimiter(crate::ratelimit::IpRateLimiter::new(
+                config.media_uploads_per_ip,
+                std::time::Duration::from_secs(600),
+            ));
+        let onchain = feria_onchain_entitlements::Onchain::new(&config.onchain)
+            .context("configuring the on-chain marketplace")?;
+        let media =
+            feria_platforms::media::MediaStore::new(&config.media_dir, config.media_max_bytes);
+        let payments = crate::payments::PaymentProviders::new(
+            &config.stripe.api_base,
+            config.stripe.test_secret_key.as_deref(),
+            config.stripe.live_secret_key.as_deref(),
+        )
+        .context("setting up the Stripe client")?;
         Ok(AppState {
             db,
+            payments: web::Data::new(payments),
             mailer: web::Data::new(mailer),
             otp_ip_limiter: web::Data::new(otp_ip_limiter),
+            media_ip_limiter: web::Data::new(media_ip_limiter),
+            media: web::Data::new(media),
             config: Arc::new(config),
             metrics: web::Data::new(Metrics::new().context("registering metrics")?),
             documents: web::Data::new(documents),
+            onchain: web::Data::new(onchain),
             extra_routes,
         })
     }
@@ -85,6 +109,12 @@ pub fn build_app(
         .app_data(state.documents.clone())
         .app_data(state.mailer.clone())
         .app_data(state.otp_ip_limiter.clone())
+        .app_data(state.media_ip_limiter.clone())
+        .app_data(state.media.clone())
+        .app_data(state.payments.clone())
+        .app_data(state.onchain.clone())
+        .app_data(web::Data::new(PublicUrl(state.config.public_url.clone())))
+        .app_data(web::Data::from(state.config.clone()))
         .app_data(web::Data::new(state.config.auth.clone()))
         .app_data(web::Data::new(BodyLimit(body_limit)))
         .app_data(web::Data::new(RequestTimeout(state.config.request_timeout)))
@@ -109,6 +139,7 @@ pub fn build_app(
         }))
         .configure(routes::health::configure)
         .configure(routes::meta::configure)
+        .configure(routes::media::configure)
         .service(web::scope("/api/v1").configure(routes::configure_api))
         .configure(move |cfg| {
             if let Some(extra) = &extra_routes {
@@ -142,6 +173,29 @@ pub struct Server {
     server: actix_web::dev::Server,
     addr: SocketAddr,
     db: Db,
+    purge: tokio::task::JoinHandle<()>,
+}
+
+/// How often accounts due for deletion are erased.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// Erases the personal data of accounts whose scheduled deletion is due, now and then
+/// every hour, for as long as the server runs.
+async fn purge_deleted_accounts(db: Db) {
+    let mut interval = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        interval.tick().await;
+        let outcome = async {
+            let mut conn = db.conn().await?;
+            feria_users::user::purge_due(&mut conn, feria_kernel::Timestamp::now()).await
+        }
+        .await;
+        match outcome {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "erased accounts due for deletion"),
+            Err(error) => tracing::warn!(%error, "purging deleted accounts failed; retrying later"),
+        }
+    }
 }
 
 impl Server {
@@ -184,10 +238,12 @@ impl Server {
             server = server.disable_signals();
         }
         tracing::info!(%addr, "listening");
+        let purge = tokio::spawn(purge_deleted_accounts(db.clone()));
         Ok(Server {
             server: server.run(),
             addr,
             db,
+            purge,
         })
     }
 
@@ -210,6 +266,7 @@ impl Server {
     /// letting in-flight requests finish, then closes the database pool.
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.purge.abort();
         self.db.close();
         tracing::info!("stopped");
         result

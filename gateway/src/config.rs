@@ -29,6 +29,18 @@ pub enum Command {
         #[command(subcommand)]
         command: PlatformCommand,
     },
+    /// Inspect the money ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Check that every journal entry balances, every balance equals its postings and no
+    /// account that may not go negative is; prints a JSON report and exits 1 on a problem.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +131,96 @@ pub struct Settings {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// Largest image accepted by `POST /utils/media/upload`, in bytes.
+    #[arg(long, env = "MEDIA_MAX_BYTES", default_value_t = 5 * 1024 * 1024, global = true)]
+    pub media_max_bytes: usize,
+    /// Uploads one client address may make per 10 minutes (the route needs no credentials).
+    #[arg(
+        long,
+        env = "MEDIA_UPLOADS_PER_IP",
+        default_value_t = 60,
+        global = true
+    )]
+    pub media_uploads_per_ip: u32,
+    /// The operator's service fee, percent of each payment (the seed's "Candle fees").
+    #[arg(long, env = "SERVICE_FEE_PERCENT", default_value = "1", global = true)]
+    pub service_fee_percent: rust_decimal::Decimal,
+    /// The card processor's fee: percent of each card charge ...
+    #[arg(
+        long,
+        env = "PROCESSOR_FEE_PERCENT",
+        default_value = "2.9",
+        global = true
+    )]
+    pub processor_fee_percent: rust_decimal::Decimal,
+    /// ... plus this many minor units (cents) per charge.
+    #[arg(long, env = "PROCESSOR_FEE_FIXED", default_value_t = 30, global = true)]
+    pub processor_fee_fixed: i64,
+    /// Stripe's API (or a Stripe-compatible server, in tests).
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com",
+        global = true
+    )]
+    pub stripe_api_base: String,
+    /// Stripe secret key for test-mode tenants (`sk_test_...`); unset: no Stripe in test mode.
+    #[arg(
+        long,
+        env = "STRIPE_TEST_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_test_secret_key: Option<String>,
+    /// Stripe secret key for live-mode tenants (`sk_live_...`); unset: no Stripe in live mode.
+    #[arg(
+        long,
+        env = "STRIPE_LIVE_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_live_secret_key: Option<String>,
+    /// Characters a workspace may hold unless an admin set another limit for it.
+    #[arg(
+        long,
+        env = "WORKSPACE_CHARACTER_LIMIT",
+        default_value_t = 25,
+        global = true
+    )]
+    pub workspace_character_limit: i64,
+    /// The server's public base URL (`https://api.example.com`), used in media URLs;
+    /// without it they are built from the request's scheme and `Host`.
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// JSON-RPC URL of the EVM node that verifies on-chain payments; unset: no chain is
+    /// configured and checkout answers `unsupported_chain` (docs/ONCHAIN.md).
+    #[arg(long, env = "ONCHAIN_RPC_URL", global = true)]
+    pub onchain_rpc_url: Option<String>,
+    /// The chain id that node serves (8453: Base).
+    #[arg(long, env = "ONCHAIN_CHAIN_ID", default_value_t = 8453, global = true)]
+    pub onchain_chain_id: i64,
+    /// The USDC (ERC-20) contract offers are paid in, on that chain.
+    #[arg(long, env = "ONCHAIN_USDC_ADDRESS", global = true)]
+    pub onchain_usdc_address: Option<String>,
+    /// The address that receives payments.
+    #[arg(long, env = "ONCHAIN_TREASURY_ADDRESS", global = true)]
+    pub onchain_treasury_address: Option<String>,
+    /// Blocks a payment's block needs (itself included) before it grants an entitlement.
+    #[arg(
+        long,
+        env = "ONCHAIN_CONFIRMATIONS",
+        default_value_t = 12,
+        global = true
+    )]
+    pub onchain_confirmations: u64,
+    /// Seconds a checkout quote may be paid.
+    #[arg(
+        long,
+        env = "ONCHAIN_QUOTE_TTL_SECS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub onchain_quote_ttl_secs: u64,
 }
 
 /// The resolved configuration of one server.
@@ -139,11 +241,56 @@ pub struct Config {
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     pub workers: Option<usize>,
+    pub media_dir: PathBuf,
+    pub media_max_bytes: usize,
+    pub media_uploads_per_ip: u32,
+    pub public_url: Option<String>,
+    pub fees: feria_billing::fees::FeeSchedule,
+    pub stripe: StripeSettings,
+    /// Characters a workspace may hold unless an admin set another limit for it.
+    pub workspace_character_limit: i64,
+    /// Chains, token, treasury and quote lifetime of the on-chain marketplace.
+    pub onchain: feria_onchain_entitlements::OnchainSettings,
     /// Whether the server handles SIGTERM (graceful stop) and SIGINT/SIGQUIT (immediate stop);
     /// off for servers embedded in tests.
     pub handle_signals: bool,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+}
+
+/// Where Stripe is and the keys per mode.
+#[derive(Clone)]
+pub struct StripeSettings {
+    pub api_base: String,
+    pub test_secret_key: Option<String>,
+    pub live_secret_key: Option<String>,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        StripeSettings {
+            api_base: feria_billing::stripe::DEFAULT_BASE_URL.to_owned(),
+            test_secret_key: None,
+            live_secret_key: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for StripeSettings {
+    /// Never prints the keys, only whether they are set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("api_base", &self.api_base)
+            .field(
+                "test_secret_key",
+                &self.test_secret_key.as_ref().map(|_| "***"),
+            )
+            .field(
+                "live_secret_key",
+                &self.live_secret_key.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
 }
 
 impl Settings {
@@ -171,8 +318,56 @@ impl Settings {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             body_limit_bytes: self.body_limit_bytes,
             workers: self.workers,
+            media_dir: self.data_dir.join("media"),
+            media_max_bytes: self.media_max_bytes,
+            media_uploads_per_ip: self.media_uploads_per_ip,
+            public_url: self
+                .public_url
+                .as_deref()
+                .map(|url| url.trim_end_matches('/').to_owned())
+                .filter(|url| !url.is_empty()),
+            fees: feria_billing::fees::FeeSchedule {
+                service_percent: self.service_fee_percent,
+                processor_percent: self.processor_fee_percent,
+                processor_fixed_minor: self.processor_fee_fixed,
+            },
+            stripe: StripeSettings {
+                api_base: self.stripe_api_base.trim_end_matches('/').to_owned(),
+                test_secret_key: self
+                    .stripe_test_secret_key
+                    .clone()
+                    .filter(|k| !k.is_empty()),
+                live_secret_key: self
+                    .stripe_live_secret_key
+                    .clone()
+                    .filter(|k| !k.is_empty()),
+            },
+            workspace_character_limit: self.workspace_character_limit.max(0),
+            onchain: self.onchain_settings(),
             handle_signals: true,
             shutdown_timeout_secs: 30,
+        }
+    }
+
+    /// One chain when `ONCHAIN_RPC_URL` is set; its addresses are checked at start-up.
+    fn onchain_settings(&self) -> feria_onchain_entitlements::OnchainSettings {
+        let chains = self
+            .onchain_rpc_url
+            .as_deref()
+            .filter(|url| !url.is_empty())
+            .map(|url| feria_onchain_entitlements::ChainConfig {
+                chain_id: self.onchain_chain_id,
+                rpc_url: url.to_owned(),
+                token_address: self.onchain_usdc_address.clone().unwrap_or_default(),
+                treasury_address: self.onchain_treasury_address.clone().unwrap_or_default(),
+                confirmations: self.onchain_confirmations,
+            })
+            .into_iter()
+            .collect();
+        feria_onchain_entitlements::OnchainSettings {
+            chains,
+            quote_ttl: Duration::from_secs(self.onchain_quote_ttl_secs),
+            ..Default::default()
         }
     }
 }
@@ -185,7 +380,6 @@ impl Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: database_url.into(),
             mail_dir: data_dir.join("mail"),
-            data_dir,
             smtp_url: None,
             mail_from: "Feria <no-reply@feria.localhost>".into(),
             otp_requests_per_ip: 30,
@@ -196,8 +390,17 @@ impl Config {
             request_timeout: Duration::from_secs(30),
             body_limit_bytes: 256 * 1024,
             workers: None,
+            media_dir: data_dir.join("media"),
+            media_max_bytes: 5 * 1024 * 1024,
+            media_uploads_per_ip: 60,
+            public_url: None,
+            fees: feria_billing::fees::FeeSchedule::default(),
+            stripe: StripeSettings::default(),
+            workspace_character_limit: feria_template_marketplace::DEFAULT_CHARACTER_LIMIT,
+            onchain: feria_onchain_entitlements::OnchainSettings::default(),
             handle_signals: true,
             shutdown_timeout_secs: 30,
+            data_dir,
         }
     }
 
@@ -229,6 +432,59 @@ mod tests {
         assert_eq!(config.database_url, "sqlite:///srv/feria/feria.db");
         assert_eq!(config.mail_dir, PathBuf::from("/srv/feria/mail"));
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.workspace_character_limit, 25);
+    }
+
+    #[test]
+    fn the_workspace_character_limit_is_a_setting() {
+        let cli = Cli::try_parse_from(["feria", "--workspace-character-limit", "40"]).unwrap();
+        assert_eq!(cli.settings.resolve().workspace_character_limit, 40);
+        assert!(Cli::try_parse_from(["feria", "--workspace-character-limit", "many"]).is_err());
+    }
+
+    #[test]
+    fn onchain_settings_configure_one_chain_when_a_node_is_named() {
+        let cli = Cli::try_parse_from(["feria"]).unwrap();
+        let config = cli.settings.resolve();
+        assert!(config.onchain.chains.is_empty());
+        assert_eq!(config.onchain.quote_ttl, Duration::from_secs(900));
+
+        let cli = Cli::try_parse_from([
+            "feria",
+            "--onchain-rpc-url",
+            "http://127.0.0.1:8545",
+            "--onchain-usdc-address",
+            "0x2222222222222222222222222222222222222222",
+            "--onchain-treasury-address",
+            "0x3333333333333333333333333333333333333333",
+            "--onchain-confirmations",
+            "3",
+            "--onchain-quote-ttl-secs",
+            "60",
+        ])
+        .unwrap();
+        let onchain = cli.settings.resolve().onchain;
+        assert_eq!(onchain.quote_ttl, Duration::from_secs(60));
+        assert_eq!(
+            onchain.chains,
+            vec![feria_onchain_entitlements::ChainConfig {
+                chain_id: 8453,
+                rpc_url: "http://127.0.0.1:8545".into(),
+                token_address: "0x2222222222222222222222222222222222222222".into(),
+                treasury_address: "0x3333333333333333333333333333333333333333".into(),
+                confirmations: 3,
+            }]
+        );
+        assert!(feria_onchain_entitlements::Onchain::new(&onchain).is_ok());
+    }
+
+    #[test]
+    fn a_named_node_without_addresses_is_refused_at_start_up() {
+        let cli =
+            Cli::try_parse_from(["feria", "--onchain-rpc-url", "http://127.0.0.1:8545"]).unwrap();
+        let onchain = cli.settings.resolve().onchain;
+        let error = feria_onchain_entitlements::Onchain::new(&onchain).unwrap_err();
+        assert!(error.to_string().contains("token address"), "{error}");
     }
 
     #[test]

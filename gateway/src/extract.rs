@@ -81,10 +81,85 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
                 body.extend_from_slice(&chunk);
             }
             let value = parse_json::<T>(&body)?;
-            value.validate().map_err(ApiError::from)?;
+            value
+                .validate()
+                .map_err(|errors| with_wire_names(ApiError::from(errors), &body))?;
             Ok(Json(value))
         })
     }
+}
+
+/// A JSON body that may be left out: no body (or an empty one) is `None`; a body is
+/// checked exactly as [`Json`] checks it.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for OptionalJson<T> {
+    type Error = HttpError;
+    type Future = LocalBoxFuture<'static, Result<Self, HttpError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared_empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0");
+        let has_body = !declared_empty
+            && (req.headers().contains_key(header::CONTENT_LENGTH)
+                || req.headers().contains_key(header::TRANSFER_ENCODING));
+        if !has_body {
+            return Box::pin(std::future::ready(Ok(OptionalJson(None))));
+        }
+        let json = Json::<T>::from_request(req, payload);
+        Box::pin(async move { json.await.map(|Json(value)| OptionalJson(Some(value))) })
+    }
+}
+
+/// Validation rules report Rust field names (`first_name`); the client sent the wire name
+/// (`firstName`). A rule only fires on a field that is present, so the body's own keys say
+/// which name the client used: a detail whose first path segment is not a key of the body
+/// is renamed to the body's camelCase key of the same name, when there is one.
+fn with_wire_names(error: ApiError, body: &[u8]) -> ApiError {
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body) else {
+        return error;
+    };
+    let mut renamed = false;
+    let details = error
+        .details
+        .iter()
+        .map(|detail| {
+            let split = detail.field.find(['.', '[']).unwrap_or(detail.field.len());
+            let (head, rest) = detail.field.split_at(split);
+            let camel = snake_to_camel(head);
+            if !object.contains_key(head) && camel != head && object.contains_key(&camel) {
+                renamed = true;
+                FieldError::new(format!("{camel}{rest}"), detail.message.clone())
+            } else {
+                detail.clone()
+            }
+        })
+        .collect();
+    if renamed {
+        ApiError::validation(details)
+    } else {
+        error
+    }
+}
+
+fn snake_to_camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for ch in name.chars() {
+        if ch == '_' && !out.is_empty() {
+            upper = true;
+        } else if upper {
+            out.extend(ch.to_uppercase());
+            upper = false;
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -203,6 +278,23 @@ impl FromRequest for Pagination {
     }
 }
 
+/// The request's `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters
+/// (400 `invalid_idempotency_key` otherwise). Writes that move money accept it: a repeat
+/// with the same key and body gets the first result, another body gets 409.
+pub fn idempotency_key(req: &actix_web::HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map(str::trim).unwrap_or_default();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +341,24 @@ mod tests {
             (invalid.status(), invalid.code.as_ref()),
             (400, "invalid_query")
         );
+    }
+
+    #[test]
+    fn validation_details_use_the_names_the_client_sent() {
+        let error = ApiError::validation(vec![
+            FieldError::new("first_name", "too long"),
+            FieldError::new("url", "must be a URL"),
+            FieldError::new("availability[0].start_time", "bad"),
+        ]);
+        let body = br#"{"firstName": "x", "url": "y", "availability": []}"#;
+        let renamed = with_wire_names(error, body);
+        let fields: Vec<&str> = renamed.details.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["firstName", "url", "availability[0].start_time"]);
+        assert_eq!(snake_to_camel("google_calendar_ids"), "googleCalendarIds");
+        assert_eq!(snake_to_camel("_private"), "_private");
+        // A snake_case key the client really sent stays as it is.
+        let snake = ApiError::invalid_field("media_id", "is required");
+        let kept = with_wire_names(snake, br#"{"media_id": ""}"#);
+        assert_eq!(kept.details[0].field, "media_id");
     }
 }

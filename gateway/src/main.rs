@@ -1,8 +1,8 @@
-//! `feria`: serve (default), migrate, openapi.
+//! `feria`: serve (default), migrate, openapi, platform create, ledger verify.
 
 use anyhow::Context;
 use clap::Parser;
-use feria::config::PlatformCommand;
+use feria::config::{LedgerCommand, PlatformCommand};
 use feria::{Cli, Command, Server};
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +53,27 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&created)?);
                 Ok(())
             })
+        }
+        Command::Ledger {
+            command: LedgerCommand::Verify,
+        } => {
+            feria::telemetry::init(config.log_format);
+            let report = actix_web::rt::System::new().block_on(async move {
+                let db = feria_kernel::Db::connect(&config.db_config())
+                    .await
+                    .context("connecting to the database")?;
+                let mut conn = db.conn().await.context("connecting to the database")?;
+                feria_billing::ledger::verify(&mut conn)
+                    .await
+                    .context("reading the ledger")
+            })?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.is_ok() {
+                Ok(())
+            } else {
+                eprintln!("the ledger does not verify");
+                std::process::exit(1)
+            }
         }
         Command::Serve => {
             feria::telemetry::init(config.log_format);

@@ -1,8 +1,26 @@
 //! Billing: every cent that moves in Feria moves through here.
 //!
-//! A double-entry ledger (balanced journal entries written in the same transaction as the
-//! change that caused them; accounts that must not go negative cannot), the fee schedule
-//! (platform, service and processor fees with one rounding rule), payment providers behind
-//! one client, transactions, metrics and subscriptions.
+//! - [`ledger`]: the double-entry ledger. Balanced journal entries written in the same
+//!   transaction as the change that caused them; accounts that must not go negative
+//!   cannot, even under concurrent writers; [`ledger::verify`] checks the whole ledger.
+//! - [`fees`]: platform, service and processor fees with one rounding rule.
+//! - [`credits`]: prepaid credits, the `internal` payment provider.
+//! - [`settlement`]: charge buyers, hold in escrow, pay sellers and fees — all or
+//!   nothing, idempotent by key — and refunds.
+//! - [`transactions`]: the Transaction objects, per-user totals and platform metrics.
+//! - [`stripe`]: the Stripe REST client of the `stripe` payment provider (see
+//!   `docs/STRIPE.md`); tested against a local Stripe-compatible server.
 //!
-//! Planned surface (money and subscriptions issues). May call the crates below it.
+//! Calls no other domain crate: callers pass in what it needs (the platform's fee, the
+//! user ids they have checked).
+
+pub mod credits;
+mod error;
+pub mod fees;
+pub mod ledger;
+mod schema;
+pub mod settlement;
+pub mod stripe;
+pub mod transactions;
+
+pub use error::BillingError;

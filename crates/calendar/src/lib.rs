@@ -1,7 +1,26 @@
 //! Calendars: availability and events in local time.
 //!
-//! Each user has one calendar: weekly availability rules in an IANA time zone, dated
-//! overrides, and events (custom or tied to a subscription). Free slots are computed in UTC
-//! across daylight-saving changes.
+//! Each user has one calendar, created on first use: weekly availability rules and dated
+//! overrides (extra hours, days off) in an IANA time zone, and events (custom, or tied to
+//! a subscription). Free slots are computed in UTC, exactly across daylight-saving
+//! changes, from the bundled IANA tz database. Times are stored and shown in UTC; a
+//! `timezone` field carries the local view where it matters, and [`tz::Zone::local_time`]
+//! converts an instant for display. The calendar also renders as iCalendar ([`ics`]).
 //!
-//! Planned surface (calendar issue). May call `platforms`, `users`, `auth`.
+//! Calls `users` (through its public services) only. Decisions: `docs/CALENDAR.md`.
+
+pub mod availability;
+pub mod calendar;
+mod error;
+pub mod events;
+pub mod ics;
+mod schema;
+pub mod tz;
+
+pub use availability::{AvailabilityId, AvailabilityRule, RuleInput, RuleKind, Slot};
+pub use calendar::{AvailabilityChanges, AvailabilityView, CalendarId, CalendarObject, WriteMode};
+pub use error::CalendarError;
+pub use events::{
+    CalendarEvent, CalendarEventId, EventChanges, EventKind, NewEvent, NewSubscriptionEvent,
+};
+pub use tz::{LocalTime, Weekday, Zone};

@@ -1,7 +1,28 @@
 //! Catalog: products, prices, stock and carts.
 //!
-//! Products with variants, categories and subcategories, tags, seasonal prices, stock
-//! (never oversold), full-text search on each backend's own engine, and the signed-in user's
-//! cart.
+//! - [`product`]: products with variants (`parent_product_id`, one level), categories
+//!   and subcategories, tags, stock quantity, enabled flag; who may see and change them
+//!   ([`Actor`]); soft deletion that keeps cart snapshots valid.
+//! - [`pricing`]: seasonal prices that never overlap, and the price in force at an
+//!   instant ([`pricing::price_in_force`], [`pricing::price_at`]) for carts and contracts.
+//! - [`stock`]: atomic reserve and release; stock never goes negative.
+//! - [`search`]: filtered, sorted, paginated listing with full-text search on each
+//!   backend's own engine, and the category tree with counts.
+//! - [`cart`]: the signed-in user's cart, with snapshots of name and price.
 //!
-//! Planned surface (catalog issue). May call the crates below it.
+//! Backend-specific SQL (full-text search, row locks) lives in one module, `backend.rs`.
+//! Calls `users` (to check a named seller) and the kernel.
+
+mod backend;
+pub mod cart;
+mod error;
+pub mod pricing;
+pub mod product;
+mod schema;
+pub mod search;
+pub mod stock;
+
+pub use cart::{CartId, CartItemId, CartObject};
+pub use error::CatalogError;
+pub use pricing::{PriceInForce, SeasonalPriceId, price_at, price_in_force};
+pub use product::{Actor, Product, ProductId, ProductObject};

@@ -1,7 +1,27 @@
-//! Contracts: multi-party invoices.
+//! Contracts: multi-party invoices between buyers and sellers.
 //!
-//! Contracts with items (from the catalog or custom lines), buyers, sellers and fees, a
-//! documented lifecycle (draft, open, paid, settled, void), sending, settlement through the
-//! billing ledger, and provider sync. Totals are always derived, never taken from input.
+//! - [`model`]: the stored rows, the API objects and request bodies, and the derived
+//!   totals (`subTotal`, fees, `total`, `net`), never taken from input.
+//! - [`service`]: create (also from a cart), read, list, edit items, buyers, sellers,
+//!   fees and fee inclusion, void, send (mail to every buyer); who may do what.
+//! - [`settle`]: settlement through billing (all or nothing, once) with stock taken in
+//!   the same transaction, and sync (rebalance + payment state).
 //!
-//! Planned surface (contracts issue). May call the crates below it.
+//! Lifecycle and rules: `docs/CONTRACTS.md`. Calls platforms (fee percent), users
+//! (parties), billing (fees, settlement, transactions) and catalog (prices, carts,
+//! stock) through their public functions; reads and writes only its own tables.
+
+mod error;
+pub mod model;
+mod schema;
+pub mod service;
+pub mod settle;
+
+pub use error::ContractError;
+pub use model::{
+    ContractChanges, ContractFeeId, ContractId, ContractItemId, ContractObject, DueChange,
+    FeeChanges, FeeInclusionChanges, NewBuyer, NewContract, NewFee, NewItem, NewSeller, OwedChange,
+    Status,
+};
+pub use service::{Actor, ListFilter};
+pub use settle::{SettleOutcome, SyncObject};

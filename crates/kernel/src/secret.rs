@@ -19,7 +19,12 @@ pub fn random_token(prefix: &str) -> String {
 
 /// Lower-case hex SHA-256 of `secret`: the form in which secrets are stored.
 pub fn digest(secret: &str) -> String {
-    let hash = Sha256::digest(secret.as_bytes());
+    digest_bytes(secret.as_bytes())
+}
+
+/// Lower-case hex SHA-256 of arbitrary bytes (content fingerprints).
+pub fn digest_bytes(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
     push_hex(&mut out, &hash);
     out

@@ -1,7 +1,27 @@
-//! On-chain entitlements: access bought with USDC.
+//! On-chain entitlements: access bought with a token (USDC) on an EVM chain.
 //!
-//! Offers priced in USDC, checkout quotes carrying transaction calldata, confirmation by
-//! transaction hash verified against an EVM JSON-RPC node (at most one entitlement per
-//! hash), entitlements per wallet and memberships.
+//! - [`offer`]: offers priced in atomic units on one chain, with policies (member only,
+//!   workspace bound, transferable), a membership flag and a duration; operator CRUD.
+//! - [`quote`]: checkout quotes (`cq_...`) carrying the exact ERC-20 transfer to send,
+//!   with the quote id bound into the calldata.
+//! - [`entitlement`]: confirmation by transaction hash verified through JSON-RPC, one
+//!   entitlement per hash (a unique constraint), entitlements per wallet, revocation.
+//! - [`chain`]: configured chains (node, token, treasury, confirmations); [`rpc`]: the
+//!   JSON-RPC client; [`evm`]: addresses, Keccak, calldata and log decoding by hand.
 //!
-//! Planned surface (on-chain issue). Highest of the domain crates: it may call all others.
+//! Highest of the domain crates; it uses only the kernel. See docs/ONCHAIN.md.
+
+pub mod chain;
+pub mod entitlement;
+mod error;
+pub mod evm;
+pub mod offer;
+pub mod quote;
+pub mod rpc;
+mod schema;
+
+pub use chain::{ChainConfig, Onchain, OnchainConfigError, OnchainSettings};
+pub use entitlement::{Confirmation, Entitlement, EntitlementObject, EntitlementState};
+pub use error::OnchainError;
+pub use offer::{Offer, OfferObject};
+pub use quote::{Quote, QuoteId, QuoteObject};

@@ -1,4 +1,4 @@
-//! Tables owned by this crate (see `migrations/*/2026-11-21-000001_platforms`).
+//! Tables owned by this crate (see `migrations/*/2026-11-21-00000{1,5}_*`).
 
 diesel::table! {
     platforms (id) {
@@ -24,6 +24,16 @@ diesel::table! {
         name -> Text,
         position -> BigInt,
         granted_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    media (id) {
+        id -> Text,
+        content_type -> Text,
+        byte_size -> BigInt,
+        sha256 -> Text,
         created_at -> Timestamp,
     }
 }

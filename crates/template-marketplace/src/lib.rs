@@ -1,7 +1,40 @@
 //! The character-template marketplace.
 //!
-//! Workspaces (with a character limit), characters, listings of character templates,
-//! purchases paid with credits through the billing ledger (exactly once per buyer and
-//! listing), and the clone of the template into the buyer's workspace.
+//! - [`workspace`]: each user's default workspace and its character limit (the server's
+//!   `WORKSPACE_CHARACTER_LIMIT` unless an admin set one), kept by conditional updates.
+//! - [`character`]: characters (`char_`), the templates; clones carry their provenance.
+//! - [`listing`]: listings (`mkt_`) with validation, browse (ranked full-text on each
+//!   backend's engine), the seller's dashboard, archive on delete.
+//! - [`purchase`]: purchases (`pur_`) paid with credits through billing's ledger, one
+//!   database transaction, at most once per buyer and listing; the buyer's library.
+//! - [`review`]: buyers rate a listing once; the average feeds browse's `rating` filter.
 //!
-//! Planned surface (template-marketplace issue). May call the crates below it.
+//! Backend-specific SQL (full-text search, row locks) lives in one module, `backend.rs`.
+//! Calls `platforms` (the platform's fee) and `billing` (settlement); see
+//! `docs/MARKETPLACE.md`.
+
+mod backend;
+pub mod character;
+mod error;
+pub mod listing;
+pub mod purchase;
+pub mod review;
+mod schema;
+pub mod workspace;
+
+pub use character::{CharacterId, CharacterObject};
+pub use error::MarketplaceError;
+pub use listing::{ListingId, ListingObject};
+pub use purchase::{PurchaseId, PurchaseObject};
+pub use review::{ReviewId, ReviewObject};
+pub use workspace::{WorkspaceId, WorkspaceObject};
+
+/// The server's default character limit of a workspace when none is configured.
+pub const DEFAULT_CHARACTER_LIMIT: i64 = 25;
+
+/// The words of a full-text query, as the catalog reduces them (letters and digits,
+/// lower case, English stop words dropped, at most 16): both backends then require the
+/// same words, and the engines' query syntax never reaches them.
+pub(crate) fn search_terms(q: &str) -> Vec<String> {
+    feria_catalog::search::terms(q)
+}

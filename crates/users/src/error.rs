@@ -5,6 +5,14 @@ use feria_kernel::{ApiError, DbError};
 pub enum UserError {
     #[error("user not found")]
     NotFound,
+    #[error("link not found")]
+    LinkNotFound,
+    #[error("payment method not found")]
+    PaymentMethodNotFound,
+    #[error("this payment method is already saved")]
+    PaymentMethodExists,
+    #[error("no bank account is connected")]
+    BankAccountNotConnected,
     #[error("a user with this email already exists")]
     EmailTaken,
     #[error("this username is taken")]
@@ -34,6 +42,13 @@ impl From<UserError> for ApiError {
     fn from(error: UserError) -> Self {
         match error {
             UserError::NotFound => ApiError::not_found("user"),
+            UserError::LinkNotFound => ApiError::not_found("link"),
+            UserError::PaymentMethodNotFound => ApiError::not_found("payment method"),
+            UserError::PaymentMethodExists => ApiError::conflict(
+                "payment_method_exists",
+                "this payment method is already saved",
+            ),
+            UserError::BankAccountNotConnected => ApiError::not_found("bank account"),
             UserError::EmailTaken => {
                 ApiError::conflict("email_taken", "a user with this email already exists")
             }

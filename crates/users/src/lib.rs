@@ -4,9 +4,12 @@
 //! a profile, and references to payment-provider objects. Calls `platforms` only.
 
 mod error;
+pub mod links;
+pub mod payments;
 pub mod role;
 mod schema;
 pub mod user;
+pub mod usernames;
 
 pub use error::UserError;
 pub use role::Role;

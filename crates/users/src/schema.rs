@@ -1,4 +1,4 @@
-//! Tables owned by this crate (see `migrations/*/2026-11-21-000002_users`).
+//! Tables owned by this crate (see `migrations/*/2026-11-21-00000{2,4,6}_*`).
 
 diesel::table! {
     users (id) {
@@ -22,5 +22,34 @@ diesel::table! {
         scheduled_deletion_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_links (id) {
+        id -> Text,
+        platform_id -> Text,
+        mode -> Text,
+        user_id -> Text,
+        url -> Text,
+        title -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_payment_methods (id) {
+        id -> Text,
+        platform_id -> Text,
+        mode -> Text,
+        user_id -> Text,
+        provider -> Text,
+        provider_ref -> Text,
+        brand -> Nullable<Text>,
+        last4 -> Nullable<Text>,
+        exp_month -> Nullable<Integer>,
+        exp_year -> Nullable<Integer>,
+        is_default -> Bool,
+        created_at -> Timestamp,
     }
 }

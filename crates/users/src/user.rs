@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 use validator::{Validate, ValidateEmail};
 
 use crate::error::UserError;
+use crate::links::Link;
+use crate::payments::PaymentMethod;
 use crate::role::Role;
 use crate::schema::users;
 
@@ -61,8 +63,8 @@ pub struct UserObject {
     pub stripe_customer_id: Option<String>,
     /// When the user last signed in.
     pub authenticated: Option<Timestamp>,
-    pub links: Vec<serde_json::Value>,
-    pub payment_methods: Vec<serde_json::Value>,
+    pub links: Vec<Link>,
+    pub payment_methods: Vec<PaymentMethod>,
     /// When the account's personal data will be erased, if deletion was requested.
     pub scheduled_deletion: Option<Timestamp>,
 }
@@ -72,6 +74,20 @@ impl User {
         Tenant::new(self.platform_id.clone(), self.mode)
     }
 
+    /// The API object, with the user's links and payment methods.
+    pub fn to_object_with(
+        &self,
+        links: Vec<Link>,
+        payment_methods: Vec<PaymentMethod>,
+    ) -> UserObject {
+        UserObject {
+            links,
+            payment_methods,
+            ..self.to_object()
+        }
+    }
+
+    /// The API object without loading links and payment methods (empty lists).
     pub fn to_object(&self) -> UserObject {
         UserObject {
             id: self.id.clone(),
@@ -114,6 +130,8 @@ pub struct UserChanges {
     /// IANA time zone, e.g. `Europe/Madrid`.
     #[validate(length(min = 1, max = 64, message = "must be an IANA time zone name"))]
     pub timezone: Option<String>,
+    /// Admins only: the user's role. Making an owner takes an owner.
+    pub role: Option<Role>,
 }
 
 #[derive(AsChangeset)]
@@ -125,6 +143,7 @@ struct UserChangeset {
     last_name: Option<String>,
     bio: Option<String>,
     timezone: Option<String>,
+    role: Option<Role>,
     updated_at: Timestamp,
 }
 
@@ -281,6 +300,7 @@ pub async fn update(
         last_name: changes.last_name,
         bio: changes.bio,
         timezone: changes.timezone,
+        role: changes.role,
         updated_at: Timestamp::now(),
     };
     let updated = with_conn!(conn, c => {
@@ -315,6 +335,250 @@ pub async fn admin_ids(conn: &mut DbConn, tenant: &Tenant) -> Result<Vec<UserId>
     })
     .map_err(DbError::from)?;
     Ok(ids)
+}
+
+/// A user an admin creates.
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NewUser {
+    #[validate(email(message = "must be a valid email address"))]
+    pub email: String,
+    /// Defaults to `member`.
+    pub role: Option<Role>,
+    #[validate(length(min = 3, max = 40, message = "must be 3 to 40 characters"))]
+    pub username: Option<String>,
+    #[validate(length(max = 200, message = "must be at most 200 characters"))]
+    pub name: Option<String>,
+    #[validate(length(max = 100, message = "must be at most 100 characters"))]
+    pub first_name: Option<String>,
+    #[validate(length(max = 100, message = "must be at most 100 characters"))]
+    pub last_name: Option<String>,
+    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    pub bio: Option<String>,
+    #[validate(length(min = 1, max = 64, message = "must be an IANA time zone name"))]
+    pub timezone: Option<String>,
+}
+
+/// Creates a user with a profile, in one transaction.
+pub async fn create_with_profile(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    new: NewUser,
+) -> Result<User, UserError> {
+    conn.transaction(async |c| -> Result<User, UserError> {
+        let user = create(c, tenant, &new.email, new.role.unwrap_or(Role::Member)).await?;
+        update(
+            c,
+            tenant,
+            &user.id,
+            UserChanges {
+                username: new.username.clone(),
+                name: new.name.clone(),
+                first_name: new.first_name.clone(),
+                last_name: new.last_name.clone(),
+                bio: new.bio.clone(),
+                timezone: new.timezone.clone(),
+                role: None,
+            },
+        )
+        .await
+    })
+    .await
+}
+
+/// Filters of the user list.
+#[derive(Debug, Clone, Default, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserFilter {
+    /// Exact email (case-insensitive).
+    pub email: Option<String>,
+    /// Exact username (case-insensitive).
+    pub username: Option<String>,
+    #[serde(default)]
+    #[param(ignore)]
+    pub page: Option<u32>,
+    #[serde(default)]
+    #[param(ignore)]
+    pub page_size: Option<u32>,
+}
+
+/// The tenant's users, newest first.
+pub async fn list(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    filter: &UserFilter,
+    page: feria_kernel::PageRequest,
+) -> Result<feria_kernel::Page<User>, UserError> {
+    let email = filter.email.as_deref().map(|e| e.trim().to_lowercase());
+    let username = filter.username.as_deref().map(|u| u.trim().to_lowercase());
+    let (rows, total) = with_conn!(conn, c => async {
+        let mut query = users::table
+            .filter(users::platform_id.eq(&tenant.platform_id))
+            .filter(users::mode.eq(tenant.mode))
+            .into_boxed();
+        let mut count = users::table
+            .filter(users::platform_id.eq(&tenant.platform_id))
+            .filter(users::mode.eq(tenant.mode))
+            .into_boxed();
+        if let Some(email) = &email {
+            query = query.filter(users::email.eq(email.clone()));
+            count = count.filter(users::email.eq(email.clone()));
+        }
+        if let Some(username) = &username {
+            query = query.filter(users::username.eq(username.clone()));
+            count = count.filter(users::username.eq(username.clone()));
+        }
+        let rows = query
+            .order((users::created_at.desc(), users::id.desc()))
+            .limit(page.limit())
+            .offset(page.offset())
+            .select(User::as_select())
+            .load(c)
+            .await?;
+        let total: i64 = count.count().get_result(c).await?;
+        Ok::<_, diesel::result::Error>((rows, total))
+    }
+    .await)
+    .map_err(DbError::from)?;
+    Ok(feria_kernel::Page::new(
+        rows,
+        page,
+        u64::try_from(total).unwrap_or(0),
+    ))
+}
+
+/// Sets the user's profile image URL.
+pub async fn set_image(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    id: &UserId,
+    image: &str,
+) -> Result<User, UserError> {
+    let updated = with_conn!(conn, c => {
+        diesel::update(
+            users::table
+                .find(id)
+                .filter(users::platform_id.eq(&tenant.platform_id))
+                .filter(users::mode.eq(tenant.mode)),
+        )
+        .set((users::image.eq(image), users::updated_at.eq(Timestamp::now())))
+        .execute(c)
+        .await
+    })
+    .map_err(DbError::from)?;
+    if updated == 0 {
+        return Err(UserError::NotFound);
+    }
+    get(conn, tenant, id).await
+}
+
+/// Schedules the erasure of the user's personal data `grace` from now. Signing in is no
+/// longer possible; the caller revokes the user's sessions in the same transaction.
+pub async fn schedule_deletion(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    id: &UserId,
+    grace: time::Duration,
+) -> Result<User, UserError> {
+    let now = Timestamp::now();
+    let updated = with_conn!(conn, c => {
+        diesel::update(
+            users::table
+                .find(id)
+                .filter(users::platform_id.eq(&tenant.platform_id))
+                .filter(users::mode.eq(tenant.mode))
+                .filter(users::scheduled_deletion_at.is_null()),
+        )
+        .set((users::scheduled_deletion_at.eq(now.add(grace)), users::updated_at.eq(now)))
+        .execute(c)
+        .await
+    })
+    .map_err(DbError::from)?;
+    let user = get(conn, tenant, id).await?;
+    if updated == 0 && user.scheduled_deletion_at.is_none() {
+        return Err(UserError::NotFound);
+    }
+    Ok(user)
+}
+
+/// The address a purged account keeps: unique, unroutable, and no longer personal.
+fn purged_email(id: &UserId) -> String {
+    format!("deleted+{}@deleted.invalid", id.as_str().to_lowercase())
+}
+
+/// Erases the personal data of every account whose scheduled deletion is due at `now`;
+/// the row stays (ids referenced by contracts and ledgers stay valid). Returns how many
+/// accounts were erased. Idempotent.
+pub async fn purge_due(conn: &mut DbConn, now: Timestamp) -> Result<usize, UserError> {
+    let due: Vec<UserId> = with_conn!(conn, c => {
+        users::table
+            .filter(users::scheduled_deletion_at.le(now))
+            .filter(users::email.not_like("deleted+%@deleted.invalid"))
+            .select(users::id)
+            .load(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    for id in &due {
+        conn.transaction(async |c| -> Result<(), UserError> {
+            crate::links::remove_all(c, id).await?;
+            crate::payments::remove_all(c, id).await?;
+            with_conn!(c, c => {
+                diesel::update(users::table.find(id))
+                    .set((
+                        users::email.eq(purged_email(id)),
+                        users::username.eq(None::<String>),
+                        users::name.eq(None::<String>),
+                        users::first_name.eq(None::<String>),
+                        users::last_name.eq(None::<String>),
+                        users::bio.eq(None::<String>),
+                        users::image.eq(None::<String>),
+                        users::timezone.eq(None::<String>),
+                        users::stripe_connect_id.eq(None::<String>),
+                        users::stripe_customer_id.eq(None::<String>),
+                        users::charges_enabled.eq(false),
+                        users::details_submitted.eq(false),
+                        users::updated_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await
+            })
+            .map_err(DbError::from)?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(due.len())
+}
+
+/// API objects for users, with their links and payment methods (one query each).
+pub async fn objects(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    users: &[User],
+) -> Result<Vec<UserObject>, UserError> {
+    let ids: Vec<UserId> = users.iter().map(|u| u.id.clone()).collect();
+    let mut links = crate::links::for_users(conn, tenant, &ids).await?;
+    let mut methods = crate::payments::for_users(conn, tenant, &ids).await?;
+    Ok(users
+        .iter()
+        .map(|user| {
+            user.to_object_with(
+                links.remove(&user.id).unwrap_or_default(),
+                methods.remove(&user.id).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// The API object of one user, with links and payment methods.
+pub async fn object(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    user: &User,
+) -> Result<UserObject, UserError> {
+    let mut objects = objects(conn, tenant, std::slice::from_ref(user)).await?;
+    objects.pop().ok_or(UserError::NotFound)
 }
 
 #[cfg(test)]

@@ -148,10 +148,8 @@ pub async fn verify_code(
     let (user, tokens) =
         feria_auth::otp::verify_code(&mut conn, &settings, &tenant, &body.email, &body.code)
             .await?;
-    Ok(HttpResponse::Ok().json(Session {
-        tokens,
-        user: user.to_object(),
-    }))
+    let user = feria_users::user::object(&mut conn, &tenant, &user).await?;
+    Ok(HttpResponse::Ok().json(Session { tokens, user }))
 }
 
 /// Rotates the session: both tokens are replaced, the old ones stop working. Presenting
@@ -176,10 +174,8 @@ pub async fn refresh(
     let (tenant, user_id, tokens) =
         feria_auth::sessions::refresh(&mut conn, &settings, &body.refresh_token).await?;
     let user = feria_users::user::get(&mut conn, &tenant, &user_id).await?;
-    Ok(HttpResponse::Ok().json(Session {
-        tokens,
-        user: user.to_object(),
-    }))
+    let user = feria_users::user::object(&mut conn, &tenant, &user).await?;
+    Ok(HttpResponse::Ok().json(Session { tokens, user }))
 }
 
 /// Signs out: the session's access and refresh tokens stop working.

@@ -2,10 +2,21 @@
 //! OpenAPI paths. Handlers stay thin: extract, call one service function, map the result.
 
 pub mod auth;
+pub mod calendars;
+pub mod carts;
+pub mod catalog;
+pub mod contracts;
+pub mod credits;
 pub mod health;
+pub mod marketplace;
+pub mod media;
 pub mod meta;
+pub mod onchain;
 pub mod platforms;
+pub mod transactions;
+pub mod user_payments;
 pub mod users;
+pub mod utils;
 pub mod waitlists;
 
 use actix_web::web;
@@ -13,7 +24,18 @@ use actix_web::web;
 /// Routes under `/api/v1`; domain modules register here as they land.
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.configure(auth::configure)
+        .configure(calendars::configure)
         .configure(platforms::configure)
         .configure(users::configure)
-        .configure(waitlists::configure);
+        .configure(user_payments::configure)
+        .configure(credits::configure)
+        .configure(transactions::configure)
+        .configure(utils::configure)
+        .configure(waitlists::configure)
+        .configure(catalog::configure)
+        .configure(carts::configure)
+        .configure(contracts::configure)
+        // Static /marketplace/offers, /checkout, /entitlements before /marketplace/{id}.
+        .configure(onchain::configure)
+        .configure(marketplace::configure);
 }

@@ -1,6 +1,6 @@
 //! The caller's platform: read, update, keys, community membership; public lookup by domain.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use feria_auth::api_keys::ApiKeySummary;
 use feria_kernel::{Db, DbConn, ErrorBody, Mode, Page, PageRequest, PlatformId, Tenant, UserId};
 use feria_platforms::{Platform, PlatformChanges, PlatformError, PlatformObject};
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::caller::Caller;
 use crate::error::HttpError;
 use crate::extract::Json;
+use crate::routes::media::{ImageRequest, PublicUrl, image_url};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Static segments before `{id}`.
@@ -21,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/platforms/community/user/{user_id}").route(web::get().to(membership)),
         )
-        .service(web::resource("/platforms/{id}").route(web::put().to(update)));
+        .service(web::resource("/platforms/{id}").route(web::put().to(update)))
+        .service(web::resource("/platforms/{id}/image").route(web::post().to(set_image)));
 }
 
 async fn object(
@@ -109,6 +111,39 @@ pub async fn update(
     caller.require_role(Role::Admin)?;
     let mut conn = db.conn().await?;
     let platform = feria_platforms::platform::update(&mut conn, &id, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode()).await?))
+}
+
+/// Sets the platform's logo to an uploaded image (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/platforms/{id}/image",
+    tag = "platforms",
+    operation_id = "platforms_set_image",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The platform's id (`plat_...`).")),
+    request_body = ImageRequest,
+    responses(
+        (status = 200, description = "The platform, with `logo` set to the image's URL.", body = PlatformObject),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "Not the caller's platform.", body = ErrorBody),
+        (status = 422, description = "No uploaded image has this `media_id`.", body = ErrorBody)
+    )
+)]
+pub async fn set_image(
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+    body: Json<ImageRequest>,
+    db: web::Data<Db>,
+    public_url: web::Data<PublicUrl>,
+) -> Result<HttpResponse, HttpError> {
+    let id = own_platform(&caller, &id)?;
+    caller.require_role(Role::Admin)?;
+    let mut conn = db.conn().await?;
+    let url = image_url(&mut conn, &req, &public_url, &body).await?;
+    let platform = feria_platforms::platform::set_logo(&mut conn, &id, &url).await?;
     Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode()).await?))
 }
 

@@ -27,6 +27,7 @@
 //! the write lock is taken up front and a read-then-write cannot fail half-way with
 //! "database is locked".
 
+mod dynamic;
 mod error;
 mod migrate;
 mod sqlite_runtime;
@@ -42,6 +43,7 @@ use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
 };
 
+pub use self::dynamic::{DynamicSql, SqlArg};
 pub use self::error::DbError;
 pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 

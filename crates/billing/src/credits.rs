@@ -1,0 +1,151 @@
+//! Prepaid credits: the `internal` payment provider. Admins top a user's credits up;
+//! charges debit them (see [`crate::settlement`]); they never go below zero.
+
+use feria_kernel::money::{Currency, Money};
+use feria_kernel::{DbConn, Tenant, UserId};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::BillingError;
+use crate::ledger::{AccountKey, AccountKind, EntryKind, NewEntry, Posted};
+use crate::transactions::{NewTransaction, Transaction, TransactionKind};
+
+/// The provider name of prepaid credits.
+pub const INTERNAL: &str = "internal";
+
+/// One balance of a user's credits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CreditBalance {
+    /// Lower-case ISO 4217 code.
+    pub currency: String,
+    /// In major units.
+    #[serde(with = "feria_kernel::money::decimal_number")]
+    #[schema(value_type = f64)]
+    pub amount: Decimal,
+}
+
+impl From<Money> for CreditBalance {
+    fn from(money: Money) -> Self {
+        CreditBalance {
+            currency: money.currency().code().to_lowercase(),
+            amount: money.to_decimal(),
+        }
+    }
+}
+
+/// A user's credits, one balance per currency they ever held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Credits {
+    pub user_id: UserId,
+    pub balances: Vec<CreditBalance>,
+}
+
+/// A user's credits.
+pub async fn of_user(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    user: &UserId,
+) -> Result<Credits, BillingError> {
+    let balances =
+        crate::ledger::balances(conn, tenant, AccountKind::UserCredit, user.as_str()).await?;
+    Ok(Credits {
+        user_id: user.clone(),
+        balances: balances.into_iter().map(CreditBalance::from).collect(),
+    })
+}
+
+/// The balance of a user's credits in one currency.
+pub async fn balance(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    user: &UserId,
+    currency: Currency,
+) -> Result<Money, BillingError> {
+    crate::ledger::balance(
+        conn,
+        tenant,
+        &AccountKey::new(AccountKind::UserCredit, user.as_str(), currency),
+    )
+    .await
+}
+
+/// The outcome of a top-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopUp {
+    pub transaction: Transaction,
+    /// True when the idempotency key named an earlier, identical top-up: nothing moved.
+    pub replayed: bool,
+}
+
+/// Adds credits to a user: money enters from the outside world (`external/internal`)
+/// into the user's credit account, with a `credit_top_up` transaction, atomically.
+/// The caller checks that the user exists in the tenant.
+pub async fn top_up(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    user: &UserId,
+    amount: Money,
+    idempotency_key: Option<String>,
+) -> Result<TopUp, BillingError> {
+    if amount.minor() <= 0 {
+        return Err(BillingError::Invalid {
+            field: "amount",
+            message: "must be greater than zero".into(),
+        });
+    }
+    let currency = amount.currency();
+    let entry = NewEntry {
+        kind: EntryKind::CreditTopUp,
+        reference: Some(user.as_str().to_owned()),
+        fingerprint: idempotency_key
+            .as_ref()
+            .map(|_| format!("top_up:{user}:{}:{}", amount.minor(), currency.code())),
+        idempotency_key: idempotency_key.map(|key| format!("top_up:{key}")),
+        postings: vec![
+            (
+                AccountKey::new(AccountKind::External, INTERNAL, currency),
+                amount.checked_neg()?,
+            ),
+            (
+                AccountKey::new(AccountKind::UserCredit, user.as_str(), currency),
+                amount,
+            ),
+        ],
+    };
+    conn.transaction(async |c| -> Result<TopUp, BillingError> {
+        match crate::ledger::post(c, tenant, entry).await? {
+            Posted::New(entry_id) => {
+                let mut recorded = crate::transactions::record(
+                    c,
+                    tenant,
+                    &entry_id,
+                    vec![NewTransaction {
+                        buyer_user_id: Some(user.clone()),
+                        description: Some("credit top-up".into()),
+                        ..NewTransaction::new(TransactionKind::CreditTopUp, INTERNAL, amount)
+                    }],
+                )
+                .await?;
+                let transaction = recorded.pop().ok_or_else(|| {
+                    BillingError::Corrupt("a top-up without its transaction".into())
+                })?;
+                Ok(TopUp {
+                    transaction,
+                    replayed: false,
+                })
+            }
+            Posted::Replayed(entry_id) => {
+                let mut found = crate::transactions::for_entries(c, tenant, &[entry_id]).await?;
+                let transaction = found.pop().ok_or_else(|| {
+                    BillingError::Corrupt("a top-up without its transaction".into())
+                })?;
+                Ok(TopUp {
+                    transaction,
+                    replayed: true,
+                })
+            }
+        }
+    })
+    .await
+}

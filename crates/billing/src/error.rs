@@ -1,0 +1,105 @@
+use feria_kernel::money::{Currency, MoneyError};
+use feria_kernel::{ApiError, DbError};
+
+use crate::fees::FeeError;
+use crate::ledger::AccountKind;
+
+/// Failures of money operations.
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    #[error("insufficient funds in the {kind} account of {owner_id} ({currency})")]
+    InsufficientFunds {
+        kind: AccountKind,
+        owner_id: String,
+        currency: Currency,
+    },
+    #[error("this idempotency key was used for a different operation")]
+    IdempotencyKeyReused,
+    #[error("transaction not found")]
+    TransactionNotFound,
+    #[error("this transaction cannot be refunded: {0}")]
+    NotRefundable(&'static str),
+    #[error("the refund exceeds what is left to refund ({remaining} minor units)")]
+    RefundTooLarge { remaining: i64 },
+    #[error("unbalanced journal entry: {0}")]
+    Unbalanced(String),
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Fee(#[from] FeeError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    /// Stored data that cannot be read back: a bug or a hand edit, never the caller's fault.
+    #[error("ledger data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<BillingError> for ApiError {
+    fn from(error: BillingError) -> Self {
+        match error {
+            BillingError::InsufficientFunds { kind, currency, .. } => {
+                let what = match kind {
+                    AccountKind::UserCredit => "credits",
+                    AccountKind::SellerReceivable => "seller balance",
+                    _ => "balance",
+                };
+                ApiError::conflict(
+                    "insufficient_funds",
+                    format!("not enough {what} in {currency} for this operation"),
+                )
+            }
+            BillingError::IdempotencyKeyReused => ApiError::conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request",
+            ),
+            BillingError::TransactionNotFound => ApiError::not_found("transaction"),
+            BillingError::NotRefundable(why) => ApiError::conflict(
+                "not_refundable",
+                format!("this transaction cannot be refunded: {why}"),
+            ),
+            BillingError::RefundTooLarge { .. } => {
+                ApiError::invalid_field("amount", "exceeds what is left to refund on this charge")
+            }
+            BillingError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            BillingError::Fee(FeeError::FeesExceedAmount) => {
+                ApiError::invalid_field("amount", "is too small to cover the fees")
+            }
+            BillingError::Fee(FeeError::NegativeAmount) => {
+                ApiError::invalid_field("amount", "must not be negative")
+            }
+            BillingError::Fee(FeeError::InvalidPercent) => {
+                ApiError::invalid_field("platformFee", "must be between 0 and 100")
+            }
+            BillingError::Fee(FeeError::Money(error)) | BillingError::Money(error) => match error {
+                MoneyError::UnknownCurrency(_) => {
+                    ApiError::invalid_field("currency", "is not a supported ISO 4217 code")
+                }
+                MoneyError::TooPrecise { .. } | MoneyError::InvalidAmount(_) => {
+                    ApiError::invalid_field("amount", error.to_string())
+                }
+                MoneyError::Overflow => ApiError::invalid_field("amount", "is out of range"),
+                MoneyError::CurrencyMismatch(..) => {
+                    ApiError::invalid_field("currency", error.to_string())
+                }
+                MoneyError::NoWeights => {
+                    tracing::error!(%error, "money allocation without weights");
+                    ApiError::internal()
+                }
+            },
+            BillingError::Unbalanced(reason) => {
+                tracing::error!(%reason, "refused an unbalanced journal entry");
+                ApiError::internal()
+            }
+            BillingError::Corrupt(reason) => {
+                tracing::error!(%reason, "inconsistent ledger data");
+                ApiError::internal()
+            }
+            BillingError::Db(db) => db.into(),
+        }
+    }
+}

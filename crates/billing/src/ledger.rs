@@ -1,0 +1,696 @@
+//! The double-entry ledger.
+//!
+//! An account belongs to a tenant (platform and mode), has a kind, an owner and one
+//! currency; its balance is the sum of its postings. Money moves only as a journal entry:
+//! postings that sum to zero in every currency, written together with the balance updates
+//! in one database transaction (a savepoint when the caller already holds one, so that the
+//! entry commits or rolls back with the change that caused it).
+//!
+//! Accounts of every kind but `external` may not go negative. Each balance changes by a
+//! conditional update (`SET balance = balance + d WHERE allow_negative OR balance + d is
+//! not below zero`), atomic on both backends, so concurrent writers cannot overdraw an
+//! account; a `CHECK` constraint backs it. Accounts are updated in a fixed order (by kind, owner and
+//! currency) so that two entries touching the same accounts cannot deadlock.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use feria_kernel::money::{Currency, Money};
+use feria_kernel::{DbConn, DbError, Mode, PlatformId, Tenant, Timestamp, with_conn};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::BillingError;
+use crate::schema::{journal_entries, ledger_accounts, ledger_postings};
+
+feria_kernel::define_id!(
+    /// A ledger account.
+    AccountId,
+    "lacc"
+);
+feria_kernel::define_id!(
+    /// A journal entry: one balanced movement of money.
+    EntryId,
+    "jrnl"
+);
+feria_kernel::define_id!(
+    /// One line of a journal entry.
+    PostingId,
+    "lpst"
+);
+
+/// What an account holds.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// A user's prepaid credits (owner: the user).
+    UserCredit,
+    /// Money held between charging buyers and paying sellers (owner: the contract or
+    /// purchase).
+    Escrow,
+    /// What the platform owes a seller (owner: the user).
+    SellerReceivable,
+    /// The platform's fee income (owner: the platform).
+    PlatformFee,
+    /// The operator's service fee income (owner: the platform it was earned on).
+    ServiceFee,
+    /// The payment processor's fees (owner: the provider).
+    ProcessorFee,
+    /// The world outside Feria: money entering or leaving through a provider (owner: the
+    /// provider). Its balance is the negative of what came in; it may go negative.
+    External,
+}
+
+impl AccountKind {
+    pub const ALL: [AccountKind; 7] = [
+        AccountKind::UserCredit,
+        AccountKind::Escrow,
+        AccountKind::SellerReceivable,
+        AccountKind::PlatformFee,
+        AccountKind::ServiceFee,
+        AccountKind::ProcessorFee,
+        AccountKind::External,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::UserCredit => "user_credit",
+            AccountKind::Escrow => "escrow",
+            AccountKind::SellerReceivable => "seller_receivable",
+            AccountKind::PlatformFee => "platform_fee",
+            AccountKind::ServiceFee => "service_fee",
+            AccountKind::ProcessorFee => "processor_fee",
+            AccountKind::External => "external",
+        }
+    }
+
+    /// Only the outside world may be "owed" money.
+    pub fn allows_negative(self) -> bool {
+        matches!(self, AccountKind::External)
+    }
+}
+
+impl fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AccountKind {
+    type Err = BillingError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AccountKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| BillingError::Corrupt(format!("unknown account kind `{s}`")))
+    }
+}
+
+/// Which account: kind, owner and currency (the tenant comes from the caller).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountKey {
+    pub kind: AccountKind,
+    pub owner_id: String,
+    pub currency: Currency,
+}
+
+impl AccountKey {
+    pub fn new(kind: AccountKind, owner_id: impl Into<String>, currency: Currency) -> AccountKey {
+        AccountKey {
+            kind,
+            owner_id: owner_id.into(),
+            currency,
+        }
+    }
+}
+
+/// Why an entry is written (for reading the ledger; amounts say what happened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    CreditTopUp,
+    Settlement,
+    Refund,
+    Payout,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::CreditTopUp => "credit_top_up",
+            EntryKind::Settlement => "settlement",
+            EntryKind::Refund => "refund",
+            EntryKind::Payout => "payout",
+        }
+    }
+}
+
+/// A journal entry to write.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub kind: EntryKind,
+    /// What caused it (a contract, purchase or transaction id).
+    pub reference: Option<String>,
+    /// Makes the entry at-most-once per tenant: see [`post`].
+    pub idempotency_key: Option<String>,
+    /// A digest of the operation's parameters, compared on a repeated key.
+    pub fingerprint: Option<String>,
+    /// `(account, signed amount)`: positive adds to the account's balance.
+    pub postings: Vec<(AccountKey, Money)>,
+}
+
+/// What [`post`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    /// The entry was written.
+    New(EntryId),
+    /// An entry with this idempotency key and fingerprint already existed: nothing moved.
+    Replayed(EntryId),
+}
+
+impl Posted {
+    pub fn entry_id(&self) -> &EntryId {
+        match self {
+            Posted::New(id) | Posted::Replayed(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_accounts)]
+struct AccountRow {
+    id: AccountId,
+    platform_id: PlatformId,
+    mode: Mode,
+    kind: String,
+    owner_id: String,
+    currency: String,
+    balance: i64,
+    allow_negative: bool,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = journal_entries)]
+struct EntryRow {
+    id: EntryId,
+    platform_id: PlatformId,
+    mode: Mode,
+    kind: String,
+    reference: Option<String>,
+    idempotency_key: Option<String>,
+    fingerprint: Option<String>,
+    created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_postings)]
+struct PostingRow {
+    id: PostingId,
+    entry_id: EntryId,
+    account_id: AccountId,
+    amount: i64,
+    currency: String,
+    created_at: Timestamp,
+}
+
+/// Checks that the postings balance per currency and merges postings to one account.
+fn balanced(postings: &[(AccountKey, Money)]) -> Result<BTreeMap<AccountKey, i64>, BillingError> {
+    let mut per_currency: BTreeMap<Currency, i128> = BTreeMap::new();
+    let mut per_account: BTreeMap<AccountKey, i64> = BTreeMap::new();
+    for (key, amount) in postings {
+        if amount.currency() != key.currency {
+            return Err(BillingError::Unbalanced(format!(
+                "a {} posting to a {} account",
+                amount.currency(),
+                key.currency
+            )));
+        }
+        *per_currency.entry(key.currency).or_default() += i128::from(amount.minor());
+        let merged = per_account.entry(key.clone()).or_default();
+        *merged = merged
+            .checked_add(amount.minor())
+            .ok_or(BillingError::Money(
+                feria_kernel::money::MoneyError::Overflow,
+            ))?;
+    }
+    if let Some((currency, sum)) = per_currency.iter().find(|(_, sum)| **sum != 0) {
+        return Err(BillingError::Unbalanced(format!(
+            "{currency} postings sum to {sum}, not zero"
+        )));
+    }
+    per_account.retain(|_, amount| *amount != 0);
+    if per_account.is_empty() {
+        return Err(BillingError::Unbalanced("an entry must move money".into()));
+    }
+    Ok(per_account)
+}
+
+/// Writes a balanced journal entry and updates the balances, atomically.
+///
+/// With an idempotency key: when the tenant already has an entry with that key, nothing
+/// is written and `Posted::Replayed` names it — if its fingerprint matches; otherwise
+/// [`BillingError::IdempotencyKeyReused`]. A non-negative account that would go below
+/// zero fails the whole entry with [`BillingError::InsufficientFunds`].
+pub async fn post(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    entry: NewEntry,
+) -> Result<Posted, BillingError> {
+    let changes = balanced(&entry.postings)?;
+    if let Some(key) = &entry.idempotency_key
+        && let Some(existing) = find_by_key(conn, tenant, key).await?
+    {
+        return replay(existing, entry.fingerprint.as_deref());
+    }
+    let now = Timestamp::now();
+    let row = EntryRow {
+        id: EntryId::new(),
+        platform_id: tenant.platform_id.clone(),
+        mode: tenant.mode,
+        kind: entry.kind.as_str().to_owned(),
+        reference: entry.reference.clone(),
+        idempotency_key: entry.idempotency_key.clone(),
+        fingerprint: entry.fingerprint.clone(),
+        created_at: now,
+    };
+    let written = conn
+        .transaction(async |c| -> Result<EntryId, BillingError> {
+            with_conn!(c, c => diesel::insert_into(journal_entries::table).values(&row).execute(c).await)
+                .map_err(DbError::from)?;
+            // BTreeMap order: kind, owner, currency — the same lock order for every writer.
+            for (key, delta) in &changes {
+                let account_id = ensure_account(c, tenant, key, now).await?;
+                apply(c, &account_id, key, *delta, now).await?;
+                let posting = PostingRow {
+                    id: PostingId::new(),
+                    entry_id: row.id.clone(),
+                    account_id,
+                    amount: *delta,
+                    currency: key.currency.code().to_owned(),
+                    created_at: now,
+                };
+                with_conn!(c, c => diesel::insert_into(ledger_postings::table).values(&posting).execute(c).await)
+                    .map_err(DbError::from)?;
+            }
+            Ok(row.id.clone())
+        })
+        .await;
+    match written {
+        Ok(id) => Ok(Posted::New(id)),
+        // Another writer took the key between our look-up and insert (PostgreSQL; on
+        // SQLite the write lock serialises us): its entry is the answer.
+        Err(BillingError::Db(error)) if error.is_unique_violation("idempotency_key") => {
+            let key = entry.idempotency_key.as_deref().unwrap_or_default();
+            match find_by_key(conn, tenant, key).await? {
+                Some(existing) => replay(existing, entry.fingerprint.as_deref()),
+                None => Err(BillingError::Db(error)),
+            }
+        }
+        Err(other) => Err(other),
+    }
+}
+
+fn replay(existing: EntryRow, fingerprint: Option<&str>) -> Result<Posted, BillingError> {
+    if existing.fingerprint.as_deref() == fingerprint {
+        Ok(Posted::Replayed(existing.id))
+    } else {
+        Err(BillingError::IdempotencyKeyReused)
+    }
+}
+
+async fn find_by_key(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    key: &str,
+) -> Result<Option<EntryRow>, BillingError> {
+    Ok(with_conn!(conn, c => {
+        journal_entries::table
+            .filter(journal_entries::platform_id.eq(&tenant.platform_id))
+            .filter(journal_entries::mode.eq(tenant.mode))
+            .filter(journal_entries::idempotency_key.eq(key))
+            .select(EntryRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)?)
+}
+
+/// The account's id, creating the account (balance zero) on first use.
+async fn ensure_account(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    key: &AccountKey,
+    now: Timestamp,
+) -> Result<AccountId, BillingError> {
+    if let Some(id) = find_account(conn, tenant, key).await? {
+        return Ok(id);
+    }
+    let row = AccountRow {
+        id: AccountId::new(),
+        platform_id: tenant.platform_id.clone(),
+        mode: tenant.mode,
+        kind: key.kind.as_str().to_owned(),
+        owner_id: key.owner_id.clone(),
+        currency: key.currency.code().to_owned(),
+        balance: 0,
+        allow_negative: key.kind.allows_negative(),
+        created_at: now,
+        updated_at: now,
+    };
+    // A concurrent first use may create it too: the unique key keeps one.
+    with_conn!(conn, c => {
+        diesel::insert_into(ledger_accounts::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    find_account(conn, tenant, key)
+        .await?
+        .ok_or_else(|| BillingError::Corrupt("a ledger account vanished".into()))
+}
+
+async fn find_account(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    key: &AccountKey,
+) -> Result<Option<AccountId>, BillingError> {
+    Ok(with_conn!(conn, c => {
+        ledger_accounts::table
+            .filter(ledger_accounts::platform_id.eq(&tenant.platform_id))
+            .filter(ledger_accounts::mode.eq(tenant.mode))
+            .filter(ledger_accounts::kind.eq(key.kind.as_str()))
+            .filter(ledger_accounts::owner_id.eq(&key.owner_id))
+            .filter(ledger_accounts::currency.eq(key.currency.code()))
+            .select(ledger_accounts::id)
+            .first(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)?)
+}
+
+/// Adds `delta` to the balance unless that takes a non-negative account below zero.
+async fn apply(
+    conn: &mut DbConn,
+    id: &AccountId,
+    key: &AccountKey,
+    delta: i64,
+    now: Timestamp,
+) -> Result<(), BillingError> {
+    let updated = with_conn!(conn, c => {
+        diesel::update(
+            ledger_accounts::table
+                .find(id)
+                .filter(
+                    ledger_accounts::allow_negative
+                        .eq(true)
+                        .or((ledger_accounts::balance + delta).ge(0)),
+                ),
+        )
+        .set((
+            ledger_accounts::balance.eq(ledger_accounts::balance + delta),
+            ledger_accounts::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await
+    })
+    .map_err(DbError::from)?;
+    if updated == 0 {
+        return Err(BillingError::InsufficientFunds {
+            kind: key.kind,
+            owner_id: key.owner_id.clone(),
+            currency: key.currency,
+        });
+    }
+    Ok(())
+}
+
+/// The entry written earlier under this idempotency key, if any: `Ok(Some)` when its
+/// fingerprint matches, [`BillingError::IdempotencyKeyReused`] when it does not.
+pub(crate) async fn replayed(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    key: &str,
+    fingerprint: Option<&str>,
+) -> Result<Option<EntryId>, BillingError> {
+    match find_by_key(conn, tenant, key).await? {
+        Some(existing) => {
+            replay(existing, fingerprint).map(|posted| Some(posted.entry_id().clone()))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The entry a tenant wrote with this idempotency key.
+pub(crate) async fn entry_by_key(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    key: &str,
+) -> Result<Option<EntryId>, BillingError> {
+    Ok(find_by_key(conn, tenant, key).await?.map(|row| row.id))
+}
+
+/// The idempotency key an entry was written with.
+pub(crate) async fn key_of(
+    conn: &mut DbConn,
+    id: &EntryId,
+) -> Result<Option<String>, BillingError> {
+    let key: Option<Option<String>> = with_conn!(conn, c => {
+        journal_entries::table
+            .find(id)
+            .select(journal_entries::idempotency_key)
+            .first(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)?;
+    Ok(key.flatten())
+}
+
+/// The postings of an entry that added to an account (positive amounts), with the
+/// accounts they went to, in posting order.
+pub(crate) async fn credits_of(
+    conn: &mut DbConn,
+    id: &EntryId,
+) -> Result<Vec<(AccountKey, i64)>, BillingError> {
+    let rows: Vec<(String, String, String, i64)> = with_conn!(conn, c => {
+        ledger_postings::table
+            .inner_join(ledger_accounts::table)
+            .filter(ledger_postings::entry_id.eq(id))
+            .filter(ledger_postings::amount.gt(0))
+            .order(ledger_postings::id.asc())
+            .select((
+                ledger_accounts::kind,
+                ledger_accounts::owner_id,
+                ledger_accounts::currency,
+                ledger_postings::amount,
+            ))
+            .load(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    rows.into_iter()
+        .map(|(kind, owner, currency, amount)| {
+            Ok((
+                AccountKey::new(kind.parse()?, owner, stored_currency(&currency)?),
+                amount,
+            ))
+        })
+        .collect()
+}
+
+/// The balance of an account (zero when it was never used).
+pub async fn balance(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    key: &AccountKey,
+) -> Result<Money, BillingError> {
+    let minor: Option<i64> = with_conn!(conn, c => {
+        ledger_accounts::table
+            .filter(ledger_accounts::platform_id.eq(&tenant.platform_id))
+            .filter(ledger_accounts::mode.eq(tenant.mode))
+            .filter(ledger_accounts::kind.eq(key.kind.as_str()))
+            .filter(ledger_accounts::owner_id.eq(&key.owner_id))
+            .filter(ledger_accounts::currency.eq(key.currency.code()))
+            .select(ledger_accounts::balance)
+            .first(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)?;
+    Ok(Money::from_minor(minor.unwrap_or(0), key.currency))
+}
+
+/// The balances of one owner's accounts of a kind, one per currency, in code order.
+pub async fn balances(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    kind: AccountKind,
+    owner_id: &str,
+) -> Result<Vec<Money>, BillingError> {
+    let rows: Vec<(String, i64)> = with_conn!(conn, c => {
+        ledger_accounts::table
+            .filter(ledger_accounts::platform_id.eq(&tenant.platform_id))
+            .filter(ledger_accounts::mode.eq(tenant.mode))
+            .filter(ledger_accounts::kind.eq(kind.as_str()))
+            .filter(ledger_accounts::owner_id.eq(owner_id))
+            .order(ledger_accounts::currency.asc())
+            .select((ledger_accounts::currency, ledger_accounts::balance))
+            .load(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    rows.into_iter()
+        .map(|(currency, minor)| Ok(Money::from_minor(minor, stored_currency(&currency)?)))
+        .collect()
+}
+
+pub(crate) fn stored_currency(code: &str) -> Result<Currency, BillingError> {
+    Currency::from_code(code)
+        .map_err(|_| BillingError::Corrupt(format!("unknown currency `{code}` in the ledger")))
+}
+
+/// What `feria ledger verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub accounts: u64,
+    pub entries: u64,
+    pub postings: u64,
+    /// Entries whose postings do not sum to zero in some currency.
+    pub unbalanced_entries: Vec<String>,
+    /// Accounts whose stored balance differs from the sum of their postings.
+    pub drifted_accounts: Vec<String>,
+    /// Accounts that may not go negative but are.
+    pub negative_accounts: Vec<String>,
+    /// Postings in another currency than their account's.
+    pub currency_mismatches: Vec<String>,
+}
+
+impl Verification {
+    pub fn is_ok(&self) -> bool {
+        self.unbalanced_entries.is_empty()
+            && self.drifted_accounts.is_empty()
+            && self.negative_accounts.is_empty()
+            && self.currency_mismatches.is_empty()
+    }
+}
+
+/// Checks the whole ledger (every tenant): entries balance, balances equal their
+/// postings, no forbidden negative balance. Reads everything in one pass per table, in
+/// one transaction so that it sees one consistent state.
+pub async fn verify(conn: &mut DbConn) -> Result<Verification, BillingError> {
+    conn.transaction(async |c| -> Result<Verification, BillingError> {
+        let accounts: Vec<(AccountId, String, i64, bool)> = with_conn!(c, c => {
+            ledger_accounts::table
+                .select((
+                    ledger_accounts::id,
+                    ledger_accounts::currency,
+                    ledger_accounts::balance,
+                    ledger_accounts::allow_negative,
+                ))
+                .load(c)
+                .await
+        })
+        .map_err(DbError::from)?;
+        let postings: Vec<(EntryId, AccountId, i64, String)> = with_conn!(c, c => {
+            ledger_postings::table
+                .select((
+                    ledger_postings::entry_id,
+                    ledger_postings::account_id,
+                    ledger_postings::amount,
+                    ledger_postings::currency,
+                ))
+                .load(c)
+                .await
+        })
+        .map_err(DbError::from)?;
+        let entries: i64 = with_conn!(c, c => journal_entries::table.count().get_result(c).await)
+            .map_err(DbError::from)?;
+
+        let mut report = Verification {
+            accounts: accounts.len() as u64,
+            entries: u64::try_from(entries).unwrap_or(0),
+            postings: postings.len() as u64,
+            ..Verification::default()
+        };
+        let account_currency: BTreeMap<&AccountId, &str> = accounts
+            .iter()
+            .map(|(id, currency, _, _)| (id, currency.as_str()))
+            .collect();
+        let mut per_entry: BTreeMap<(&EntryId, &str), i128> = BTreeMap::new();
+        let mut per_account: BTreeMap<&AccountId, i128> = BTreeMap::new();
+        for (entry, account, amount, currency) in &postings {
+            *per_entry.entry((entry, currency.as_str())).or_default() += i128::from(*amount);
+            *per_account.entry(account).or_default() += i128::from(*amount);
+            if account_currency
+                .get(account)
+                .is_some_and(|c| *c != currency.as_str())
+            {
+                report
+                    .currency_mismatches
+                    .push(format!("{entry} → {account}"));
+            }
+        }
+        for ((entry, currency), sum) in per_entry {
+            if sum != 0 {
+                report
+                    .unbalanced_entries
+                    .push(format!("{entry} ({currency} {sum:+})"));
+            }
+        }
+        for (id, _, balance, allow_negative) in &accounts {
+            let summed = per_account.get(id).copied().unwrap_or(0);
+            if i128::from(*balance) != summed {
+                report
+                    .drifted_accounts
+                    .push(format!("{id} (balance {balance}, postings {summed})"));
+            }
+            if *balance < 0 && !allow_negative {
+                report.negative_accounts.push(format!("{id} ({balance})"));
+            }
+        }
+        Ok(report)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_must_balance_per_currency_and_move_something() {
+        let usd = |m| Money::from_minor(m, Currency::USD);
+        let a = AccountKey::new(AccountKind::External, "internal", Currency::USD);
+        let b = AccountKey::new(AccountKind::UserCredit, "user_1", Currency::USD);
+        let merged = balanced(&[
+            (a.clone(), usd(-500)),
+            (b.clone(), usd(300)),
+            (b.clone(), usd(200)),
+        ])
+        .unwrap();
+        assert_eq!(merged.get(&b), Some(&500));
+        assert!(matches!(
+            balanced(&[(a.clone(), usd(-500)), (b.clone(), usd(499))]),
+            Err(BillingError::Unbalanced(_))
+        ));
+        assert!(matches!(
+            balanced(&[(a.clone(), usd(5)), (a.clone(), usd(-5))]),
+            Err(BillingError::Unbalanced(_))
+        ));
+        let eur = Money::from_minor(500, Currency::EUR);
+        assert!(matches!(
+            balanced(&[(a, usd(-500)), (b, eur)]),
+            Err(BillingError::Unbalanced(_))
+        ));
+    }
+}

@@ -1,0 +1,325 @@
+//! Backend-specific SQL: the one place in this crate that uses the two-armed
+//! [`with_conn!`] (everything else is written once for both backends).
+//!
+//! - **Product search.** `GET /products` is one SQL statement built here with its filters
+//!   and sort, plus a count. Full-text matching and ranking use each backend's engine:
+//!   SQLite's FTS5 table `products_fts` (BM25, name weighted over description over tags)
+//!   joined on the product's rowid; PostgreSQL's generated `products.search` tsvector
+//!   (weights A, B, C) with its GIN index, ranked by `ts_rank`. Both match every term of
+//!   the query (stemmed English). The rest of the statement is the same on both.
+//! - **Row locks** for read-then-write transactions: `SELECT ... FOR UPDATE` on
+//!   PostgreSQL; nothing on SQLite, whose `BEGIN IMMEDIATE` already serialises writers.
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use diesel_async::RunQueryDsl;
+use feria_kernel::db::{DynamicSql as Sql, SqlArg as Arg};
+use feria_kernel::{Backend, DbConn, DbError, PageRequest, Tenant, with_conn};
+
+use crate::cart::CartId;
+use crate::error::CatalogError;
+use crate::product::{Product, ProductId};
+use crate::schema::{carts, products};
+use crate::search::{SearchQuery, Sort, Visibility};
+
+/// Locks a product's row until the transaction ends (PostgreSQL); a no-op on SQLite.
+pub(crate) async fn lock_product(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    id: &ProductId,
+) -> Result<(), CatalogError> {
+    with_conn!(conn,
+        sqlite: _c => Ok::<_, diesel::result::Error>(()),
+        postgres: c => {
+            products::table
+                .find(id)
+                .filter(products::platform_id.eq(&tenant.platform_id))
+                .filter(products::mode.eq(tenant.mode))
+                .select(products::id)
+                .for_update()
+                .first::<String>(c)
+                .await
+                .optional()
+                .map(|_| ())
+        },
+    )
+    .map_err(DbError::from)?;
+    Ok(())
+}
+
+/// Locks a cart's row until the transaction ends (PostgreSQL); a no-op on SQLite.
+pub(crate) async fn lock_cart(conn: &mut DbConn, id: &CartId) -> Result<(), CatalogError> {
+    with_conn!(conn,
+        sqlite: _c => Ok::<_, diesel::result::Error>(()),
+        postgres: c => {
+            carts::table
+                .find(id)
+                .select(carts::id)
+                .for_update()
+                .first::<String>(c)
+                .await
+                .optional()
+                .map(|_| ())
+        },
+    )
+    .map_err(DbError::from)?;
+    Ok(())
+}
+
+const COLUMNS: &str = "p.id, p.platform_id, p.mode, p.user_id, p.parent_product_id, p.name, \
+    p.description, p.image, p.quantity, p.is_enabled, p.category, p.subcategory, p.tags, \
+    p.price_minor, p.currency, p.use_seasonal_prices, p.created_at, p.updated_at, p.deleted_at";
+
+/// `FROM ... WHERE ...` of a search: the part the page and the count share.
+fn from_where(backend: Backend, query: &SearchQuery) -> Sql {
+    let mut sql = Sql::new(backend);
+    let searching = !query.terms.is_empty();
+    match (searching, backend) {
+        (true, Backend::Sqlite) => {
+            // CROSS JOIN fixes the order: matches first, then their products. Left to
+            // itself (without ANALYZE statistics) SQLite may walk every product of the
+            // tenant and probe the index per row, which takes seconds at a million.
+            sql.push(" FROM products_fts CROSS JOIN products p ON p.rowid = products_fts.rowid");
+        }
+        (true, Backend::Postgres) => {
+            sql.push(" FROM products p, plainto_tsquery('english', ")
+                .text_arg(&query.terms.join(" "))
+                .push(") AS query");
+        }
+        (false, _) => {
+            sql.push(" FROM products p");
+        }
+    }
+    sql.push(" WHERE p.platform_id = ")
+        .text_arg(query.tenant.platform_id.as_str())
+        .push(" AND p.mode = ")
+        .text_arg(query.tenant.mode.as_str())
+        .push(" AND p.deleted_at IS NULL");
+    if searching {
+        match backend {
+            Backend::Sqlite => {
+                // Each term quoted (terms are letters and digits only): all must match.
+                let fts: Vec<String> = query.terms.iter().map(|t| format!("\"{t}\"")).collect();
+                sql.push(" AND products_fts MATCH ")
+                    .text_arg(&fts.join(" "));
+            }
+            Backend::Postgres => {
+                sql.push(" AND p.search @@ query");
+            }
+        }
+    }
+    match &query.visibility {
+        Visibility::All => {}
+        Visibility::EnabledOrOwn(Some(user)) => {
+            sql.push(" AND (p.is_enabled = ")
+                .arg(Arg::Bool(true))
+                .push(" OR p.user_id = ")
+                .text_arg(user.as_str())
+                .push(")");
+        }
+        Visibility::EnabledOrOwn(None) => {
+            sql.push(" AND p.is_enabled = ").arg(Arg::Bool(true));
+        }
+    }
+    if let Some(category) = &query.category {
+        sql.push(" AND p.category = ").text_arg(category);
+    }
+    if let Some(subcategory) = &query.subcategory {
+        sql.push(" AND p.subcategory = ").text_arg(subcategory);
+    }
+    if let Some(user) = &query.user_id {
+        sql.push(" AND p.user_id = ").text_arg(user.as_str());
+    }
+    if let Some(parent) = &query.parent_product_id {
+        sql.push(" AND p.parent_product_id = ")
+            .text_arg(parent.as_str());
+    }
+    if let Some(currency) = &query.currency {
+        sql.push(" AND p.currency = ").text_arg(currency);
+    }
+    if let Some(min) = query.min_price_minor {
+        sql.push(" AND p.price_minor >= ").arg(Arg::BigInt(min));
+    }
+    if let Some(max) = query.max_price_minor {
+        sql.push(" AND p.price_minor <= ").arg(Arg::BigInt(max));
+    }
+    if let Some(enabled) = query.enabled {
+        sql.push(" AND p.is_enabled = ").arg(Arg::Bool(enabled));
+    }
+    match query.in_stock {
+        Some(true) => {
+            sql.push(" AND p.quantity > 0");
+        }
+        Some(false) => {
+            sql.push(" AND p.quantity = 0");
+        }
+        None => {}
+    }
+    if let Some(tag) = &query.tag {
+        // `IN` rather than a correlated `EXISTS`: both engines can then start from the
+        // tag's index when the tag is rare (SQLite never turns `EXISTS` into a join).
+        sql.push(" AND p.id IN (SELECT t.product_id FROM product_tags t WHERE t.platform_id = ")
+            .text_arg(query.tenant.platform_id.as_str())
+            .push(" AND t.mode = ")
+            .text_arg(query.tenant.mode.as_str())
+            .push(" AND t.tag = ")
+            .text_arg(tag)
+            .push(")");
+    }
+    sql
+}
+
+fn order_by(backend: Backend, query: &SearchQuery) -> &'static str {
+    match (query.sort, backend) {
+        (Sort::Relevance, Backend::Sqlite) if !query.terms.is_empty() => {
+            // bm25: lower is better; weights for name, description, tags.
+            " ORDER BY bm25(products_fts, 10.0, 5.0, 2.0), p.created_at DESC, p.id DESC"
+        }
+        (Sort::Relevance, Backend::Postgres) if !query.terms.is_empty() => {
+            " ORDER BY ts_rank(p.search, query) DESC, p.created_at DESC, p.id DESC"
+        }
+        (Sort::Relevance | Sort::Newest, _) => " ORDER BY p.created_at DESC, p.id DESC",
+        (Sort::PriceAsc, _) => " ORDER BY p.price_minor ASC, p.id ASC",
+        (Sort::PriceDesc, _) => " ORDER BY p.price_minor DESC, p.id DESC",
+    }
+}
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// A product row with the number of rows of the whole result (a window count).
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(embed)]
+    product: Product,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// One page of the products matching `query`, and how many match in all.
+pub(crate) async fn search(
+    conn: &mut DbConn,
+    query: &SearchQuery,
+    page: PageRequest,
+) -> Result<(Vec<Product>, u64), CatalogError> {
+    let backend = conn.backend();
+    let shared = from_where(backend, query);
+    // A full-text query on PostgreSQL reads every match anyway (to rank or sort them), so
+    // the page counts them in the same pass. SQLite cannot use bm25() beside a window
+    // function, and elsewhere a separate count lets the page stop after `LIMIT` rows.
+    let window_count = backend == Backend::Postgres && !query.terms.is_empty();
+    let mut rows_sql = Sql::new(backend);
+    rows_sql.args = shared.args.clone();
+    rows_sql.push("SELECT ").push(COLUMNS);
+    if window_count {
+        rows_sql.push(", COUNT(*) OVER () AS total");
+    }
+    rows_sql
+        .push(&shared.text)
+        .push(order_by(backend, query))
+        .push(" LIMIT ")
+        .arg(Arg::BigInt(page.limit()))
+        .push(" OFFSET ")
+        .arg(Arg::BigInt(page.offset()));
+    let (rows, counted): (Vec<Product>, Option<i64>) = if window_count {
+        let counted: Vec<Counted> = with_conn!(conn,
+            sqlite: c => feria_kernel::bind_dynamic!(rows_sql, diesel::sqlite::Sqlite).load(c).await,
+            postgres: c => feria_kernel::bind_dynamic!(rows_sql, diesel::pg::Pg).load(c).await,
+        )
+        .map_err(DbError::from)?;
+        let total = counted.as_slice().first().map(|c| c.total);
+        (counted.into_iter().map(|c| c.product).collect(), total)
+    } else {
+        let rows: Vec<Product> = with_conn!(conn,
+            sqlite: c => feria_kernel::bind_dynamic!(rows_sql, diesel::sqlite::Sqlite).load(c).await,
+            postgres: c => feria_kernel::bind_dynamic!(rows_sql, diesel::pg::Pg).load(c).await,
+        )
+        .map_err(DbError::from)?;
+        (rows, None)
+    };
+    if let Some(total) = counted {
+        return Ok((rows, u64::try_from(total).unwrap_or(0)));
+    }
+    // A short page that is not past the end tells the total without counting.
+    let fetched = rows.len() as u64;
+    if fetched < u64::from(page.page_size()) && (fetched > 0 || page.offset() == 0) {
+        let offset = u64::try_from(page.offset()).unwrap_or(0);
+        return Ok((rows, offset + fetched));
+    }
+    let mut count_sql = Sql::new(backend);
+    count_sql.args = shared.args;
+    count_sql
+        .push("SELECT COUNT(*) AS total")
+        .push(&shared.text);
+    let total: Total = with_conn!(conn,
+        sqlite: c => feria_kernel::bind_dynamic!(count_sql, diesel::sqlite::Sqlite).get_result(c).await,
+        postgres: c => feria_kernel::bind_dynamic!(count_sql, diesel::pg::Pg).get_result(c).await,
+    )
+    .map_err(DbError::from)?;
+    Ok((rows, u64::try_from(total.total).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use feria_kernel::{Mode, PlatformId, UserId};
+
+    fn query(terms: &[&str]) -> SearchQuery {
+        SearchQuery {
+            tenant: Tenant::new(PlatformId::new(), Mode::Test),
+            visibility: Visibility::EnabledOrOwn(Some(UserId::new())),
+            terms: terms.iter().map(|t| (*t).to_owned()).collect(),
+            category: Some("Books".into()),
+            subcategory: None,
+            tag: Some("red".into()),
+            user_id: None,
+            parent_product_id: None,
+            currency: None,
+            min_price_minor: Some(100),
+            max_price_minor: None,
+            enabled: None,
+            in_stock: Some(true),
+            sort: Sort::Relevance,
+        }
+    }
+
+    #[test]
+    fn placeholders_follow_the_backend_and_count_the_arguments() {
+        let sqlite = from_where(Backend::Sqlite, &query(&["blue", "shirt"]));
+        assert!(
+            sqlite.text.contains("products_fts MATCH ?"),
+            "{}",
+            sqlite.text
+        );
+        assert!(!sqlite.text.contains('$'));
+        assert_eq!(sqlite.args.len(), sqlite.text.matches('?').count());
+        match &sqlite.args[2] {
+            Arg::Text(fts) => assert_eq!(fts, "\"blue\" \"shirt\""),
+            other => panic!("{other:?}"),
+        }
+
+        let pg = from_where(Backend::Postgres, &query(&["blue"]));
+        assert!(
+            pg.text.contains("plainto_tsquery('english', $1)"),
+            "{}",
+            pg.text
+        );
+        assert!(pg.text.contains("p.search @@ query"));
+        let last = format!("${}", pg.args.len());
+        assert!(pg.text.contains(&last));
+        assert!(!pg.text.contains(&format!("${}", pg.args.len() + 1)));
+    }
+
+    #[test]
+    fn relevance_without_terms_is_newest() {
+        let q = query(&[]);
+        assert_eq!(
+            order_by(Backend::Postgres, &q),
+            " ORDER BY p.created_at DESC, p.id DESC"
+        );
+        assert!(order_by(Backend::Sqlite, &query(&["x"])).contains("bm25"));
+    }
+}

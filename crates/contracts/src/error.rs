@@ -1,0 +1,171 @@
+use feria_billing::BillingError;
+use feria_catalog::CatalogError;
+use feria_kernel::{ApiError, DbError, ErrorKind, FieldError, MoneyError};
+use feria_platforms::PlatformError;
+use feria_users::UserError;
+
+/// Failures of contract operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    /// Absent, in another tenant or mode, or not visible to the caller.
+    #[error("contract not found")]
+    NotFound,
+    #[error("contract item not found")]
+    ItemNotFound,
+    #[error("contract fee not found")]
+    FeeNotFound,
+    #[error("buyer not found on this contract")]
+    BuyerNotFound,
+    #[error("seller not found on this contract")]
+    SellerNotFound,
+    #[error("cart not found")]
+    CartNotFound,
+    /// A party may read the contract but only its creator or an admin may change it.
+    #[error("only the contract's creator or an admin may change it")]
+    NotOwner,
+    /// The contract's status forbids the change (settled or void).
+    #[error("a {status} contract cannot be changed")]
+    Locked { status: &'static str },
+    /// Only a sent (open) contract is settled.
+    #[error("the contract has not been sent")]
+    NotSent,
+    #[error("the contract is already settled")]
+    AlreadySettled,
+    /// Sending needs at least one buyer and one item.
+    #[error("the contract is incomplete: {0}")]
+    Incomplete(&'static str),
+    #[error("the cart is empty")]
+    CartEmpty,
+    #[error("the user is already a {0} on this contract")]
+    AlreadyParty(&'static str),
+    #[error("the contract is in {contract}, the product in {product}")]
+    CurrencyMismatch { contract: String, product: String },
+    /// The buyers' or sellers' shares do not add up (422, before anything moves).
+    #[error("{field}: {message}")]
+    SharesMismatch {
+        field: &'static str,
+        message: String,
+    },
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// A product of the contract has too little stock at settlement.
+    #[error("not enough stock of {product}")]
+    InsufficientStock { product: String },
+    #[error(transparent)]
+    Billing(#[from] BillingError),
+    #[error(transparent)]
+    Catalog(CatalogError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Mail(#[from] feria_kernel::mail::MailError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl ContractError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> ContractError {
+        ContractError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the error came from moving money or stock (a payment attempt that failed).
+    pub(crate) fn is_payment_failure(&self) -> bool {
+        matches!(
+            self,
+            ContractError::Billing(_)
+                | ContractError::InsufficientStock { .. }
+                | ContractError::Catalog(_)
+        )
+    }
+}
+
+impl From<CatalogError> for ContractError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::Db(db) => ContractError::Db(db),
+            other => ContractError::Catalog(other),
+        }
+    }
+}
+
+impl From<MoneyError> for ContractError {
+    fn from(_: MoneyError) -> Self {
+        ContractError::invalid("amount", "is out of range")
+    }
+}
+
+impl From<diesel::result::Error> for ContractError {
+    fn from(error: diesel::result::Error) -> Self {
+        ContractError::Db(error.into())
+    }
+}
+
+impl From<ContractError> for ApiError {
+    fn from(error: ContractError) -> Self {
+        match error {
+            ContractError::NotFound => ApiError::not_found("contract"),
+            ContractError::ItemNotFound => ApiError::not_found("contract item"),
+            ContractError::FeeNotFound => ApiError::not_found("contract fee"),
+            ContractError::BuyerNotFound => ApiError::not_found("buyer"),
+            ContractError::SellerNotFound => ApiError::not_found("seller"),
+            ContractError::CartNotFound => ApiError::not_found("cart"),
+            ContractError::NotOwner => ApiError::forbidden(
+                "not_contract_owner",
+                "only the contract's creator or an admin may change it",
+            ),
+            ContractError::Locked { status } => ApiError::conflict(
+                "contract_locked",
+                format!("the contract is {status}: it can no longer be changed"),
+            ),
+            ContractError::NotSent => ApiError::conflict(
+                "contract_not_sent",
+                "send the contract to its buyers before settling it",
+            ),
+            ContractError::AlreadySettled => {
+                ApiError::conflict("already_settled", "the contract is already settled")
+            }
+            ContractError::Incomplete(what) => ApiError::conflict(
+                "contract_incomplete",
+                format!("the contract cannot be sent: {what}"),
+            ),
+            ContractError::CartEmpty => {
+                ApiError::conflict("cart_empty", "an empty cart makes no contract")
+            }
+            ContractError::AlreadyParty(role) => ApiError::conflict(
+                format!("already_{role}"),
+                format!("the user is already a {role} on this contract"),
+            ),
+            ContractError::CurrencyMismatch { contract, product } => ApiError::conflict(
+                "currency_mismatch",
+                format!("the contract is in {contract}; the product is priced in {product}"),
+            ),
+            ContractError::SharesMismatch { field, message } => ApiError {
+                details: vec![FieldError::new(field, message.clone())],
+                ..ApiError::new(
+                    ErrorKind::Validation,
+                    "shares_do_not_add_up",
+                    format!("{field}: {message}"),
+                )
+            },
+            ContractError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            ContractError::InsufficientStock { product } => ApiError::conflict(
+                "insufficient_stock",
+                format!("not enough stock of {product} to settle the contract"),
+            ),
+            ContractError::Billing(billing) => billing.into(),
+            ContractError::Catalog(catalog) => catalog.into(),
+            ContractError::User(user) => user.into(),
+            ContractError::Platform(platform) => platform.into(),
+            ContractError::Mail(mail) => mail.into(),
+            ContractError::Db(db) => db.into(),
+        }
+    }
+}

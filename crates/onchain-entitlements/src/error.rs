@@ -1,0 +1,195 @@
+use feria_kernel::{ApiError, DbError, ErrorKind};
+
+use crate::evm::AddressError;
+use crate::rpc::RpcError;
+
+/// Failures of offers, quotes, confirmations and entitlements.
+#[derive(Debug, thiserror::Error)]
+pub enum OnchainError {
+    /// Absent, retired (for checkout), or in another tenant or mode.
+    #[error("offer not found")]
+    OfferNotFound,
+    #[error("quote not found")]
+    QuoteNotFound,
+    #[error("entitlement not found")]
+    EntitlementNotFound,
+    #[error("an offer with this offer_id exists")]
+    OfferExists,
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("invalid {field}: {error}")]
+    InvalidAddress {
+        field: &'static str,
+        error: AddressError,
+    },
+    /// The offer is member-only and the wallet holds no active membership.
+    #[error("Active membership is required for checkout.")]
+    MembershipRequired,
+    /// No chain with this id is configured.
+    #[error("chain {0} is not supported")]
+    UnsupportedChain(i64),
+    /// The quote was issued for another wallet or offer than the request names.
+    #[error("the quote was issued for another {0}")]
+    QuoteMismatch(&'static str),
+    /// The node serves another chain than the request and configuration name.
+    #[error("{0}")]
+    ChainMismatch(String),
+    #[error("the chain knows no transaction with this hash")]
+    TxNotFound,
+    #[error("the transaction reverted")]
+    TxFailed,
+    /// The transaction was sent from another wallet than the quote's.
+    #[error("the transaction was sent by {0}, not by the quote's wallet")]
+    WalletMismatch(String),
+    #[error("{0}")]
+    WrongRecipient(String),
+    #[error("{0}")]
+    AmountMismatch(String),
+    #[error("{0}")]
+    CalldataMismatch(String),
+    #[error("the quote expired before the transaction was mined")]
+    QuoteExpired,
+    /// The transaction already paid for another quote.
+    #[error("the transaction already confirmed another quote")]
+    TxAlreadyUsed,
+    /// The quote was already confirmed with another transaction.
+    #[error("the quote was already confirmed with another transaction")]
+    QuoteAlreadyUsed,
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl OnchainError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> OnchainError {
+        OnchainError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn address(field: &'static str) -> impl Fn(AddressError) -> OnchainError {
+        move |error| OnchainError::InvalidAddress { field, error }
+    }
+}
+
+impl From<diesel::result::Error> for OnchainError {
+    fn from(error: diesel::result::Error) -> Self {
+        OnchainError::Db(error.into())
+    }
+}
+
+fn unprocessable(code: &'static str, message: String) -> ApiError {
+    ApiError::new(ErrorKind::Validation, code, message)
+}
+
+impl From<OnchainError> for ApiError {
+    fn from(error: OnchainError) -> Self {
+        let message = error.to_string();
+        match error {
+            OnchainError::OfferNotFound => ApiError::not_found("offer"),
+            OnchainError::QuoteNotFound => ApiError::not_found("quote"),
+            OnchainError::EntitlementNotFound => ApiError::not_found("entitlement"),
+            OnchainError::OfferExists => ApiError::conflict(
+                "offer_exists",
+                "an offer with this offer_id already exists on this platform",
+            ),
+            OnchainError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            OnchainError::InvalidAddress { field, error } => {
+                ApiError::invalid_field(field, error.to_string())
+            }
+            OnchainError::MembershipRequired => ApiError::forbidden("membership_required", message),
+            OnchainError::UnsupportedChain(_) => unprocessable("unsupported_chain", message),
+            OnchainError::QuoteMismatch(_) => unprocessable("quote_mismatch", message),
+            OnchainError::ChainMismatch(_) => unprocessable("chain_mismatch", message),
+            OnchainError::TxNotFound => ApiError::new(ErrorKind::NotFound, "tx_not_found", message),
+            OnchainError::TxFailed => unprocessable("tx_failed", message),
+            OnchainError::WalletMismatch(_) => unprocessable("wallet_mismatch", message),
+            OnchainError::WrongRecipient(_) => unprocessable("wrong_recipient", message),
+            OnchainError::AmountMismatch(_) => unprocessable("amount_mismatch", message),
+            OnchainError::CalldataMismatch(_) => unprocessable("calldata_mismatch", message),
+            OnchainError::QuoteExpired => unprocessable("quote_expired", message),
+            OnchainError::TxAlreadyUsed => ApiError::conflict("tx_already_used", message),
+            OnchainError::QuoteAlreadyUsed => ApiError::conflict("quote_already_used", message),
+            OnchainError::Rpc(RpcError::Unreachable(_)) => ApiError::unavailable(
+                "chain_unavailable",
+                "the chain's JSON-RPC node does not answer; retry later",
+            ),
+            OnchainError::Rpc(RpcError::Node(reason)) => {
+                tracing::warn!(%reason, "the JSON-RPC node answered with an error");
+                ApiError::unavailable(
+                    "chain_rpc_error",
+                    "the chain's JSON-RPC node answered with an error; retry later",
+                )
+            }
+            OnchainError::Db(db) => db.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_has_its_status_and_code() {
+        let cases: Vec<(OnchainError, u16, &str)> = vec![
+            (OnchainError::OfferNotFound, 404, "not_found"),
+            (OnchainError::TxNotFound, 404, "tx_not_found"),
+            (OnchainError::MembershipRequired, 403, "membership_required"),
+            (OnchainError::UnsupportedChain(1), 422, "unsupported_chain"),
+            (
+                OnchainError::ChainMismatch("x".into()),
+                422,
+                "chain_mismatch",
+            ),
+            (OnchainError::TxFailed, 422, "tx_failed"),
+            (
+                OnchainError::WrongRecipient("x".into()),
+                422,
+                "wrong_recipient",
+            ),
+            (
+                OnchainError::AmountMismatch("x".into()),
+                422,
+                "amount_mismatch",
+            ),
+            (
+                OnchainError::CalldataMismatch("x".into()),
+                422,
+                "calldata_mismatch",
+            ),
+            (
+                OnchainError::WalletMismatch("x".into()),
+                422,
+                "wallet_mismatch",
+            ),
+            (OnchainError::QuoteExpired, 422, "quote_expired"),
+            (OnchainError::TxAlreadyUsed, 409, "tx_already_used"),
+            (OnchainError::QuoteAlreadyUsed, 409, "quote_already_used"),
+            (
+                OnchainError::Rpc(RpcError::Unreachable("x".into())),
+                503,
+                "chain_unavailable",
+            ),
+            (
+                OnchainError::Rpc(RpcError::Node("x".into())),
+                503,
+                "chain_rpc_error",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let api = ApiError::from(error);
+            assert_eq!((api.status(), api.code.as_ref()), (status, code));
+        }
+        let membership = ApiError::from(OnchainError::MembershipRequired);
+        assert_eq!(
+            membership.message,
+            "Active membership is required for checkout."
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! Serving uploaded images at a stable URL (`GET /media/{id}`), and turning a media id
+//! into that URL for the image routes of platforms and users.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use feria_kernel::{Db, DbConn, ErrorBody};
+use feria_platforms::media::{MediaError, MediaId, MediaStore};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use validator::Validate;
+
+use crate::error::HttpError;
+
+/// The configured public base URL, if any (`PUBLIC_URL`).
+#[derive(Debug, Clone)]
+pub struct PublicUrl(pub Option<String>);
+
+impl PublicUrl {
+    /// The absolute URL of a media file: under `PUBLIC_URL`, or else under the scheme and
+    /// host the client used to reach this server.
+    pub fn media_url(&self, req: &HttpRequest, id: &MediaId) -> String {
+        match &self.0 {
+            Some(base) => format!("{base}/media/{id}"),
+            None => {
+                let info = req.connection_info();
+                format!("{}://{}/media/{id}", info.scheme(), info.host())
+            }
+        }
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/media/{id}").route(web::get().to(serve)));
+}
+
+/// A previously uploaded image to use (`POST /platforms/{id}/image`, `/users/.../image`).
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRequest {
+    /// The id returned by `POST /api/v1/utils/media/upload` (`med_...`).
+    #[validate(length(min = 1, message = "is required"))]
+    pub media_id: String,
+}
+
+/// The URL of an uploaded image, checking that it exists (unknown id → 422 on `media_id`:
+/// the request names something that is not there, rather than the path).
+pub async fn image_url(
+    conn: &mut DbConn,
+    req: &HttpRequest,
+    public_url: &PublicUrl,
+    request: &ImageRequest,
+) -> Result<String, HttpError> {
+    let unknown = || {
+        HttpError::from(feria_kernel::ApiError::invalid_field(
+            "media_id",
+            "no uploaded image has this id",
+        ))
+    };
+    let id: MediaId = request.media_id.parse().map_err(|_| unknown())?;
+    match feria_platforms::media::get(conn, &id).await {
+        Ok(media) => Ok(public_url.media_url(req, &media.id)),
+        Err(MediaError::NotFound) => Err(unknown()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// An uploaded image. Public, immutable: the URL of one upload never changes content.
+#[utoipa::path(
+    get,
+    path = "/media/{id}",
+    tag = "utils",
+    operation_id = "media_get",
+    params(("id" = String, Path, description = "The media id (`med_...`).")),
+    responses(
+        (status = 200, description = "The image bytes, with their content type.", content_type = "image/*"),
+        (status = 404, description = "No such media.", body = ErrorBody)
+    )
+)]
+pub async fn serve(
+    id: web::Path<String>,
+    db: web::Data<Db>,
+    store: web::Data<MediaStore>,
+) -> Result<HttpResponse, HttpError> {
+    let id: MediaId = id.parse().map_err(|_| MediaError::NotFound)?;
+    let mut conn = db.conn().await?;
+    let (media, path) = store.open(&mut conn, &id).await?;
+    drop(conn);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            tracing::error!(media = %id, "media row without its file");
+            return Err(MediaError::NotFound.into());
+        }
+        Err(error) => return Err(MediaError::Storage(error).into()),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(media.content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .insert_header((header::ETAG, format!("\"{}\"", media.sha256)))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(bytes))
+}

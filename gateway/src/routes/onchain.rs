@@ -1,0 +1,328 @@
+//! On-chain entitlements under `/marketplace`: offers, checkout quote, confirmation by
+//! transaction hash (verified on chain), entitlements by wallet (docs/ONCHAIN.md).
+//!
+//! Every route takes an API key or a session (401 without) and works in the caller's
+//! platform and mode. Operators (API keys, admin users) create, replace and retire offers
+//! and revoke entitlements (403 for others). Only exact static paths under `/marketplace`
+//! are registered here (plus `{offer_id}` and `{entitlement_id}` below `offers/` and
+//! `entitlements/`), so `/marketplace/{id}` routes of other modules do not collide.
+
+use actix_web::{HttpResponse, web};
+use feria_kernel::{Db, ErrorBody, Timestamp};
+use feria_onchain_entitlements::entitlement::{
+    ConfirmRequest, ConfirmedObject, EntitlementObject, PendingObject,
+};
+use feria_onchain_entitlements::offer::{NewOffer, OfferFields};
+use feria_onchain_entitlements::quote::QuoteRequest;
+use feria_onchain_entitlements::{Confirmation, OfferObject, Onchain, QuoteObject};
+use feria_users::Role;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use crate::caller::Caller;
+use crate::error::HttpError;
+use crate::extract::{Json, Query};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/marketplace/offers")
+            .route(web::get().to(list_offers))
+            .route(web::post().to(create_offer)),
+    )
+    .service(
+        web::resource("/marketplace/offers/{offer_id}")
+            .route(web::put().to(update_offer))
+            .route(web::delete().to(retire_offer)),
+    )
+    .service(web::resource("/marketplace/checkout/quote").route(web::post().to(quote)))
+    .service(web::resource("/marketplace/checkout/confirm").route(web::post().to(confirm)))
+    .service(web::resource("/marketplace/entitlements").route(web::get().to(entitlements)))
+    .service(
+        web::resource("/marketplace/entitlements/{entitlement_id}/revoke")
+            .route(web::post().to(revoke)),
+    );
+}
+
+/// `{"offers": [...]}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OfferList {
+    pub offers: Vec<OfferObject>,
+}
+
+/// `{"entitlements": [...]}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EntitlementList {
+    pub entitlements: Vec<EntitlementObject>,
+}
+
+/// Whose entitlements.
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WalletQuery {
+    /// The wallet: 0x and 40 hex digits (mixed case must pass its EIP-55 checksum).
+    pub wallet: String,
+}
+
+/// Lists the platform's active offers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/marketplace/offers",
+    tag = "marketplace",
+    operation_id = "marketplace_offers_list",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The active offers, oldest first.", body = OfferList),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody)
+    )
+)]
+pub async fn list_offers(caller: Caller, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {
+    let mut conn = db.conn().await?;
+    let offers = feria_onchain_entitlements::offer::list(&mut conn, &caller.tenant, false).await?;
+    Ok(HttpResponse::Ok().json(OfferList {
+        offers: offers.iter().map(|o| o.to_object()).collect(),
+    }))
+}
+
+/// Creates an offer (operators).
+#[utoipa::path(
+    post,
+    path = "/api/v1/marketplace/offers",
+    tag = "marketplace",
+    operation_id = "marketplace_offers_create",
+    security(("api_key" = []), ("session" = [])),
+    request_body = NewOffer,
+    responses(
+        (status = 201, description = "The new offer.", body = OfferObject),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody),
+        (status = 403, description = "Not an operator (API key or admin).", body = ErrorBody),
+        (status = 409, description = "The `offer_id` exists (`offer_exists`).", body = ErrorBody),
+        (status = 422, description = "Invalid fields: offer id shape, empty title, amount, decimals, chain id, duration.", body = ErrorBody)
+    )
+)]
+pub async fn create_offer(
+    caller: Caller,
+    body: Json<NewOffer>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, HttpError> {
+    caller.require_role(Role::Admin)?;
+    let mut conn = db.conn().await?;
+    let offer =
+        feria_onchain_entitlements::offer::create(&mut conn, &caller.tenant, body.into_inner())
+            .await?;
+    Ok(HttpResponse::Created().json(offer.to_object()))
+}
+
+/// Replaces an offer's fields (operators). Quotes already issued keep their price.
+#[utoipa::path(
+    put,
+    path = "/api/v1/marketplace/offers/{offer_id}",
+    tag = "marketplace",
+    operation_id = "marketplace_offers_update",
+    security(("api_key" = []), ("session" = [])),
+    params(("offer_id" = String, Path, description = "The offer's readable id.")),
+    request_body = OfferFields,
+    responses(
+        (status = 200, description = "The offer.", body = OfferObject),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 404, description = "No such offer.", body = ErrorBody),
+        (status = 422, description = "Invalid fields.", body = ErrorBody)
+    )
+)]
+pub async fn update_offer(
+    caller: Caller,
+    offer_id: web::Path<String>,
+    body: Json<OfferFields>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, HttpError> {
+    caller.require_role(Role::Admin)?;
+    let mut conn = db.conn().await?;
+    let offer = feria_onchain_entitlements::offer::update(
+        &mut conn,
+        &caller.tenant,
+        &offer_id,
+        body.into_inner(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(offer.to_object()))
+}
+
+/// Retires an offer (operators): no new quotes; granted entitlements stay.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/marketplace/offers/{offer_id}",
+    tag = "marketplace",
+    operation_id = "marketplace_offers_retire",
+    security(("api_key" = []), ("session" = [])),
+    params(("offer_id" = String, Path, description = "The offer's readable id.")),
+    responses(
+        (status = 200, description = "The retired offer.", body = OfferObject),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 404, description = "No such offer.", body = ErrorBody)
+    )
+)]
+pub async fn retire_offer(
+    caller: Caller,
+    offer_id: web::Path<String>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, HttpError> {
+    caller.require_role(Role::Admin)?;
+    let mut conn = db.conn().await?;
+    let offer =
+        feria_onchain_entitlements::offer::retire(&mut conn, &caller.tenant, &offer_id).await?;
+    Ok(HttpResponse::Ok().json(offer.to_object()))
+}
+
+/// Quotes a checkout: the exact ERC-20 transfer the wallet must send (`tx`), until
+/// `expires_at`. The calldata is `transfer(treasury, amount_atomic)` followed by the
+/// quote id's ASCII bytes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/marketplace/checkout/quote",
+    tag = "marketplace",
+    operation_id = "marketplace_checkout_quote",
+    security(("api_key" = []), ("session" = [])),
+    request_body = QuoteRequest,
+    responses(
+        (status = 200, description = "The quote.", body = QuoteObject),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody),
+        (status = 403, description = "Member-only offer and no active membership (`membership_required`).", body = ErrorBody),
+        (status = 404, description = "Unknown or retired offer.", body = ErrorBody),
+        (status = 422, description = "Malformed wallet (or bad EIP-55 checksum), missing `workspace_id` for a workspace-bound offer, or the offer's chain is not configured (`unsupported_chain`).", body = ErrorBody)
+    )
+)]
+pub async fn quote(
+    caller: Caller,
+    body: Json<QuoteRequest>,
+    db: web::Data<Db>,
+    onchain: web::Data<Onchain>,
+) -> Result<HttpResponse, HttpError> {
+    let mut conn = db.conn().await?;
+    let quote = feria_onchain_entitlements::quote::create(
+        &mut conn,
+        &caller.tenant,
+        &onchain,
+        body.into_inner(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(quote.to_object()))
+}
+
+/// Confirms a quote's payment by transaction hash, verified on chain: sender is the
+/// quote's wallet, the transaction calls the token with the quote's exact calldata, it
+/// succeeded, the token logged the transfer to the treasury, it was mined before the
+/// quote expired, and it has enough confirmations. Idempotent: the same hash for the
+/// same quote returns the same entitlement.
+#[utoipa::path(
+    post,
+    path = "/api/v1/marketplace/checkout/confirm",
+    tag = "marketplace",
+    operation_id = "marketplace_checkout_confirm",
+    security(("api_key" = []), ("session" = [])),
+    request_body = ConfirmRequest,
+    responses(
+        (status = 200, description = "The entitlement is active (new, or the same one on a replay).", body = ConfirmedObject),
+        (status = 202, description = "Valid so far but not deep enough yet (`insufficient_confirmations`) or not mined (`tx_pending`): confirm again later.", body = PendingObject),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody),
+        (status = 404, description = "Unknown quote, or the chain knows no such transaction (`tx_not_found`).", body = ErrorBody),
+        (status = 409, description = "The hash already confirmed another quote (`tx_already_used`), or the quote was confirmed with another hash (`quote_already_used`).", body = ErrorBody),
+        (status = 422, description = "`unsupported_chain`, `chain_mismatch`, `quote_mismatch`, `wallet_mismatch`, `wrong_recipient`, `amount_mismatch`, `calldata_mismatch`, `tx_failed`, `quote_expired`, or a malformed field.", body = ErrorBody),
+        (status = 503, description = "The chain's node does not answer (`chain_unavailable`) or answers with an error (`chain_rpc_error`).", body = ErrorBody)
+    )
+)]
+pub async fn confirm(
+    caller: Caller,
+    body: Json<ConfirmRequest>,
+    db: web::Data<Db>,
+    onchain: web::Data<Onchain>,
+) -> Result<HttpResponse, HttpError> {
+    let mut conn = db.conn().await?;
+    let outcome = feria_onchain_entitlements::entitlement::confirm(
+        &mut conn,
+        &caller.tenant,
+        &onchain,
+        body.into_inner(),
+    )
+    .await?;
+    Ok(match outcome {
+        Confirmation::Active(entitlement) => {
+            HttpResponse::Ok().json(Confirmation::confirmed_object(&entitlement))
+        }
+        Confirmation::Pending {
+            quote_id,
+            tx_hash,
+            mined,
+            confirmations,
+            required,
+        } => HttpResponse::Accepted().json(Confirmation::pending_object(
+            &quote_id,
+            &tx_hash,
+            mined,
+            confirmations,
+            required,
+        )),
+    })
+}
+
+/// A wallet's entitlements on this platform, with their state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/marketplace/entitlements",
+    tag = "marketplace",
+    operation_id = "marketplace_entitlements_list",
+    security(("api_key" = []), ("session" = [])),
+    params(WalletQuery),
+    responses(
+        (status = 200, description = "The wallet's entitlements, oldest first.", body = EntitlementList),
+        (status = 400, description = "No `wallet` parameter (`invalid_query`).", body = ErrorBody),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody),
+        (status = 422, description = "Malformed wallet.", body = ErrorBody)
+    )
+)]
+pub async fn entitlements(
+    caller: Caller,
+    query: Query<WalletQuery>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, HttpError> {
+    let mut conn = db.conn().await?;
+    let list = feria_onchain_entitlements::entitlement::of_wallet(
+        &mut conn,
+        &caller.tenant,
+        &query.0.wallet,
+    )
+    .await?;
+    let now = Timestamp::now();
+    Ok(HttpResponse::Ok().json(EntitlementList {
+        entitlements: list.iter().map(|e| e.to_object(now)).collect(),
+    }))
+}
+
+/// Revokes an entitlement (operators); revoking again changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/marketplace/entitlements/{entitlement_id}/revoke",
+    tag = "marketplace",
+    operation_id = "marketplace_entitlements_revoke",
+    security(("api_key" = []), ("session" = [])),
+    params(("entitlement_id" = String, Path, description = "`ent:<chain_id>:<wallet>:<sequence>`.")),
+    responses(
+        (status = 200, description = "The revoked entitlement.", body = EntitlementObject),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody),
+        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 404, description = "No such entitlement.", body = ErrorBody)
+    )
+)]
+pub async fn revoke(
+    caller: Caller,
+    entitlement_id: web::Path<String>,
+    db: web::Data<Db>,
+) -> Result<HttpResponse, HttpError> {
+    caller.require_role(Role::Admin)?;
+    let mut conn = db.conn().await?;
+    let entitlement =
+        feria_onchain_entitlements::entitlement::revoke(&mut conn, &caller.tenant, &entitlement_id)
+            .await?;
+    Ok(HttpResponse::Ok().json(entitlement.to_object(Timestamp::now())))
+}

@@ -1,0 +1,9 @@
+DROP TABLE cart_items;
+DROP TABLE carts;
+DROP TRIGGER products_fts_after_update;
+DROP TRIGGER products_fts_after_delete;
+DROP TRIGGER products_fts_after_insert;
+DROP TABLE products_fts;
+DROP TABLE seasonal_prices;
+DROP TABLE product_tags;
+DROP TABLE products;

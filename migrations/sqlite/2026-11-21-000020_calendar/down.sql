@@ -1,0 +1,3 @@
+DROP TABLE calendar_events;
+DROP TABLE calendar_availability;
+DROP TABLE calendars;

@@ -1,0 +1,9 @@
+DROP TRIGGER listings_fts_after_update;
+DROP TRIGGER listings_fts_after_delete;
+DROP TRIGGER listings_fts_after_insert;
+DROP TABLE listings_fts;
+DROP TABLE reviews;
+DROP TABLE purchases;
+DROP TABLE listings;
+DROP TABLE characters;
+DROP TABLE workspaces;

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Start the local EVM node the on-chain tests run against: ganache from the npm registry,
+# pinned by scripts/evm-node/package-lock.json and installed with `npm ci` (docs/ONCHAIN.md).
+#
+#   scripts/evm-node.sh          install if missing, start if not answering, wait; prints the RPC URL
+#   scripts/evm-node.sh stop     stop the node this script started
+#   scripts/evm-node.sh status   say whether it answers
+#
+# Idempotent and safe to run from many processes at once (the test binaries call it): a
+# lock serialises install and start.
+#
+# The node: chain id 8453, deterministic dev accounts (unlocked, funded with ETH), every
+# transaction mined into its own block at once. Its banner prints private keys, so it goes
+# to the log file only.
+#
+# Environment: EVM_NODE_PORT (8545), EVM_NODE_HOME ($HOME/.cache/feria/evm-node: the
+# packages, the pid file and the log live there).
+set -euo pipefail
+
+port="${EVM_NODE_PORT:-8545}"
+home="${EVM_NODE_HOME:-${HOME:-/tmp}/.cache/feria/evm-node}"
+pidfile="$home/ganache-$port.pid"
+logfile="$home/ganache-$port.log"
+lockfile="$home/evm-node.lock"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+rpc_url="http://127.0.0.1:$port"
+chain_id=8453
+
+say() { printf 'evm-node.sh: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+# The chain id the node at the port reports, in hex (empty when nothing answers).
+running_chain() {
+    command -v curl >/dev/null 2>&1 || { node_rpc_chain; return; }
+    curl -s -m 2 -H 'content-type: application/json' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$rpc_url" 2>/dev/null |
+        sed -n 's/.*"result":"\(0x[0-9a-fA-F]*\)".*/\1/p' || true
+}
+node_rpc_chain() {
+    node -e '
+fetch(process.argv[1], {method: "POST", headers: {"content-type": "application/json"},
+  body: JSON.stringify({jsonrpc: "2.0", id: 1, method: "eth_chainId", params: []}),
+  signal: AbortSignal.timeout(2000)})
+  .then((r) => r.json()).then((j) => console.log(j.result || "")).catch(() => {});' "$rpc_url" 2>/dev/null || true
+}
+
+want_chain() { printf '0x%x' "$chain_id"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+stop_ours() {
+    if [ -f "$pidfile" ]; then
+        pid=$(cat "$pidfile")
+        if kill -0 "$pid" 2>/dev/null; then
+            say "stopping ganache (pid $pid)"
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        fi
+        rm -f "$pidfile"
+    fi
+}
+
+install() {
+    # Reinstall when the lock file changed since the last install.
+    local stamp="$home/package-lock.json"
+    if [ -f "$home/node_modules/ganache/dist/node/cli.js" ] && cmp -s "$stamp" "$here/evm-node/package-lock.json"; then
+        return
+    fi
+    command -v node >/dev/null 2>&1 || die "node is required to run ganache (apt-get install nodejs npm)"
+    command -v npm >/dev/null 2>&1 || die "npm is required to install ganache"
+    say "installing ganache and solc into $home (npm ci)"
+    cp "$here/evm-node/package.json" "$here/evm-node/package-lock.json" "$home/"
+    (cd "$home" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null) ||
+        die "npm ci failed in $home"
+}
+
+start() {
+    mkdir -p "$home"
+    exec 9>"$lockfile"
+    flock -w 600 9 || die "timed out waiting for another evm-node.sh"
+
+    install
+    have=$(running_chain)
+    if [ "$have" = "$(want_chain)" ]; then
+        echo "$rpc_url"
+        return
+    fi
+    if [ -n "$have" ]; then
+        die "an EVM node on port $port reports chain $have, not $(want_chain) (set EVM_NODE_PORT, or stop it)"
+    fi
+    if port_open; then
+        die "port $port is taken by something that is not an EVM node (set EVM_NODE_PORT, or stop it)"
+    fi
+
+    say "starting ganache on $rpc_url (log: $logfile)"
+    nohup setsid node "$home/node_modules/ganache/dist/node/cli.js" \
+        --server.host 127.0.0.1 --server.port "$port" \
+        --chain.chainId "$chain_id" --wallet.deterministic \
+        --wallet.totalAccounts 20 \
+        --miner.defaultTransactionGasLimit estimate \
+        --logging.quiet \
+        >>"$logfile" 2>&1 </dev/null 9>&- &
+    echo $! >"$pidfile"
+    for _ in $(seq 1 300); do
+        if [ "$(running_chain)" = "$(want_chain)" ]; then
+            echo "$rpc_url"
+            return
+        fi
+        kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+        sleep 0.2
+    done
+    tail -n 20 "$logfile" >&2 || true
+    die "ganache did not answer on $rpc_url"
+}
+
+case "${1:-start}" in
+start) start ;;
+stop)
+    mkdir -p "$home"
+    exec 9>"$lockfile"
+    flock -w 60 9 || die "timed out waiting for another evm-node.sh"
+    stop_ours
+    ;;
+status)
+    have=$(running_chain)
+    if [ -n "$have" ]; then echo "an EVM node answers on $rpc_url (chain $have)"; else
+        echo "nothing answers on $rpc_url"
+        exit 1
+    fi
+    ;;
+*) die "usage: $0 [start|stop|status]" ;;
+esac
