@@ -12,7 +12,11 @@ else
 TEST_RUN = $(CARGO) test --workspace --no-fail-fast
 endif
 
-.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean
+# The suites share the local stand-ins (localstripe, the EVM node) and the machine's two
+# cores: `make -j test` still runs SQLite, then PostgreSQL, then the doc tests.
+.NOTPARALLEL:
+
+.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean localstripe evm-node
 
 ## Build and run the server on the embedded default (SQLite under ./data).
 run:
@@ -39,6 +43,16 @@ test-postgres:
 test-doc:
 	@echo "==> documentation examples"
 	$(CARGO) test --workspace --doc
+
+## Start the local Stripe-compatible server the Stripe client's tests use (docs/STRIPE.md);
+## the tests start it themselves when STRIPE_TEST_BASE_URL is unset.
+localstripe:
+	bash scripts/localstripe.sh
+
+## Start the local EVM node (ganache) the on-chain tests use (docs/ONCHAIN.md); the tests
+## start it themselves when EVM_TEST_RPC_URL is unset.
+evm-node:
+	bash scripts/evm-node.sh
 
 lint:
 	$(CARGO) fmt --all --check

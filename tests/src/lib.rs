@@ -27,6 +27,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use serde::Serialize;
@@ -144,6 +145,9 @@ impl TestAppBuilder {
             base_url: format!("http://{address}"),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // A request the server never answers fails its test instead of hanging
+                // the suite (the server's own request timeout is shorter).
+                .timeout(Duration::from_secs(120))
                 .build()
                 .expect("HTTP client"),
             server_db,
@@ -233,6 +237,16 @@ impl TestApp {
 
     pub async fn put_json(&self, path: &str, body: &impl Serialize) -> TestResponse {
         self.send(self.request(Method::PUT, path).json(body)).await
+    }
+
+    /// A server (as [`TestApp::spawn`]) with one platform already created: "Acme" at
+    /// `acme.example.com`, owned by `owner@acme.example`.
+    pub async fn spawn_with_platform() -> (TestApp, CreatedPlatform) {
+        let app = TestApp::spawn().await;
+        let acme = app
+            .create_platform("Acme", "acme.example.com", "owner@acme.example")
+            .await;
+        (app, acme)
     }
 
     /// Creates a platform with its owner (in both modes) and its test and live API keys,
@@ -468,4 +482,31 @@ fn decode_quoted_printable(body: &str) -> String {
         index += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The base URL of the local Stripe-compatible server (localstripe with Feria's
+/// extension, `scripts/localstripe.sh`): `STRIPE_TEST_BASE_URL` when set (CI sets it),
+/// otherwise the script is run to install and start it. Panics with the reason when no
+/// server answers: tests that need Stripe fail, they never skip.
+pub fn localstripe_url() -> String {
+    if let Ok(url) = std::env::var("STRIPE_TEST_BASE_URL")
+        && !url.trim().is_empty()
+    {
+        return url.trim().trim_end_matches('/').to_owned();
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/localstripe.sh");
+    let output = std::process::Command::new("bash")
+        .arg(script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match stdout.lines().last().map(str::trim) {
+        Some(url) if output.status.success() && url.starts_with("http") => url.to_owned(),
+        _ => panic!(
+            "STRIPE_TEST_BASE_URL is unset and {script} could not start localstripe ({}):\n{}{}",
+            output.status,
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
 }
