@@ -56,11 +56,13 @@ fn locate_node() -> Result<String, String> {
 
 /// The local chain: a JSON-RPC client, this test's token and its own accounts.
 ///
-/// Every account a test sends from is created for that test (`new_account`): ganache
-/// assigns nonces per account, and two processes sending from one account at once (two
-/// tests, or the SQLite and PostgreSQL runs side by side) can leave a transaction with a
-/// future nonce, which ganache's eager miner then waits for forever. `owner` (the
-/// deployer and minter) is the test's first account.
+/// Tests run in parallel processes against one node, and ganache's eager miner can lose
+/// track of a transaction sent while another is being mined, leaving its
+/// `eth_sendTransaction` unanswered for ever (seen here, and as ganache issue #4165 for
+/// future nonces). So every call that changes the chain holds an exclusive lock on a file
+/// that all test processes share (`write`), every account a test sends from is created for
+/// that test (`new_account`), and the client gives up after 30 s. `owner` (the deployer
+/// and minter) is the test's first account.
 struct Chain {
     url: String,
     http: reqwest::Client,
@@ -106,15 +108,34 @@ impl Chain {
     async fn new_account(&self) -> String {
         let address = random_address();
         let passphrase = "feria-test";
-        self.rpc("evm_addAccount", json!([address, passphrase])).await;
-        self.rpc("personal_unlockAccount", json!([address, passphrase, 0]))
+        self.write("evm_addAccount", json!([address, passphrase]))
             .await;
-        self.rpc(
+        self.write("personal_unlockAccount", json!([address, passphrase, 0]))
+            .await;
+        self.write(
             "evm_setAccountBalance",
             json!([address, "0x56bc75e2d63100000"]),
         )
         .await;
         address
+    }
+
+    /// A call that changes the chain, made while no other test process makes one.
+    async fn write(&self, method: &str, params: Value) -> Value {
+        let lock_path = std::env::temp_dir().join("feria-evm-node-writes.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .unwrap();
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = self.rpc(method, params).await;
+        drop(lock);
+        answer
     }
 
     async fn rpc(&self, method: &str, params: Value) -> Value {
@@ -135,7 +156,7 @@ impl Chain {
     }
 
     async fn send_raw(&self, tx: Value) -> String {
-        self.rpc("eth_sendTransaction", json!([tx]))
+        self.write("eth_sendTransaction", json!([tx]))
             .await
             .as_str()
             .unwrap()
@@ -164,7 +185,7 @@ impl Chain {
 
     async fn mine(&self, blocks: u32) {
         for _ in 0..blocks {
-            self.rpc("evm_mine", json!([])).await;
+            self.write("evm_mine", json!([])).await;
         }
     }
 }
