@@ -78,7 +78,9 @@ pub fn error_response(error: &ApiError, request_id: Option<String>) -> HttpRespo
     {
         response.insert_header((crate::middleware::X_REQUEST_ID.clone(), value));
     }
-    response.json(error.to_body(request_id))
+    let mut response = response.json(error.to_body(request_id));
+    crate::middleware::apply_security_headers(response.headers_mut());
+    response
 }
 
 /// The error for a response the framework produced without a body in our shape

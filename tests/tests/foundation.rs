@@ -117,6 +117,32 @@ async fn every_response_carries_a_request_id_and_keeps_a_plain_client_one() {
 }
 
 #[tokio::test]
+async fn responses_carry_security_headers() {
+    let (app, platform) = TestApp::spawn_with_platform().await;
+    let success = app
+        .get_as(&platform.api_keys.test, "/api/v1/platforms")
+        .await;
+    let refused = app.get("/api/v1/platforms").await;
+    let missing = app.get("/api/v1/no-such-route").await;
+    for response in [&success, &refused, &missing] {
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(response.header("x-frame-options"), Some("DENY"));
+        assert_eq!(response.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(
+            response.header("content-security-policy"),
+            Some("default-src 'none'; frame-ancestors 'none'")
+        );
+        assert_eq!(response.header("cache-control"), Some("no-store"));
+    }
+    assert_eq!(success.status.as_u16(), 200);
+    assert_eq!(refused.status.as_u16(), 401);
+    assert_eq!(missing.status.as_u16(), 404);
+    // The documentation page keeps the policy it needs to render.
+    let docs = app.get("/docs").await.assert_status(200);
+    assert_eq!(docs.header("x-content-type-options"), Some("nosniff"));
+}
+
+#[tokio::test]
 async fn unknown_routes_are_404_in_the_error_shape() {
     let app = TestApp::spawn().await;
     for path in [
