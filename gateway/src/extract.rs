@@ -196,8 +196,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let inner = error.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let field = if path == "." { String::new() } else { path };
+                let mut field = if path == "." { String::new() } else { path };
                 let message = strip_position(&inner.to_string());
+                // serde names a missing field only in its message; report it at the field
+                // (`items[0].price`), not at the object that lacks it.
+                if let Some(missing) = missing_field(&message) {
+                    field = if field.is_empty() {
+                        missing.to_owned()
+                    } else {
+                        format!("{field}.{missing}")
+                    };
+                }
                 if field.is_empty() {
                     ApiError::validation(vec![FieldError::new("body", message)])
                 } else {
@@ -210,6 +219,13 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             ),
         }
     })
+}
+
+/// The field of serde's "missing field `name`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
 }
 
 /// serde_json appends " at line 1 column 12"; the field path says more.
@@ -330,8 +346,21 @@ mod tests {
         );
 
         let missing = parse_json::<Listing>(br#"{"price": 1}"#).unwrap_err();
-        assert_eq!(missing.details[0].field, "body");
+        assert_eq!(missing.details[0].field, "tags");
         assert!(missing.details[0].message.contains("missing field `tags`"));
+
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Order {
+            lines: Vec<Line>,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Line {
+            sku: String,
+        }
+        let nested = parse_json::<Order>(br#"{"lines": [{}]}"#).unwrap_err();
+        assert_eq!(nested.details[0].field, "lines[0].sku");
     }
 
     #[test]
