@@ -16,7 +16,7 @@ endif
 # cores: `make -j test` still runs SQLite, then PostgreSQL, then the doc tests.
 .NOTPARALLEL:
 
-.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean localstripe evm-node
+.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean localstripe evm-node fuzz fuzz-long
 
 ## Build and run the server on the embedded default (SQLite under ./data).
 run:
@@ -43,6 +43,15 @@ test-postgres:
 test-doc:
 	@echo "==> documentation examples"
 	$(CARGO) test --workspace --doc
+
+## Schema fuzzing with schemathesis against a real server (docs/RELIABILITY.md): SQLite,
+## then PostgreSQL when TEST_DATABASE_URL is set. fuzz-long draws 20x the examples.
+fuzz:
+	bash scripts/api-fuzz.sh
+	@if [ -n "$$TEST_DATABASE_URL" ]; then FUZZ_BACKEND=postgres bash scripts/api-fuzz.sh; fi
+
+fuzz-long:
+	FUZZ_MAX_EXAMPLES=500 $(MAKE) fuzz
 
 ## Start the local Stripe-compatible server the Stripe client's tests use (docs/STRIPE.md);
 ## the tests start it themselves when STRIPE_TEST_BASE_URL is unset.

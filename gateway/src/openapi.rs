@@ -153,7 +153,7 @@ use crate::routes;
         routes::onchain::revoke,
     ),
     components(schemas(ErrorBody, FieldError)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonErrors),
     tags(
         (name = "operations", description = "Health, readiness, metrics and the API's own description."),
         (name = "auth", description = "Passwordless sign-in with an emailed code; sessions with rotating refresh tokens."),
@@ -200,6 +200,81 @@ impl utoipa::Modify for SecuritySchemes {
                     .build(),
             ),
         );
+    }
+}
+
+/// The errors any route can answer whatever it does, added to each operation that does
+/// not document them itself, so that the document lists every status a client can get
+/// (the schema fuzzer holds the server to it): 400 for a body that is not JSON, a query
+/// string or header that does not parse; 413 and 415 for a body too large or not JSON;
+/// 422 for a body that breaks the rules; 503 when the database is unreachable or the
+/// request took too long (docs/API-CONVENTIONS.md).
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let has_body = operation.request_body.is_some();
+                let has_parameters = operation.parameters.iter().flatten().any(|parameter| {
+                    matches!(
+                        parameter.parameter_in,
+                        ParameterIn::Query | ParameterIn::Header
+                    )
+                });
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description).into());
+                };
+                if has_body || has_parameters {
+                    add(
+                        "400",
+                        "The body is not valid JSON (`malformed_json`), or a query parameter or header does not parse (`invalid_query`, `invalid_idempotency_key`).",
+                    );
+                }
+                if has_body {
+                    add(
+                        "413",
+                        "The body is larger than the limit (`payload_too_large`).",
+                    );
+                    add(
+                        "415",
+                        "The body is not of a documented content type (`unsupported_media_type`).",
+                    );
+                    add(
+                        "422",
+                        "The body breaks a rule (`validation_failed`, with one entry per field in `details`).",
+                    );
+                }
+                add(
+                    "503",
+                    "The database is unreachable or busy, or the request took too long (`service_unavailable`, `request_timeout`); retry.",
+                );
+            }
+        }
     }
 }
 
