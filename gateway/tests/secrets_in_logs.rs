@@ -1,0 +1,244 @@
+//! No secret reaches the logs: the real binary serves with the most verbose application
+//! logging an operator would turn on (`RUST_LOG=debug`, JSON lines), a client goes through
+//! every way a secret is issued or presented (API keys from the CLI, a sign-in code, access
+//! and refresh tokens, a rotated refresh token, a rolled key, wrong codes and a rejected
+//! key), and then the server's whole output is searched for each of them.
+
+// Test helpers panic on failure: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use feria_kernel::testing::{TestDatabase, backend_from_env};
+use serde_json::{Value, json};
+
+fn feria(data_dir: &Path, database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_feria"));
+    command
+        .env("RUST_LOG", "debug")
+        .env("LOG_FORMAT", "json")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--database-url", database_url]);
+    command
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn six_digit_code(mail: &str) -> String {
+    let body = mail.split("\r\n\r\n").nth(1).unwrap_or(mail);
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|word| word.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {mail}"))
+        .to_owned()
+}
+
+/// Whether `secret` occurs in `text` not as part of a longer run of digits (a sign-in code
+/// is six digits; timestamps and latencies are full of digits).
+fn contains_token(text: &str, secret: &str) -> bool {
+    text.match_indices(secret).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + secret.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+#[tokio::test]
+async fn no_key_token_or_code_issued_in_a_session_reaches_the_logs() {
+    let backend = backend_from_env().unwrap();
+    let database = TestDatabase::create(backend).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let mut secrets: Vec<(String, String)> = Vec::new();
+
+    let created = feria(dir.path(), database.url())
+        .args(["platform", "create", "--name", "Acme", "--domain"])
+        .args(["acme.example.com", "--owner-email", "owner@acme.example"])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let cli_log = String::from_utf8_lossy(&created.stderr).into_owned();
+    let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let platform_id = platform["platform"]["id"].as_str().unwrap().to_owned();
+    let live_key = platform["api_keys"]["live"].as_str().unwrap().to_owned();
+    let test_key = platform["api_keys"]["test"].as_str().unwrap().to_owned();
+    secrets.push(("live API key".into(), live_key.clone()));
+    secrets.push(("test API key".into(), test_key.clone()));
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let server = Running(
+        feria(dir.path(), database.url())
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::from(log_file.try_clone().unwrap()))
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/readyz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let post = |path: &str, body: Value| client.post(format!("{base}{path}")).json(&body);
+
+    // Keys presented: accepted, and one that does not exist.
+    for key in [&live_key, &test_key] {
+        let answer = client
+            .get(format!("{base}/api/v1/platforms"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let forged = format!("{}x", &live_key[..live_key.len() - 1]);
+    let refused = client
+        .get(format!("{base}/api/v1/platforms"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    // A sign-in: a wrong code first, then the mailed one.
+    let email = "ana@example.com";
+    let sent = post(
+        "/api/v1/auth/otp/email",
+        json!({"platform_id": platform_id, "email": email}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(sent.status(), 200);
+    let mail = std::fs::read_dir(dir.path().join("mail"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .find(|mail| mail.contains(email))
+        .expect("the sign-in mail");
+    let code = six_digit_code(&mail);
+    secrets.push(("sign-in code".into(), code.clone()));
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let rejected = post(
+        "/api/v1/auth/otp/verify",
+        json!({"platform_id": platform_id, "email": email, "code": wrong}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(rejected.status(), 401);
+    let session: Value = post(
+        "/api/v1/auth/otp/verify",
+        json!({"platform_id": platform_id, "email": email, "code": code}),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let access = session["access_token"].as_str().unwrap().to_owned();
+    let refresh = session["refresh_token"].as_str().unwrap().to_owned();
+    secrets.push(("access token".into(), access.clone()));
+    secrets.push(("refresh token".into(), refresh.clone()));
+    let me = client
+        .get(format!("{base}/api/v1/users/auth"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    // Refresh rotates; the rotated-out token is then presented again (and refused).
+    let rotated: Value = post(
+        "/api/v1/auth/session/refresh",
+        json!({"refresh_token": refresh}),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    secrets.push((
+        "rotated access token".into(),
+        rotated["access_token"].as_str().unwrap().to_owned(),
+    ));
+    secrets.push((
+        "rotated refresh token".into(),
+        rotated["refresh_token"].as_str().unwrap().to_owned(),
+    ));
+    let reused = post(
+        "/api/v1/auth/session/refresh",
+        json!({"refresh_token": refresh}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(reused.status(), 401);
+
+    // A rolled key, used once; the old one is refused.
+    let rolled: Value = client
+        .post(format!("{base}/api/v1/platforms/keys/roll"))
+        .bearer_auth(&test_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_key = rolled["api_key"].as_str().unwrap().to_owned();
+    secrets.push(("rolled API key".into(), new_key.clone()));
+    for (key, status) in [(&new_key, 200), (&test_key, 401)] {
+        let answer = client
+            .get(format!("{base}/api/v1/platforms"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status);
+    }
+
+    drop(server);
+    let server_log = std::fs::read_to_string(&log_path).unwrap();
+    // The logs are there to search: one line per request, with its route.
+    assert!(
+        server_log.contains("/api/v1/auth/otp/verify") && server_log.contains("\"status\":401"),
+        "the server logged no requests:\n{server_log}"
+    );
+    for (what, secret) in &secrets {
+        assert!(
+            !contains_token(&server_log, secret) && !contains_token(&cli_log, secret),
+            "the {what} appears in the logs"
+        );
+    }
+    // The key prefixes alone are not secret, but a whole key in any form is: its secret
+    // part (after the prefix) must not appear either.
+    for (what, secret) in &secrets {
+        if let Some((_, tail)) = secret.rsplit_once('_') {
+            assert!(
+                tail.len() < 12 || !server_log.contains(tail),
+                "the secret part of the {what} appears in the logs"
+            );
+        }
+    }
+}
