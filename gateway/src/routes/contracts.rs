@@ -178,6 +178,10 @@ async fn list_page(
     config: &Config,
 ) -> Result<HttpResponse, HttpError> {
     let mut conn = db.conn().await?;
+    // A user of another platform or mode is unknown here, not a user without contracts.
+    if let ListFilter::Buyer(user) | ListFilter::Seller(user) = &filter {
+        feria_users::user::get(&mut conn, &caller.tenant, user).await?;
+    }
     let page = service::list(&mut conn, &caller.tenant, &config.fees, &filter, page.0).await?;
     Ok(HttpResponse::Ok().json(page))
 }
@@ -219,7 +223,7 @@ pub async fn list(
         (status = 200, description = "A page of contracts.", body = Page<ContractObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "Another user's list, not an admin.", body = ErrorBody),
-        (status = 404, description = "Not a user id.", body = ErrorBody),
+        (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
 )]
@@ -247,7 +251,7 @@ pub async fn as_buyer(
         (status = 200, description = "A page of contracts.", body = Page<ContractObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "Another user's list, not an admin.", body = ErrorBody),
-        (status = 404, description = "Not a user id.", body = ErrorBody),
+        (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
 )]

@@ -2,7 +2,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use feria_auth::api_keys::ApiKeySummary;
-use feria_kernel::{Db, DbConn, ErrorBody, Mode, Page, PageRequest, PlatformId, Tenant, UserId};
+use feria_kernel::{
+    ApiError, Db, DbConn, ErrorBody, Mode, Page, PageRequest, PlatformId, Tenant, UserId,
+};
 use feria_platforms::{Platform, PlatformChanges, PlatformError, PlatformObject};
 use feria_users::{Role, UserError};
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,21 @@ fn own_platform(caller: &Caller, id: &str) -> Result<PlatformId, HttpError> {
     match id.parse::<PlatformId>() {
         Ok(id) if &id == caller.platform_id() => Ok(id),
         _ => Err(PlatformError::NotFound.into()),
+    }
+}
+
+/// The platform's settings (name, domain, fee, logo) are one for both modes, so only a
+/// live-mode credential changes them: a test key in a developer's hands must not move the
+/// live fee.
+fn require_live_mode(caller: &Caller) -> Result<(), HttpError> {
+    if caller.mode() == Mode::Live {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "live_mode_required",
+            "platform settings apply to both modes; change them with a live-mode key or session",
+        )
+        .into())
     }
 }
 
@@ -95,7 +112,7 @@ pub async fn by_domain(
     responses(
         (status = 200, description = "The updated platform.", body = PlatformObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a test-mode credential (`live_mode_required`: settings are shared by both modes).", body = ErrorBody),
         (status = 404, description = "Not the caller's platform.", body = ErrorBody),
         (status = 409, description = "The domain is taken (`domain_taken`).", body = ErrorBody),
         (status = 422, description = "Invalid fields.", body = ErrorBody)
@@ -109,6 +126,7 @@ pub async fn update(
 ) -> Result<HttpResponse, HttpError> {
     let id = own_platform(&caller, &id)?;
     caller.require_role(Role::Admin)?;
+    require_live_mode(&caller)?;
     let mut conn = db.conn().await?;
     let platform = feria_platforms::platform::update(&mut conn, &id, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode()).await?))
@@ -126,7 +144,7 @@ pub async fn update(
     responses(
         (status = 200, description = "The platform, with `logo` set to the image's URL.", body = PlatformObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a test-mode credential (`live_mode_required`: settings are shared by both modes).", body = ErrorBody),
         (status = 404, description = "Not the caller's platform.", body = ErrorBody),
         (status = 422, description = "No uploaded image has this `media_id`.", body = ErrorBody)
     )
@@ -141,6 +159,7 @@ pub async fn set_image(
 ) -> Result<HttpResponse, HttpError> {
     let id = own_platform(&caller, &id)?;
     caller.require_role(Role::Admin)?;
+    require_live_mode(&caller)?;
     let mut conn = db.conn().await?;
     let url = image_url(&mut conn, &req, &public_url, &body).await?;
     let platform = feria_platforms::platform::set_logo(&mut conn, &id, &url).await?;

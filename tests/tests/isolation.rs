@@ -1,0 +1,465 @@
+//! The tenant-isolation matrix, generated from the route table (`/openapi.json` of the
+//! running server): platform A creates one of everything in live mode; then every
+//! documented route that takes an id is called with A's ids and
+//!
+//! - platform B's API key and B's signed-in user (another tenant),
+//! - A's test-mode key and A's test-mode user (the other mode),
+//!
+//! and must answer an error (401/403/404/405/409/422, never 2xx or 5xx) whose body holds
+//! none of A's data. List routes without ids, called with B's credentials, must not return
+//! any of A's ids or names either. Afterwards everything of A is still there.
+//! A route added later joins the matrix by itself; one whose ids this test cannot supply
+//! is listed, and the test fails so that its ids get added here.
+
+// Test helpers panic on failure: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use feria_testkit::{Method, TestApp};
+use serde_json::{Value, json};
+
+/// A's resources: path parameter values by (route prefix, parameter name), and the strings
+/// that must never reach another tenant.
+struct Fixture {
+    ids: BTreeMap<&'static str, String>,
+    markers: Vec<String>,
+}
+
+#[track_caller]
+fn s(value: &Value) -> String {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"))
+        .to_owned()
+}
+
+async fn fixture(app: &TestApp, platform: &str, key: &str, token: &str, user: &str) -> Fixture {
+    let mut ids = BTreeMap::new();
+    let send = |token: &str, method: Method, path: &str, body: Value| {
+        let path = path.to_owned();
+        let token = token.to_owned();
+        async move { app.send_json_as(&token, method, &path, &body).await }
+    };
+    ids.insert("user", user.to_owned());
+    ids.insert("platform", platform.to_owned());
+
+    let product = send(
+        key,
+        Method::POST,
+        "/api/v1/products",
+        json!({"user_id": user, "name": "Alpha lamp", "description": "Alpha's secret lamp",
+               "quantity": 10, "category": "Alphahome", "price": 10.0}),
+    )
+    .await
+    .assert_status(201)
+    .json_value();
+    let product_id = s(&product["id"]);
+    send(
+        key,
+        Method::POST,
+        &format!("/api/v1/products/{product_id}/prices"),
+        json!({"name": "Alpha summer", "price": 8.0, "start": "2030-06-01T00:00:00Z",
+               "end": "2030-09-01T00:00:00Z"}),
+    )
+    .await
+    .assert_status(201);
+    let prices = app
+        .get_as(key, &format!("/api/v1/products/{product_id}/prices"))
+        .await
+        .assert_status(200)
+        .json_value();
+    let price_id = s(&prices["data"][0]["id"]);
+    ids.insert("product", product_id.clone());
+    ids.insert("price", price_id);
+
+    let cart = send(
+        token,
+        Method::POST,
+        &format!("/api/v1/carts/auth/product/{product_id}"),
+        json!({}),
+    )
+    .await
+    .assert_status(200)
+    .json_value();
+    ids.insert("cart", s(&cart["id"]));
+    ids.insert("cart_item", s(&cart["items"][0]["id"]));
+
+    let contract = send(
+        key,
+        Method::POST,
+        &format!("/api/v1/contracts/cart/{}", s(&cart["id"])),
+        json!({}),
+    )
+    .await
+    .assert_status(201)
+    .json_value();
+    let contract_id = s(&contract["id"]);
+    let contract = send(
+        key,
+        Method::POST,
+        &format!("/api/v1/contracts/{contract_id}/fee"),
+        json!({"name": "Alpha shipping", "amount": 1.0}),
+    )
+    .await
+    .assert_status(200)
+    .json_value();
+    ids.insert("contract", contract_id);
+    ids.insert("contract_item", s(&contract["items"][0]["id"]));
+    // Buyers and sellers are named by their user ids (the cart's owner and the product's).
+    assert_eq!(contract["buyers"][0]["user_id"], user);
+    assert_eq!(contract["sellers"][0]["user_id"], user);
+    ids.insert("buyer", user.to_owned());
+    ids.insert("seller", user.to_owned());
+    ids.insert("fee", s(&contract["fees"][0]["id"]));
+
+    let entry = send(
+        key,
+        Method::POST,
+        "/api/v1/waitlists",
+        json!({"email": "alpha-waiting@a.example", "name": "Alpha Waiting"}),
+    )
+    .await
+    .assert_status(201)
+    .json_value();
+    ids.insert("waitlist", s(&entry["id"]));
+
+    let credits = send(
+        key,
+        Method::POST,
+        &format!("/api/v1/users/{user}/credits"),
+        json!({"amount": 50, "currency": "usd"}),
+    )
+    .await
+    .assert_status(201)
+    .json_value();
+    ids.insert("transaction", s(&credits["transaction"]["id"]));
+
+    let character = send(
+        token,
+        Method::POST,
+        "/api/v1/characters",
+        json!({"name": "Alpha Mila", "niche": "wellness", "description": "Alpha's coach."}),
+    )
+    .await
+    .assert_status(201)
+    .json_value()["character"]
+        .clone();
+    ids.insert("character", s(&character["id"]));
+    ids.insert("workspace", s(&character["workspace_id"]));
+    let listing = send(
+        token,
+        Method::POST,
+        "/api/v1/marketplace/listings",
+        json!({"character_id": character["id"], "price": 5, "currency": "USD",
+               "license_type": "commercial", "status": "active",
+               "description": "Alpha's template listing for the isolation matrix."}),
+    )
+    .await
+    .assert_status(201)
+    .json_value()["listing"]
+        .clone();
+    ids.insert("listing", s(&listing["id"]));
+
+    let offer = send(
+        key,
+        Method::POST,
+        "/api/v1/marketplace/offers",
+        json!({"offer_id": "alpha.private.offer", "issuer_id": "alpha", "title": "Alpha offer",
+               "summary": "Alpha only.",
+               "pricing": {"currency": "USDC", "amount_atomic": "1000000", "decimals": 6, "chain_id": 8453},
+               "policies": {"member_only": false, "workspace_bound": false, "transferable": false}}),
+    )
+    .await
+    .assert_status(201);
+    drop(offer);
+    ids.insert("offer", "alpha.private.offer".to_owned());
+
+    let event = send(
+        token,
+        Method::POST,
+        "/api/v1/calendars/auth/event",
+        json!({"title": "Alpha meeting", "start": "2030-03-09T14:00:00Z",
+               "end": "2030-03-09T15:00:00Z"}),
+    )
+    .await
+    .assert_status(201)
+    .json_value();
+    ids.insert("event", s(&event["id"]));
+    let with_link = send(
+        token,
+        Method::POST,
+        "/api/v1/users/auth/link",
+        json!({"url": "https://alpha.example.com", "title": "Alpha site"}),
+    )
+    .await
+    .assert_status(201)
+    .json_value();
+    ids.insert("link", s(&with_link["links"][0]["id"]));
+    let method = send(
+        token,
+        Method::POST,
+        "/api/v1/users/auth/payment_methods",
+        json!({"providerRef": "pm_alpha", "brand": "visa", "last4": "4242", "expMonth": 12,
+               "expYear": 2030, "makeDefault": true}),
+    )
+    .await
+    .assert_status(201)
+    .json_value();
+    ids.insert("payment_method", s(&method["id"]));
+
+    let markers = [
+        "Alpha meeting",
+        "alpha.example.com",
+        "Alpha lamp",
+        "Alpha summer",
+        "Alpha shipping",
+        "Alpha Waiting",
+        "alpha-waiting@a.example",
+        "Alpha Mila",
+        "Alpha offer",
+        "alpha.private.offer",
+        "ana@a.example",
+    ]
+    .iter()
+    .map(|m| (*m).to_owned())
+    .chain(ids.values().cloned())
+    .collect();
+    Fixture { ids, markers }
+}
+
+/// The value of `{param}` in `path`, from A's fixture; None when the matrix has none.
+fn param_value<'a>(fixture: &'a Fixture, path: &str, param: &str) -> Option<&'a str> {
+    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    let resource = match param {
+        "user_id" => "user",
+        "product_id" => "product",
+        "cart_id" => "cart",
+        "cart_item_id" => "cart_item",
+        "price_id" => "price",
+        "item_id" => "contract_item",
+        "buyer_id" => "buyer",
+        "seller_id" => "seller",
+        "fee_id" => "fee",
+        "offer_id" => "offer",
+        "event_id" => "event",
+        "link_id" => "link",
+        "payment_method_id" => "payment_method",
+        "id" => match segments.as_slice() {
+            ["products", ..] => "product",
+            ["users", ..] => "user",
+            ["contracts", ..] => "contract",
+            ["characters", ..] => "character",
+            ["marketplace", "listings", ..] | ["marketplace", ..] => "listing",
+            ["waitlists", ..] => "waitlist",
+            ["transactions", ..] => "transaction",
+            ["workspaces", ..] => "workspace",
+            ["platforms", ..] => "platform",
+            _ => return None,
+        },
+        _ => return None,
+    };
+    fixture.ids.get(resource).map(String::as_str)
+}
+
+/// Routes the matrix cannot give real ids, with where their tenancy is tested instead.
+const NOT_IN_MATRIX: &[(&str, &str, &str)] = &[(
+    "POST",
+    "/api/v1/marketplace/entitlements/{entitlement_id}/revoke",
+    "an entitlement needs a payment on chain: tests/tests/onchain.rs revokes with another platform's key",
+)];
+
+/// Routes whose 2xx answer to another tenant is their documented meaning, not a leak.
+fn answers_strangers(method: &str, path: &str) -> bool {
+    // "Is this user a member of the caller's platform?" → {"member": false}.
+    (method, path) == ("GET", "/api/v1/platforms/community/user/{user_id}")
+}
+
+#[tokio::test]
+async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data() {
+    let app = TestApp::spawn().await;
+    let a = app
+        .create_platform("Alpha", "a.example.com", "owner@a.example")
+        .await;
+    let b = app
+        .create_platform("Beta", "b.example.com", "owner@b.example")
+        .await;
+    let a_id = a.platform.id.as_str().to_owned();
+    let b_id = b.platform.id.as_str().to_owned();
+    let ana = app.sign_in(&a_id, "ana@a.example", "live").await;
+    let ana_test = app.sign_in(&a_id, "ana@a.example", "test").await;
+    let bob = app.sign_in(&b_id, "bob@b.example", "live").await;
+    let fixture = fixture(
+        &app,
+        &a_id,
+        &a.api_keys.live,
+        &s(&ana["access_token"]),
+        &s(&ana["user"]["id"]),
+    )
+    .await;
+
+    // (who, scheme, token, same platform): the other mode of A legitimately knows A's
+    // platform id and Ana's email (her test-mode account has the same one).
+    let strangers = [
+        (
+            "platform B's key",
+            "api_key",
+            b.api_keys.live.clone(),
+            false,
+        ),
+        (
+            "platform B's user",
+            "session",
+            s(&bob["access_token"]),
+            false,
+        ),
+        (
+            "A's test-mode key",
+            "api_key",
+            a.api_keys.test.clone(),
+            true,
+        ),
+        (
+            "A's test-mode user",
+            "session",
+            s(&ana_test["access_token"]),
+            true,
+        ),
+    ];
+    let shared_across_modes = [a_id.clone(), "ana@a.example".to_owned()];
+
+    let spec = app
+        .get("/openapi.json")
+        .await
+        .assert_status(200)
+        .json_value();
+    let mut calls = 0;
+    let mut unsupplied = Vec::new();
+    let mut leaks = Vec::new();
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        for (method, operation) in operations.as_object().unwrap() {
+            let method_upper = method.to_ascii_uppercase();
+            let schemes: Vec<String> = operation["security"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .flat_map(|req| req.as_object().unwrap().keys().cloned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if schemes.is_empty() {
+                continue; // public by design (sign-in, domains, utils)
+            }
+            // Fill the path's parameters with A's ids.
+            let mut concrete = path.clone();
+            let mut complete = true;
+            for param in path
+                .split('{')
+                .skip(1)
+                .map(|p| p.split('}').next().unwrap())
+            {
+                match param_value(&fixture, path, param) {
+                    Some(value) => concrete = concrete.replace(&format!("{{{param}}}"), value),
+                    None => complete = false,
+                }
+            }
+            let takes_ids = path.contains('{');
+            if !complete {
+                if !NOT_IN_MATRIX
+                    .iter()
+                    .any(|(m, p, _)| *m == method_upper && p == path)
+                {
+                    unsupplied.push(format!("{method_upper} {path}"));
+                }
+                continue;
+            }
+            // Routes without ids are only read: a write there acts on the caller's own
+            // platform by construction.
+            if !takes_ids && method_upper != "GET" {
+                continue;
+            }
+            let method = Method::from_bytes(method_upper.as_bytes()).unwrap();
+            for (who, scheme, token, same_platform) in &strangers {
+                if !schemes.iter().any(|s| s == scheme) {
+                    continue;
+                }
+                calls += 1;
+                let body = json!({});
+                let response = if method == Method::GET || method == Method::DELETE {
+                    app.send(app.request(method.clone(), &concrete).bearer_auth(token))
+                        .await
+                } else {
+                    app.send_json_as(token, method.clone(), &concrete, &body)
+                        .await
+                };
+                let status = response.status.as_u16();
+                let text = response.text();
+                let leaked: Vec<&String> = fixture
+                    .markers
+                    .iter()
+                    .filter(|marker| {
+                        text.contains(marker.as_str())
+                            && !concrete.contains(marker.as_str())
+                            && !(*same_platform && shared_across_modes.contains(marker))
+                    })
+                    .collect();
+                let refused = matches!(status, 400 | 401 | 403 | 404 | 405 | 409 | 422);
+                let allowed_success = (200..300).contains(&status)
+                    && (!takes_ids || answers_strangers(&method_upper, path));
+                if !(refused || allowed_success) || !leaked.is_empty() {
+                    leaks.push(format!(
+                        "{method_upper} {concrete} as {who}: {status} {leaked:?} {}",
+                        text.chars().take(200).collect::<String>()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(calls > 150, "the matrix made only {calls} calls");
+    assert!(
+        unsupplied.is_empty(),
+        "routes the matrix has no ids for (add them to param_value): {unsupplied:#?}"
+    );
+    assert!(
+        leaks.is_empty(),
+        "{} leaks:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+
+    // Nothing of A was changed by the strangers' writes.
+    let key = &a.api_keys.live;
+    for path in [
+        format!("/api/v1/products/{}", fixture.ids["product"]),
+        format!("/api/v1/contracts/{}", fixture.ids["contract"]),
+        format!("/api/v1/users/{}", fixture.ids["user"]),
+        format!("/api/v1/transactions/{}", fixture.ids["transaction"]),
+    ] {
+        app.get_as(key, &path).await.assert_status(200);
+    }
+    let contract = app
+        .get_as(
+            key,
+            &format!("/api/v1/contracts/{}", fixture.ids["contract"]),
+        )
+        .await
+        .json_value();
+    assert_eq!(contract["fees"].as_array().unwrap().len(), 1);
+    assert_eq!(contract["items"].as_array().unwrap().len(), 1);
+    let ana_token = s(&ana["access_token"]);
+    app.get_as(
+        &ana_token,
+        &format!("/api/v1/characters/{}", fixture.ids["character"]),
+    )
+    .await
+    .assert_status(200);
+    app.get_as(
+        &ana_token,
+        &format!("/api/v1/marketplace/{}", fixture.ids["listing"]),
+    )
+    .await
+    .assert_status(200);
+}
