@@ -16,7 +16,7 @@ endif
 # cores: `make -j test` still runs SQLite, then PostgreSQL, then the doc tests.
 .NOTPARALLEL:
 
-.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean localstripe evm-node fuzz fuzz-long
+.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean localstripe evm-node fuzz fuzz-long crash-long
 
 ## Build and run the server on the embedded default (SQLite under ./data).
 run:
@@ -52,6 +52,13 @@ fuzz:
 
 fuzz-long:
 	FUZZ_MAX_EXAMPLES=500 $(MAKE) fuzz
+
+## The SIGKILL purchase storm with 10 kills instead of the suite's one (docs/RELIABILITY.md).
+crash-long:
+	CRASH_STORM_ROUNDS=10 FERIA_TEST_BACKEND=sqlite $(CARGO) nextest run -p feria --test crash_safety --no-capture
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		CRASH_STORM_ROUNDS=10 FERIA_TEST_BACKEND=postgres $(CARGO) nextest run -p feria --test crash_safety --no-capture; \
+	fi
 
 ## Start the local Stripe-compatible server the Stripe client's tests use (docs/STRIPE.md);
 ## the tests start it themselves when STRIPE_TEST_BASE_URL is unset.

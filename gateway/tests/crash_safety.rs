@@ -1,0 +1,399 @@
+//! Crash safety: a purchase storm against the real binary, killed with SIGKILL in the
+//! middle, restarted on the same database (`FERIA_TEST_BACKEND` names it). Then:
+//!
+//! - every purchase the client saw succeed is there exactly once, with its clone;
+//! - every request the client sent, acknowledged or cut off, replayed with its
+//!   Idempotency-Key, yields at most one purchase per buyer and listing, and a cut-off
+//!   one that had committed answers with the purchase it made;
+//! - each buyer's credits are the top-up minus exactly the purchases made (nothing
+//!   half-written: no charge without purchase, no purchase without charge);
+//! - `feria ledger verify` passes.
+//!
+//! `CRASH_STORM_ROUNDS` (default 1) repeats kill-and-restart; `make crash-long` runs more.
+
+// Test helpers panic on failure: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use feria_kernel::testing::{TestDatabase, backend_from_env};
+use serde_json::{Value, json};
+
+const BUYERS: usize = 6;
+/// Listings each round's storm buys from (new ones per round).
+const LISTINGS_PER_ROUND: usize = 8;
+/// The server is killed once this many purchases of the round were acknowledged, so
+/// requests are in flight at every stage (or after 10 s, whatever happened).
+const KILL_AFTER: usize = 15;
+const PRICE: f64 = 2.0;
+const TOP_UP: f64 = 100.0;
+
+fn feria(data_dir: &Path, database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_feria"));
+    command
+        .env("RUST_LOG", "warn")
+        .env("OTP_REQUESTS_PER_IP", "10000")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--database-url", database_url]);
+    command
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(dir: &Path, database_url: &str) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = feria(dir, database_url)
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "the server did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Server { child, base }
+    }
+
+    /// SIGKILL: no shutdown, no flush, no rollback but the database's own.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn six_digit_code(mail: &str) -> String {
+    let body = mail.split("\r\n\r\n").nth(1).unwrap_or(mail);
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|word| word.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {mail}"))
+        .to_owned()
+}
+
+async fn sign_in(
+    client: &reqwest::Client,
+    base: &str,
+    dir: &Path,
+    platform: &str,
+    email: &str,
+) -> (String, String) {
+    let sent = client
+        .post(format!("{base}/api/v1/auth/otp/email"))
+        .json(&json!({"platform_id": platform, "email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let mail = std::fs::read_dir(dir.join("mail"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .find(|mail| mail.contains(email))
+        .expect("the sign-in mail (each address signs in once)");
+    let session: Value = client
+        .post(format!("{base}/api/v1/auth/otp/verify"))
+        .json(&json!({"platform_id": platform, "email": email, "code": six_digit_code(&mail)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        session["access_token"].as_str().unwrap().to_owned(),
+        session["user"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// One purchase attempt: the buyer, the listing and the Idempotency-Key it was sent with.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Attempt {
+    buyer: usize,
+    listing: usize,
+    key: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
+    let backend = backend_from_env().unwrap();
+    let database = TestDatabase::create(backend).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rounds: usize = std::env::var("CRASH_STORM_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+
+    let created = feria(dir.path(), database.url())
+        .args(["platform", "create", "--name", "Storm", "--domain"])
+        .args(["storm.example.com", "--owner-email", "owner@storm.example"])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let platform_id = platform["platform"]["id"].as_str().unwrap().to_owned();
+    let key = platform["api_keys"]["live"].as_str().unwrap().to_owned();
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut server = Server::start(dir.path(), database.url()).await;
+    let base = server.base.clone();
+
+    // A seller with listings; buyers with credits.
+    let (seller, _) = sign_in(
+        &client,
+        &base,
+        dir.path(),
+        &platform_id,
+        "seller@storm.example",
+    )
+    .await;
+    let mut listings = Vec::new();
+    for n in 0..LISTINGS_PER_ROUND * rounds {
+        let character: Value = client
+            .post(format!("{base}/api/v1/characters"))
+            .bearer_auth(&seller)
+            .json(&json!({"name": format!("Storm {n}"), "niche": "fitness",
+                          "description": "A template to buy in a storm."}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let listing: Value = client
+            .post(format!("{base}/api/v1/marketplace/listings"))
+            .bearer_auth(&seller)
+            .json(
+                &json!({"character_id": character["character"]["id"], "price": PRICE,
+                          "currency": "USD", "license_type": "commercial", "status": "active",
+                          "description": "A template listing for the crash storm test."}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        listings.push(listing["listing"]["id"].as_str().unwrap().to_owned());
+    }
+    let mut buyers = Vec::new();
+    for n in 0..BUYERS {
+        let (token, user) = sign_in(
+            &client,
+            &base,
+            dir.path(),
+            &platform_id,
+            &format!("buyer{n}@storm.example"),
+        )
+        .await;
+        let topped = client
+            .post(format!("{base}/api/v1/users/{user}/credits"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", format!("top-up-{n}"))
+            .json(&json!({"amount": TOP_UP, "currency": "usd"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(topped.status(), 201);
+        buyers.push((token, user));
+    }
+
+    // Every attempt ever sent, and the purchase id of each acknowledged one.
+    let attempts: Arc<Mutex<BTreeSet<Attempt>>> = Arc::default();
+    let acknowledged: Arc<Mutex<BTreeMap<Attempt, String>>> = Arc::default();
+
+    for round in 0..rounds {
+        // The storm: every buyer races through its share of the listings; the server is
+        // killed after a short while, whatever is in flight.
+        let mut tasks = Vec::new();
+        for (buyer, (token, _)) in buyers.iter().enumerate() {
+            let client = client.clone();
+            let base = server.base.clone();
+            let token = token.clone();
+            let listing_ids = listings.clone();
+            let attempts = attempts.clone();
+            let acknowledged = acknowledged.clone();
+            tasks.push(tokio::spawn(async move {
+                for step in 0..LISTINGS_PER_ROUND {
+                    let listing = round * LISTINGS_PER_ROUND + (buyer + step) % LISTINGS_PER_ROUND;
+                    let attempt = Attempt {
+                        buyer,
+                        listing,
+                        key: format!("storm-{round}-{buyer}-{listing}"),
+                    };
+                    attempts.lock().unwrap().insert(attempt.clone());
+                    let answer = client
+                        .post(format!(
+                            "{base}/api/v1/marketplace/{}/purchase",
+                            listing_ids[listing]
+                        ))
+                        .bearer_auth(&token)
+                        .header("Idempotency-Key", &attempt.key)
+                        .send()
+                        .await;
+                    let Ok(answer) = answer else { return };
+                    if answer.status() == 201 {
+                        let body: Value = answer.json().await.unwrap();
+                        let id = body["purchase"]["id"].as_str().unwrap().to_owned();
+                        acknowledged.lock().unwrap().insert(attempt, id);
+                    }
+                }
+            }));
+        }
+        let before = acknowledged.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while acknowledged.lock().unwrap().len() < before + KILL_AFTER && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.kill();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        server = Server::start(dir.path(), database.url()).await;
+    }
+    let base = server.base.clone();
+
+    // Replay every attempt with its key: a committed one answers with its purchase, a
+    // lost one is made now; either way at most one purchase per buyer and listing.
+    let attempts = attempts.lock().unwrap().clone();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(!attempts.is_empty());
+    for attempt in &attempts {
+        let answer = client
+            .post(format!(
+                "{base}/api/v1/marketplace/{}/purchase",
+                listings[attempt.listing]
+            ))
+            .bearer_auth(&buyers[attempt.buyer].0)
+            .header("Idempotency-Key", &attempt.key)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap();
+        match status {
+            201 => {
+                if let Some(id) = acknowledged.get(attempt) {
+                    assert_eq!(
+                        body["purchase"]["id"].as_str(),
+                        Some(id.as_str()),
+                        "a replay of an acknowledged purchase answers with it"
+                    );
+                }
+            }
+            // Another round's key already bought this listing for this buyer.
+            409 => assert_eq!(body["error"], "already_purchased", "{body}"),
+            other => panic!("replay of {attempt:?} answered {other}: {body}"),
+        }
+    }
+
+    for (n, (token, user)) in buyers.iter().enumerate() {
+        let purchases: Value = client
+            .get(format!(
+                "{base}/api/v1/marketplace/my-purchases?page_size=100"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let list = purchases["purchases"].as_array().unwrap();
+        let ids: BTreeSet<&str> = list.iter().map(|p| p["id"].as_str().unwrap()).collect();
+        let listing_ids: BTreeSet<&str> = list
+            .iter()
+            .map(|p| p["listing_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(listing_ids.len(), list.len(), "a listing bought twice");
+        // Every attempted listing is bought exactly once now.
+        let attempted: BTreeSet<&str> = attempts
+            .iter()
+            .filter(|a| a.buyer == n)
+            .map(|a| listings[a.listing].as_str())
+            .collect();
+        assert_eq!(listing_ids, attempted);
+        for (attempt, id) in &acknowledged {
+            if attempt.buyer == n {
+                assert!(ids.contains(id.as_str()), "acknowledged {id} is missing");
+            }
+        }
+        // Each purchase came with its clone in the buyer's workspace.
+        let characters: Value = client
+            .get(format!("{base}/api/v1/characters?page_size=100"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let clones = characters["characters"]
+            .as_array()
+            .or_else(|| characters["data"].as_array())
+            .unwrap_or_else(|| panic!("{characters}"))
+            .len();
+        assert_eq!(clones, list.len(), "one clone per purchase");
+        // Credits: the top-up less exactly what was bought.
+        let credits: Value = client
+            .get(format!("{base}/api/v1/users/{user}/credits"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let balance = credits["balances"][0]["amount"].as_f64().unwrap();
+        assert_eq!(balance, TOP_UP - PRICE * list.len() as f64, "{credits}");
+    }
+    drop(server);
+
+    let verify = feria(dir.path(), database.url())
+        .args(["ledger", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "the ledger does not verify:\n{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    eprintln!(
+        "crash storm: {rounds} kill(s), {} attempts, {} acknowledged before the kill",
+        attempts.len(),
+        acknowledged.len()
+    );
+}
