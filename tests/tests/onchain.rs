@@ -106,7 +106,8 @@ impl Chain {
     async fn new_account(&self) -> String {
         let address = random_address();
         let passphrase = "feria-test";
-        self.rpc("evm_addAccount", json!([address, passphrase])).await;
+        self.rpc("evm_addAccount", json!([address, passphrase]))
+            .await;
         self.rpc("personal_unlockAccount", json!([address, passphrase, 0]))
             .await;
         self.rpc(
