@@ -36,8 +36,12 @@ async fn person(app: &TestApp, platform: &CreatedPlatform, email: &str) -> (Stri
 
 async fn world() -> World {
     // The server's own worker is off: the tests run renewals at the instants they choose.
+    world_with_worker(None).await
+}
+
+async fn world_with_worker(every: Option<std::time::Duration>) -> World {
     let app = TestApp::builder()
-        .config(|c| c.subscription_renewal_interval = None)
+        .config(move |c| c.subscription_renewal_interval = every)
         .spawn()
         .await;
     let acme = app
@@ -915,4 +919,48 @@ async fn two_servers_on_one_database_charge_each_cycle_once() {
     assert!(verification.is_ok(), "ledger: {verification:?}");
     first.close();
     second.close();
+}
+
+#[tokio::test]
+async fn the_servers_own_worker_runs_renewals() {
+    // A server whose worker runs every second: a pause that ends two seconds from now is
+    // lifted by the worker, with no test code calling the renewal function.
+    let w = world_with_worker(Some(std::time::Duration::from_secs(1))).await;
+    let contract = w.contract(&w.buyer.0, true).await;
+    w.top_up(&w.buyer.0, 50.0).await;
+    let id = w
+        .subscribe(&w.buyer.1, &contract, None)
+        .await
+        .assert_status(201)
+        .json_value()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let until = Timestamp::now().add(time::Duration::seconds(2));
+    w.admin(
+        Method::PUT,
+        &format!("/api/v1/subscriptions/{id}/pause"),
+        Some(json!({"pausedUntil": until.to_rfc3339()})),
+    )
+    .await
+    .assert_status(200);
+    let mut status = String::new();
+    for _ in 0..50 {
+        status = w.subscription(&id).await["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status == "active" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        status, "active",
+        "the worker did not resume the subscription"
+    );
+    // Its paid month was still running: nothing more was charged.
+    assert_eq!(w.subscription(&id).await["cyclesCharged"], 1);
+    assert_eq!(w.credits(&w.buyer.0).await, 29.3);
+    w.ledger_verifies().await;
 }
