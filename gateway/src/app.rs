@@ -174,6 +174,7 @@ pub struct Server {
     addr: SocketAddr,
     db: Db,
     purge: tokio::task::JoinHandle<()>,
+    renewals: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// How often accounts due for deletion are erased.
@@ -194,6 +195,26 @@ async fn purge_deleted_accounts(db: Db) {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "erased accounts due for deletion"),
             Err(error) => tracing::warn!(%error, "purging deleted accounts failed; retrying later"),
+        }
+    }
+}
+
+/// Charges due subscription renewals (and resumes and ends subscriptions on time), now
+/// and then every `every`, for as long as the server runs. Several servers on one
+/// database may run it at once: each cycle is charged once (docs/SUBSCRIPTIONS.md).
+async fn renew_subscriptions(db: Db, every: std::time::Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match feria_billing::subscriptions::run_due_renewals(&db, feria_kernel::Timestamp::now())
+            .await
+        {
+            Ok(report) if report == Default::default() => {}
+            Ok(report) => tracing::info!(?report, "subscription renewals"),
+            Err(error) => {
+                tracing::warn!(%error, "subscription renewals failed; retrying later");
+            }
         }
     }
 }
@@ -227,6 +248,7 @@ impl Server {
         let workers = config.workers;
         let handle_signals = config.handle_signals;
         let shutdown_timeout = config.shutdown_timeout_secs;
+        let renewal_interval = config.subscription_renewal_interval;
         let state = AppState::new(db.clone(), config, extra_routes)?;
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
@@ -239,11 +261,14 @@ impl Server {
         }
         tracing::info!(%addr, "listening");
         let purge = tokio::spawn(purge_deleted_accounts(db.clone()));
+        let renewals =
+            renewal_interval.map(|every| tokio::spawn(renew_subscriptions(db.clone(), every)));
         Ok(Server {
             server: server.run(),
             addr,
             db,
             purge,
+            renewals,
         })
     }
 
@@ -267,6 +292,9 @@ impl Server {
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.purge.abort();
+        if let Some(renewals) = &self.renewals {
+            renewals.abort();
+        }
         self.db.close();
         tracing::info!("stopped");
         result

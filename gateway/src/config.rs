@@ -221,6 +221,14 @@ pub struct Settings {
         global = true
     )]
     pub onchain_quote_ttl_secs: u64,
+    /// Seconds between runs of the subscription renewal worker; 0 turns it off.
+    #[arg(
+        long,
+        env = "SUBSCRIPTION_RENEWAL_INTERVAL_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub subscription_renewal_interval_secs: u64,
 }
 
 /// The resolved configuration of one server.
@@ -256,6 +264,8 @@ pub struct Config {
     pub handle_signals: bool,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// How often the subscription renewal worker runs; `None`: it does not run.
+    pub subscription_renewal_interval: Option<Duration>,
 }
 
 /// Where Stripe is and the keys per mode.
@@ -346,6 +356,8 @@ impl Settings {
             onchain: self.onchain_settings(),
             handle_signals: true,
             shutdown_timeout_secs: 30,
+            subscription_renewal_interval: (self.subscription_renewal_interval_secs > 0)
+                .then(|| Duration::from_secs(self.subscription_renewal_interval_secs)),
         }
     }
 
@@ -400,6 +412,7 @@ impl Config {
             onchain: feria_onchain_entitlements::OnchainSettings::default(),
             handle_signals: true,
             shutdown_timeout_secs: 30,
+            subscription_renewal_interval: Some(Duration::from_secs(300)),
             data_dir,
         }
     }

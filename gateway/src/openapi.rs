@@ -126,6 +126,12 @@ use crate::routes;
         routes::contracts::send,
         routes::contracts::settle,
         routes::contracts::sync,
+        routes::subscriptions::subscribe,
+        routes::subscriptions::list_for_user,
+        routes::subscriptions::get,
+        routes::subscriptions::pause,
+        routes::subscriptions::resume,
+        routes::subscriptions::end,
         routes::marketplace::list_workspaces,
         routes::marketplace::set_workspace_limit,
         routes::marketplace::create_character,
@@ -167,6 +173,7 @@ use crate::routes;
         (name = "products", description = "The catalog: products and variants, categories, seasonal prices, stock, full-text search."),
         (name = "carts", description = "The signed-in user's cart: lines with snapshot prices, totals."),
         (name = "contracts", description = "Contracts (invoices) between buyers and sellers: lines, shares, fees, send, settle with credits, sync. See docs/CONTRACTS.md."),
+        (name = "subscriptions", description = "Subscriptions to a contract's terms: the first cycle is charged from the subscriber's credits at once, then each cycle (weekly, monthly, yearly) by the server's renewal worker; pause (optionally until a date), resume, end. See docs/SUBSCRIPTIONS.md."),
         (name = "marketplace", description = "Two marketplaces under /marketplace. The character-template marketplace (session auth only): workspaces, characters, listings, purchases with credits that clone the character into the buyer's workspace, dashboards, reviews. On-chain entitlements: offers priced in USDC, checkout quotes carrying the exact token transfer, confirmation by transaction hash verified on an EVM chain, entitlements per wallet.")
     )
 )]

@@ -28,6 +28,19 @@ pub enum BillingError {
         field: &'static str,
         message: String,
     },
+    #[error("subscription not found")]
+    SubscriptionNotFound,
+    /// The subscription's state forbids the change (409 with `code`).
+    #[error("{message}")]
+    SubscriptionConflict {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// A cycle of a subscription can be charged once only.
+    #[error("cycle {cycle} of this subscription is already charged")]
+    CycleAlreadyCharged { cycle: i64 },
+    #[error(transparent)]
+    Calendar(#[from] feria_calendar::CalendarError),
     #[error(transparent)]
     Fee(#[from] FeeError),
     #[error(transparent)]
@@ -66,6 +79,15 @@ impl From<BillingError> for ApiError {
                 ApiError::invalid_field("amount", "exceeds what is left to refund on this charge")
             }
             BillingError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            BillingError::SubscriptionNotFound => ApiError::not_found("subscription"),
+            BillingError::SubscriptionConflict { code, message } => {
+                ApiError::conflict(code, message)
+            }
+            BillingError::CycleAlreadyCharged { .. } => ApiError::conflict(
+                "cycle_already_charged",
+                "this cycle of the subscription is already charged",
+            ),
+            BillingError::Calendar(calendar) => calendar.into(),
             BillingError::Fee(FeeError::FeesExceedAmount) => {
                 ApiError::invalid_field("amount", "is too small to cover the fees")
             }

@@ -8,11 +8,14 @@
 //! - [`settlement`]: charge buyers, hold in escrow, pay sellers and fees — all or
 //!   nothing, idempotent by key — and refunds.
 //! - [`transactions`]: the Transaction objects, per-user totals and platform metrics.
+//! - [`subscriptions`]: a contract's terms charged once per cycle, the renewal worker's
+//!   body ([`subscriptions::run_due_renewals`]) and MRR (see `docs/SUBSCRIPTIONS.md`).
 //! - [`stripe`]: the Stripe REST client of the `stripe` payment provider (see
 //!   `docs/STRIPE.md`); tested against a local Stripe-compatible server.
 //!
-//! Calls no other domain crate: callers pass in what it needs (the platform's fee, the
-//! user ids they have checked).
+//! Calls no other domain crate but calendar (a subscription's next renewal is put on the
+//! subscriber's calendar): callers pass in what it needs (the platform's fee, the user
+//! ids they have checked, a contract's terms).
 
 pub mod credits;
 mod error;
@@ -21,6 +24,7 @@ pub mod ledger;
 mod schema;
 pub mod settlement;
 pub mod stripe;
+pub mod subscriptions;
 pub mod transactions;
 
 pub use error::BillingError;

@@ -568,7 +568,8 @@ pub struct Metrics {
     /// Gross volume divided by the number of distinct payments (contracts or purchases)
     /// that charged buyers: what one checkout is worth on average.
     pub average_cart_value: Vec<CurrencyTotal>,
-    /// Monthly recurring revenue of active subscriptions (empty until subscriptions exist).
+    /// Monthly recurring revenue of the running subscriptions, now (not limited to the
+    /// period): weekly × 52 / 12, monthly, yearly / 12; `count` is the subscriptions.
     pub mrr: Vec<CurrencyTotal>,
     /// `12 × mrr`.
     pub arr: Vec<CurrencyTotal>,
@@ -576,8 +577,8 @@ pub struct Metrics {
     pub platform_fees: Vec<CurrencyTotal>,
 }
 
-/// Volume, average cart value and fees over `[from, to)`. MRR and ARR are filled in by
-/// the subscriptions module when it lands; until then they are empty lists.
+/// Volume, average cart value and fees over `[from, to)`; MRR and ARR of the running
+/// subscriptions ([`crate::subscriptions::mrr`]).
 pub async fn metrics(
     conn: &mut DbConn,
     tenant: &Tenant,
@@ -663,13 +664,20 @@ pub async fn metrics(
             })
         })
         .collect::<Result<Vec<_>, BillingError>>()?;
+    let mrr = crate::subscriptions::mrr(conn, tenant).await?;
     Ok(Metrics {
         from,
         to,
         volume: to_totals(volume)?,
         average_cart_value: average,
-        mrr: Vec::new(),
-        arr: Vec::new(),
+        arr: mrr
+            .iter()
+            .map(|m| CurrencyTotal {
+                amount: m.amount * Decimal::from(12),
+                ..m.clone()
+            })
+            .collect(),
+        mrr,
         platform_fees: to_totals(fees)?,
     })
 }

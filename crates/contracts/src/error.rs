@@ -31,6 +31,12 @@ pub enum ContractError {
     NotSent,
     #[error("the contract is already settled")]
     AlreadySettled,
+    /// Only a buyer of the contract subscribes to it.
+    #[error("only a buyer of the contract may subscribe to it")]
+    NotBuyer,
+    /// The contract's terms cannot be charged as a subscription.
+    #[error("the contract cannot be subscribed to: {0}")]
+    NotSubscribable(&'static str),
     /// Sending needs at least one buyer and one item.
     #[error("the contract is incomplete: {0}")]
     Incomplete(&'static str),
@@ -128,6 +134,14 @@ impl From<ContractError> for ApiError {
             ContractError::NotSent => ApiError::conflict(
                 "contract_not_sent",
                 "send the contract to its buyers before settling it",
+            ),
+            ContractError::NotBuyer => ApiError::forbidden(
+                "not_contract_buyer",
+                "only a buyer of the contract may subscribe to it",
+            ),
+            ContractError::NotSubscribable(why) => ApiError::conflict(
+                "contract_not_subscribable",
+                format!("the contract cannot be subscribed to: {why}"),
             ),
             ContractError::AlreadySettled => {
                 ApiError::conflict("already_settled", "the contract is already settled")

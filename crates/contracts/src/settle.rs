@@ -196,6 +196,49 @@ pub async fn settle(
     }
 }
 
+/// The terms a subscription to this contract charges every cycle, for
+/// `feria_billing::subscriptions::create`: the signed-in subscriber pays the contract's
+/// `total`, each seller earns their `owed`, the fees are the contract's (custom fee lines
+/// with the platform's). The subscriber must be the contract's one buyer (403
+/// `not_contract_buyer` for another party, 409 `contract_not_subscribable` when there are
+/// several buyers); a draft is 409 `contract_not_sent`, a void contract 409
+/// `contract_locked`; shares that do not add up are 422 as for settling. Stock is not
+/// taken: a subscription charges the terms, it does not ship the products again.
+pub async fn subscription_terms(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    schedule: &FeeSchedule,
+    actor: &Actor,
+    id: &ContractId,
+) -> Result<feria_billing::subscriptions::SubscriptionTerms, ContractError> {
+    let loaded = service::readable(conn, tenant, actor, id).await?;
+    let subscriber = actor.user_id.clone().ok_or(ContractError::NotBuyer)?;
+    match loaded.row.status() {
+        Status::Draft => return Err(ContractError::NotSent),
+        Status::Void => return Err(ContractError::Locked { status: "void" }),
+        Status::Open | Status::Settled => {}
+    }
+    if !loaded.buyers.iter().any(|b| b.user_id == subscriber) {
+        return Err(ContractError::NotBuyer);
+    }
+    if loaded.buyers.len() != 1 {
+        return Err(ContractError::NotSubscribable(
+            "a subscription has one payer and this contract has several buyers",
+        ));
+    }
+    let percent = platform_percent(conn, tenant).await?;
+    let totals = loaded.totals(percent, schedule)?;
+    let planned = plan(&loaded, &totals)?;
+    Ok(feria_billing::subscriptions::SubscriptionTerms {
+        contract_id: loaded.row.id.as_str().to_owned(),
+        buyer: subscriber,
+        currency: planned.currency,
+        price: totals.total,
+        earnings: planned.earnings,
+        fees: planned.fees,
+    })
+}
+
 /// Where a rounding unit went when shares were rebalanced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RoundingNote {

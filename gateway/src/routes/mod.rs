@@ -13,6 +13,7 @@ pub mod media;
 pub mod meta;
 pub mod onchain;
 pub mod platforms;
+pub mod subscriptions;
 pub mod transactions;
 pub mod user_payments;
 pub mod users;
@@ -35,6 +36,7 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         .configure(catalog::configure)
         .configure(carts::configure)
         .configure(contracts::configure)
+        .configure(subscriptions::configure)
         // Static /marketplace/offers, /checkout, /entitlements before /marketplace/{id}.
         .configure(onchain::configure)
         .configure(marketplace::configure);
