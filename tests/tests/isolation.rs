@@ -104,7 +104,7 @@ async fn fixture(app: &TestApp, platform: &str, key: &str, token: &str, user: &s
     .await
     .assert_status(200)
     .json_value();
-    ids.insert("contract", contract_id);
+    ids.insert("contract", contract_id.clone());
     ids.insert("contract_item", s(&contract["items"][0]["id"]));
     // Buyers and sellers are named by their user ids (the cart's owner and the product's).
     assert_eq!(contract["buyers"][0]["user_id"], user);
@@ -134,6 +134,29 @@ async fn fixture(app: &TestApp, platform: &str, key: &str, token: &str, user: &s
     .assert_status(201)
     .json_value();
     ids.insert("transaction", s(&credits["transaction"]["id"]));
+    // Rebalanced for the fee, sent, and subscribed to by its buyer: a subscription to
+    // reach too.
+    app.get_as(key, &format!("/api/v1/contracts/{contract_id}/sync"))
+        .await
+        .assert_status(200);
+    send(
+        key,
+        Method::POST,
+        &format!("/api/v1/contracts/{contract_id}/send"),
+        json!({}),
+    )
+    .await
+    .assert_status(200);
+    let subscription = send(
+        token,
+        Method::POST,
+        &format!("/api/v1/subscriptions/auth/contract/{contract_id}"),
+        json!({"cycle": "monthly"}),
+    )
+    .await
+    .assert_status(201)
+    .json_value();
+    ids.insert("subscription", s(&subscription["id"]));
 
     let character = send(
         token,
@@ -242,6 +265,7 @@ fn param_value<'a>(fixture: &'a Fixture, path: &str, param: &str) -> Option<&'a 
         "seller_id" => "seller",
         "fee_id" => "fee",
         "offer_id" => "offer",
+        "contract_id" => "contract",
         "event_id" => "event",
         "link_id" => "link",
         "payment_method_id" => "payment_method",
@@ -255,6 +279,7 @@ fn param_value<'a>(fixture: &'a Fixture, path: &str, param: &str) -> Option<&'a 
             ["transactions", ..] => "transaction",
             ["workspaces", ..] => "workspace",
             ["platforms", ..] => "platform",
+            ["subscriptions", ..] => "subscription",
             _ => return None,
         },
         _ => return None,
