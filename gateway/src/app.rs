@@ -174,6 +174,7 @@ pub struct Server {
     addr: SocketAddr,
     db: Db,
     purge: tokio::task::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
 }
 
 /// How often accounts due for deletion are erased.
@@ -196,6 +197,61 @@ async fn purge_deleted_accounts(db: Db) {
             Err(error) => tracing::warn!(%error, "purging deleted accounts failed; retrying later"),
         }
     }
+}
+
+/// Mails the platform's owners (in the endpoint's mode) that the delivery worker
+/// disabled one of their webhook endpoints.
+fn endpoint_disabled_notifier(
+    db: Db,
+    mailer: feria_kernel::mail::Mailer,
+) -> feria_events::worker::DisabledNotifier {
+    Arc::new(move |tenant, endpoint| {
+        let db = db.clone();
+        let mailer = mailer.clone();
+        Box::pin(async move {
+            let owners = async {
+                let mut conn = db.conn().await?;
+                let mut emails = Vec::new();
+                for id in feria_users::user::admin_ids(&mut conn, &tenant).await? {
+                    let user = feria_users::user::get(&mut conn, &tenant, &id).await?;
+                    if user.role == feria_users::Role::Owner {
+                        emails.push(user.email);
+                    }
+                }
+                Ok::<_, feria_users::UserError>(emails)
+            }
+            .await;
+            let emails = match owners {
+                Ok(emails) => emails,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot find the owners to tell of a disabled webhook endpoint");
+                    return;
+                }
+            };
+            for to in emails {
+                let mail = feria_kernel::mail::OutgoingMail {
+                    to,
+                    subject: format!("Webhook endpoint {} disabled", endpoint.id),
+                    body: format!(
+                        "Hello,\n\nFeria stopped sending events to your {mode} webhook endpoint \
+                         {id} ({url}): {reason}.\n\nFix the endpoint, then enable it again \
+                         (PUT /api/v1/webhook_endpoints/{id} with {{\"enabled\": true}}); \
+                         failed deliveries can be sent again with the redeliver endpoint.\n",
+                        mode = tenant.mode,
+                        id = endpoint.id,
+                        url = endpoint.url,
+                        reason = endpoint
+                            .disabled_reason
+                            .as_deref()
+                            .unwrap_or("its deliveries kept failing"),
+                    ),
+                };
+                if let Err(error) = mailer.send(mail).await {
+                    tracing::warn!(%error, "cannot mail the owner about a disabled webhook endpoint");
+                }
+            }
+        })
+    })
 }
 
 impl Server {
@@ -227,6 +283,15 @@ impl Server {
         let workers = config.workers;
         let handle_signals = config.handle_signals;
         let shutdown_timeout = config.shutdown_timeout_secs;
+        let worker = feria_events::Worker::new(
+            db.clone(),
+            config.webhooks.clone(),
+            Some(endpoint_disabled_notifier(
+                db.clone(),
+                config.mailer().context("setting up outgoing mail")?,
+            )),
+        )
+        .context("setting up the webhook HTTP client")?;
         let state = AppState::new(db.clone(), config, extra_routes)?;
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
@@ -239,11 +304,13 @@ impl Server {
         }
         tracing::info!(%addr, "listening");
         let purge = tokio::spawn(purge_deleted_accounts(db.clone()));
+        let webhooks = tokio::spawn(worker.run());
         Ok(Server {
             server: server.run(),
             addr,
             db,
             purge,
+            webhooks,
         })
     }
 
@@ -267,6 +334,7 @@ impl Server {
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.purge.abort();
+        self.webhooks.abort();
         self.db.close();
         tracing::info!("stopped");
         result
