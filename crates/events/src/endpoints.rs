@@ -118,6 +118,7 @@ pub struct EndpointObject {
 /// A new webhook endpoint.
 #[derive(Debug, Clone, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewWebhookEndpoint)]
 pub struct NewEndpoint {
     /// `https://...` (plain `http` only when the server allows private targets).
     pub url: String,
@@ -131,6 +132,7 @@ pub struct NewEndpoint {
 /// Changes to a webhook endpoint; absent fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WebhookEndpointChanges)]
 pub struct EndpointChanges {
     pub url: Option<String>,
     pub enabled_events: Option<Vec<String>>,

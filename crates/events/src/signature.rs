@@ -40,9 +40,8 @@ mod tests {
         let body = br#"{"id":"evt_01JD0000000000000000000000","type":"product.created"}"#;
         assert_eq!(
             header(secret, 1_700_000_000, body),
-            format!("t=1700000000,v1={}", sign(secret, 1_700_000_000, body))
+            "t=1700000000,v1=0860a5b91f26e1472176ab79f8ecfb0a0d542acb5599063a88192057b856ae4d"
         );
-        assert_eq!(sign(secret, 1_700_000_000, body).len(), 64);
     }
 
     /// RFC 4231 test case 2.
