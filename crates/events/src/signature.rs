@@ -59,7 +59,7 @@ mod tests {
             .collect();
         assert_eq!(
             hex,
-            "5bdcc146bf60754e6a042426089575c75aa003e61ab11e7e8a5c7f17d1de7a09"
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
 }

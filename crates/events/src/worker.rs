@@ -596,7 +596,8 @@ mod tests {
         assert_eq!(retry_delay(&settings, 1), Duration::from_secs(30));
         assert_eq!(retry_delay(&settings, 2), Duration::from_secs(60));
         assert_eq!(retry_delay(&settings, 3), Duration::from_secs(120));
-        assert_eq!(retry_delay(&settings, 10), Duration::from_secs(6 * 60 * 60));
+        assert_eq!(retry_delay(&settings, 10), Duration::from_secs(15_360));
+        assert_eq!(retry_delay(&settings, 11), Duration::from_secs(6 * 60 * 60));
         assert_eq!(
             retry_delay(&settings, 1000),
             Duration::from_secs(6 * 60 * 60)
