@@ -175,6 +175,7 @@ pub struct Server {
     db: Db,
     purge: tokio::task::JoinHandle<()>,
     renewals: Option<tokio::task::JoinHandle<()>>,
+    webhooks: tokio::task::JoinHandle<()>,
 }
 
 /// How often accounts due for deletion are erased.
@@ -219,6 +220,61 @@ async fn renew_subscriptions(db: Db, every: std::time::Duration) {
     }
 }
 
+/// Mails the platform's owners (in the endpoint's mode) that the delivery worker
+/// disabled one of their webhook endpoints.
+fn endpoint_disabled_notifier(
+    db: Db,
+    mailer: feria_kernel::mail::Mailer,
+) -> feria_events::worker::DisabledNotifier {
+    Arc::new(move |tenant, endpoint| {
+        let db = db.clone();
+        let mailer = mailer.clone();
+        Box::pin(async move {
+            let owners = async {
+                let mut conn = db.conn().await?;
+                let mut emails = Vec::new();
+                for id in feria_users::user::admin_ids(&mut conn, &tenant).await? {
+                    let user = feria_users::user::get(&mut conn, &tenant, &id).await?;
+                    if user.role == feria_users::Role::Owner {
+                        emails.push(user.email);
+                    }
+                }
+                Ok::<_, feria_users::UserError>(emails)
+            }
+            .await;
+            let emails = match owners {
+                Ok(emails) => emails,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot find the owners to tell of a disabled webhook endpoint");
+                    return;
+                }
+            };
+            for to in emails {
+                let mail = feria_kernel::mail::OutgoingMail {
+                    to,
+                    subject: format!("Webhook endpoint {} disabled", endpoint.id),
+                    body: format!(
+                        "Hello,\n\nFeria stopped sending events to your {mode} webhook endpoint \
+                         {id} ({url}): {reason}.\n\nFix the endpoint, then enable it again \
+                         (PUT /api/v1/webhook_endpoints/{id} with {{\"enabled\": true}}); \
+                         failed deliveries can be sent again with the redeliver endpoint.\n",
+                        mode = tenant.mode,
+                        id = endpoint.id,
+                        url = endpoint.url,
+                        reason = endpoint
+                            .disabled_reason
+                            .as_deref()
+                            .unwrap_or("its deliveries kept failing"),
+                    ),
+                };
+                if let Err(error) = mailer.send(mail).await {
+                    tracing::warn!(%error, "cannot mail the owner about a disabled webhook endpoint");
+                }
+            }
+        })
+    })
+}
+
 impl Server {
     /// Connects to the database, applies migrations, binds the address.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
@@ -249,6 +305,15 @@ impl Server {
         let handle_signals = config.handle_signals;
         let shutdown_timeout = config.shutdown_timeout_secs;
         let renewal_interval = config.subscription_renewal_interval;
+        let worker = feria_events::Worker::new(
+            db.clone(),
+            config.webhooks.clone(),
+            Some(endpoint_disabled_notifier(
+                db.clone(),
+                config.mailer().context("setting up outgoing mail")?,
+            )),
+        )
+        .context("setting up the webhook HTTP client")?;
         let state = AppState::new(db.clone(), config, extra_routes)?;
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
@@ -263,12 +328,14 @@ impl Server {
         let purge = tokio::spawn(purge_deleted_accounts(db.clone()));
         let renewals =
             renewal_interval.map(|every| tokio::spawn(renew_subscriptions(db.clone(), every)));
+        let webhooks = tokio::spawn(worker.run());
         Ok(Server {
             server: server.run(),
             addr,
             db,
             purge,
             renewals,
+            webhooks,
         })
     }
 
@@ -295,6 +362,7 @@ impl Server {
         if let Some(renewals) = &self.renewals {
             renewals.abort();
         }
+        self.webhooks.abort();
         self.db.close();
         tracing::info!("stopped");
         result

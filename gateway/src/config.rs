@@ -229,6 +229,71 @@ pub struct Settings {
         global = true
     )]
     pub subscription_renewal_interval_secs: u64,
+    /// Milliseconds between rounds of the webhook delivery worker.
+    #[arg(
+        long,
+        env = "WEBHOOK_POLL_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub webhook_poll_interval_ms: u64,
+    /// Milliseconds before the first retry of a failed webhook; doubles per attempt.
+    #[arg(
+        long,
+        env = "WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 30_000,
+        global = true
+    )]
+    pub webhook_retry_base_ms: u64,
+    /// Longest delay between two webhook attempts, in milliseconds (6 hours).
+    #[arg(
+        long,
+        env = "WEBHOOK_RETRY_MAX_MS",
+        default_value_t = 6 * 60 * 60 * 1000,
+        global = true
+    )]
+    pub webhook_retry_max_ms: u64,
+    /// Seconds after an event during which its delivery is retried (3 days).
+    #[arg(
+        long,
+        env = "WEBHOOK_RETRY_WINDOW_SECS",
+        default_value_t = 3 * 24 * 60 * 60,
+        global = true
+    )]
+    pub webhook_retry_window_secs: u64,
+    /// Milliseconds one webhook request may take in all (connect, send, response prefix).
+    #[arg(
+        long,
+        env = "WEBHOOK_TIMEOUT_MS",
+        default_value_t = 15_000,
+        global = true
+    )]
+    pub webhook_timeout_ms: u64,
+    /// A webhook endpoint is disabled after this many failed attempts in a row ...
+    #[arg(
+        long,
+        env = "WEBHOOK_DISABLE_AFTER_FAILURES",
+        default_value_t = 20,
+        global = true
+    )]
+    pub webhook_disable_after_failures: i64,
+    /// ... once its first failure since the last success is this many seconds old (3 days).
+    #[arg(
+        long,
+        env = "WEBHOOK_DISABLE_AFTER_SECS",
+        default_value_t = 3 * 24 * 60 * 60,
+        global = true
+    )]
+    pub webhook_disable_after_secs: u64,
+    /// Allow webhook URLs on loopback or private addresses, and plain http (development
+    /// and tests only; see docs/EVENTS.md).
+    #[arg(
+        long,
+        env = "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+        default_value_t = false,
+        global = true
+    )]
+    pub webhook_allow_private_targets: bool,
 }
 
 /// The resolved configuration of one server.
@@ -259,6 +324,8 @@ pub struct Config {
     pub workspace_character_limit: i64,
     /// Chains, token, treasury and quote lifetime of the on-chain marketplace.
     pub onchain: feria_onchain_entitlements::OnchainSettings,
+    /// The webhook delivery worker: polling, retries, timeouts, auto-disable, targets.
+    pub webhooks: feria_events::WebhookSettings,
     /// Whether the server handles SIGTERM (graceful stop) and SIGINT/SIGQUIT (immediate stop);
     /// off for servers embedded in tests.
     pub handle_signals: bool,
@@ -354,10 +421,25 @@ impl Settings {
             },
             workspace_character_limit: self.workspace_character_limit.max(0),
             onchain: self.onchain_settings(),
+            webhooks: self.webhook_settings(),
             handle_signals: true,
             shutdown_timeout_secs: 30,
             subscription_renewal_interval: (self.subscription_renewal_interval_secs > 0)
                 .then(|| Duration::from_secs(self.subscription_renewal_interval_secs)),
+        }
+    }
+
+    fn webhook_settings(&self) -> feria_events::WebhookSettings {
+        feria_events::WebhookSettings {
+            poll_interval: Duration::from_millis(self.webhook_poll_interval_ms.max(10)),
+            retry_base: Duration::from_millis(self.webhook_retry_base_ms),
+            retry_max: Duration::from_millis(self.webhook_retry_max_ms),
+            retry_window: Duration::from_secs(self.webhook_retry_window_secs),
+            timeout: Duration::from_millis(self.webhook_timeout_ms.max(1)),
+            disable_after_failures: self.webhook_disable_after_failures.max(1),
+            disable_after: Duration::from_secs(self.webhook_disable_after_secs),
+            allow_private_targets: self.webhook_allow_private_targets,
+            ..feria_events::WebhookSettings::default()
         }
     }
 
@@ -410,6 +492,7 @@ impl Config {
             stripe: StripeSettings::default(),
             workspace_character_limit: feria_template_marketplace::DEFAULT_CHARACTER_LIMIT,
             onchain: feria_onchain_entitlements::OnchainSettings::default(),
+            webhooks: feria_events::WebhookSettings::default(),
             handle_signals: true,
             shutdown_timeout_secs: 30,
             subscription_renewal_interval: Some(Duration::from_secs(300)),

@@ -130,6 +130,13 @@ pub async fn top_up(
                 let transaction = recorded.pop().ok_or_else(|| {
                     BillingError::Corrupt("a top-up without its transaction".into())
                 })?;
+                feria_events::record(
+                    c,
+                    tenant,
+                    feria_events::EventType::CreditsToppedUp,
+                    &transaction,
+                )
+                .await?;
                 Ok(TopUp {
                     transaction,
                     replayed: false,

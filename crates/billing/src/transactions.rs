@@ -234,7 +234,17 @@ pub(crate) async fn record(
         with_conn!(conn, c => diesel::insert_into(transactions::table).values(row).execute(c).await)
             .map_err(DbError::from)?;
     }
-    in_canonical_order(rows)
+    let recorded = in_canonical_order(rows)?;
+    for transaction in &recorded {
+        feria_events::record(
+            conn,
+            tenant,
+            feria_events::EventType::TransactionCreated,
+            transaction,
+        )
+        .await?;
+    }
+    Ok(recorded)
 }
 
 /// Transactions of one operation in a stable order, the same when first written and

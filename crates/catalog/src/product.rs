@@ -18,6 +18,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use validator::{Validate, ValidateUrl};
 
+use feria_events::EventType;
+
 use crate::error::CatalogError;
 use crate::pricing::{self, SeasonalPrice, SeasonalPriceObject};
 use crate::schema::{product_tags, products};
@@ -693,43 +695,43 @@ pub async fn create(
             "must be between 0 and 1000000000",
         ));
     }
-    let product = conn
-        .transaction(async |c| -> Result<Product, CatalogError> {
-            let seller = resolve_seller(c, tenant, actor, new.user_id.as_ref()).await?;
-            if let Some(parent) = &new.parent_product_id {
-                check_parent(c, tenant, parent, &seller, None).await?;
-            }
-            let now = Timestamp::now();
-            let product = Product {
-                id: ProductId::new(),
-                platform_id: tenant.platform_id.clone(),
-                mode: tenant.mode,
-                user_id: seller,
-                parent_product_id: new.parent_product_id.clone(),
-                name: name.clone(),
-                description: new.description.clone().unwrap_or_default(),
-                image: image.clone(),
-                quantity,
-                is_enabled: new.is_enabled.unwrap_or(true),
-                category: category.clone(),
-                subcategory: subcategory.clone(),
-                tags: tags_json.clone(),
-                price_minor: price.minor(),
-                currency: currency.code().to_owned(),
-                use_seasonal_prices: new.use_seasonal_prices.unwrap_or(false),
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
-            };
-            with_conn!(c, c => {
-                diesel::insert_into(products::table).values(&product).execute(c).await
-            })
-            .map_err(DbError::from)?;
-            replace_tags(c, tenant, &product.id, &tags).await?;
-            Ok(product)
+    conn.transaction(async |c| -> Result<ProductObject, CatalogError> {
+        let seller = resolve_seller(c, tenant, actor, new.user_id.as_ref()).await?;
+        if let Some(parent) = &new.parent_product_id {
+            check_parent(c, tenant, parent, &seller, None).await?;
+        }
+        let now = Timestamp::now();
+        let product = Product {
+            id: ProductId::new(),
+            platform_id: tenant.platform_id.clone(),
+            mode: tenant.mode,
+            user_id: seller,
+            parent_product_id: new.parent_product_id.clone(),
+            name: name.clone(),
+            description: new.description.clone().unwrap_or_default(),
+            image: image.clone(),
+            quantity,
+            is_enabled: new.is_enabled.unwrap_or(true),
+            category: category.clone(),
+            subcategory: subcategory.clone(),
+            tags: tags_json.clone(),
+            price_minor: price.minor(),
+            currency: currency.code().to_owned(),
+            use_seasonal_prices: new.use_seasonal_prices.unwrap_or(false),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        with_conn!(c, c => {
+            diesel::insert_into(products::table).values(&product).execute(c).await
         })
-        .await?;
-    object(conn, &product).await
+        .map_err(DbError::from)?;
+        replace_tags(c, tenant, &product.id, &tags).await?;
+        let object = object(c, &product).await?;
+        feria_events::record(c, tenant, EventType::ProductCreated, &object).await?;
+        Ok(object)
+    })
+    .await
 }
 
 /// Applies changes to a product the actor may change, in one transaction.
@@ -740,57 +742,57 @@ pub async fn update(
     id: &ProductId,
     changes: ProductChanges,
 ) -> Result<ProductObject, CatalogError> {
-    let product = conn
-        .transaction(async |c| -> Result<Product, CatalogError> {
-            let current = editable(c, tenant, actor, id).await?;
-            let category = match &changes.category {
-                Some(new) => new.clone(),
-                None => current.category.clone(),
-            };
-            let subcategory = match &changes.subcategory {
-                Some(new) => new.clone(),
-                None => current.subcategory.clone(),
-            };
-            let (category, subcategory) =
-                check_category(category.as_deref(), subcategory.as_deref())?;
-            let tags = changes.tags.as_deref().map(normalize_tags).transpose()?;
-            let price = changes
-                .price
-                .map(|p| to_money("price", p, current.currency()))
-                .transpose()?;
-            let image = match changes.image.clone() {
-                Some(image) => Some(check_image(image)?),
-                None => None,
-            };
-            if let Some(Some(parent)) = &changes.parent_product_id {
-                check_parent(c, tenant, parent, &current.user_id, Some(&current.id)).await?;
-            }
-            let name = changes.name.as_deref().map(check_name).transpose()?;
-            let changeset = ProductChangeset {
-                parent_product_id: changes.parent_product_id.clone(),
-                name,
-                description: changes.description.clone(),
-                image,
-                quantity: changes.quantity,
-                is_enabled: changes.is_enabled,
-                category: Some(category),
-                subcategory: Some(subcategory),
-                tags: tags.as_ref().map(|(_, json)| json.clone()),
-                price_minor: price.map(|p| p.minor()),
-                use_seasonal_prices: changes.use_seasonal_prices,
-                updated_at: Timestamp::now(),
-            };
-            with_conn!(c, c => {
-                diesel::update(products::table.find(id)).set(&changeset).execute(c).await
-            })
-            .map_err(DbError::from)?;
-            if let Some((tags, _)) = &tags {
-                replace_tags(c, tenant, id, tags).await?;
-            }
-            get(c, tenant, id).await
+    conn.transaction(async |c| -> Result<ProductObject, CatalogError> {
+        let current = editable(c, tenant, actor, id).await?;
+        let category = match &changes.category {
+            Some(new) => new.clone(),
+            None => current.category.clone(),
+        };
+        let subcategory = match &changes.subcategory {
+            Some(new) => new.clone(),
+            None => current.subcategory.clone(),
+        };
+        let (category, subcategory) = check_category(category.as_deref(), subcategory.as_deref())?;
+        let tags = changes.tags.as_deref().map(normalize_tags).transpose()?;
+        let price = changes
+            .price
+            .map(|p| to_money("price", p, current.currency()))
+            .transpose()?;
+        let image = match changes.image.clone() {
+            Some(image) => Some(check_image(image)?),
+            None => None,
+        };
+        if let Some(Some(parent)) = &changes.parent_product_id {
+            check_parent(c, tenant, parent, &current.user_id, Some(&current.id)).await?;
+        }
+        let name = changes.name.as_deref().map(check_name).transpose()?;
+        let changeset = ProductChangeset {
+            parent_product_id: changes.parent_product_id.clone(),
+            name,
+            description: changes.description.clone(),
+            image,
+            quantity: changes.quantity,
+            is_enabled: changes.is_enabled,
+            category: Some(category),
+            subcategory: Some(subcategory),
+            tags: tags.as_ref().map(|(_, json)| json.clone()),
+            price_minor: price.map(|p| p.minor()),
+            use_seasonal_prices: changes.use_seasonal_prices,
+            updated_at: Timestamp::now(),
+        };
+        with_conn!(c, c => {
+            diesel::update(products::table.find(id)).set(&changeset).execute(c).await
         })
-        .await?;
-    object(conn, &product).await
+        .map_err(DbError::from)?;
+        if let Some((tags, _)) = &tags {
+            replace_tags(c, tenant, id, tags).await?;
+        }
+        let current = get(c, tenant, id).await?;
+        let object = object(c, &current).await?;
+        feria_events::record(c, tenant, EventType::ProductUpdated, &object).await?;
+        Ok(object)
+    })
+    .await
 }
 
 /// Sets whether the product is for sale.
@@ -801,16 +803,21 @@ pub async fn set_enabled(
     id: &ProductId,
     enabled: bool,
 ) -> Result<ProductObject, CatalogError> {
-    editable(conn, tenant, actor, id).await?;
-    with_conn!(conn, c => {
-        diesel::update(products::table.find(id))
-            .set((products::is_enabled.eq(enabled), products::updated_at.eq(Timestamp::now())))
-            .execute(c)
-            .await
+    conn.transaction(async |c| -> Result<ProductObject, CatalogError> {
+        editable(c, tenant, actor, id).await?;
+        with_conn!(c, c => {
+            diesel::update(products::table.find(id))
+                .set((products::is_enabled.eq(enabled), products::updated_at.eq(Timestamp::now())))
+                .execute(c)
+                .await
+        })
+        .map_err(DbError::from)?;
+        let current = get(c, tenant, id).await?;
+        let object = object(c, &current).await?;
+        feria_events::record(c, tenant, EventType::ProductUpdated, &object).await?;
+        Ok(object)
     })
-    .map_err(DbError::from)?;
-    let product = get(conn, tenant, id).await?;
-    object(conn, &product).await
+    .await
 }
 
 /// Deletes a product: it disappears from the catalog, while cart lines (and contract
@@ -823,24 +830,24 @@ pub async fn delete(
     actor: &Actor,
     id: &ProductId,
 ) -> Result<ProductObject, CatalogError> {
-    let product = conn
-        .transaction(async |c| -> Result<Product, CatalogError> {
-            let product = editable(c, tenant, actor, id).await?;
-            if has_live_variants(c, tenant, id).await? {
-                return Err(CatalogError::HasVariants);
-            }
-            let now = Timestamp::now();
-            with_conn!(c, c => {
-                diesel::update(products::table.find(id).filter(products::deleted_at.is_null()))
-                    .set((products::deleted_at.eq(now), products::updated_at.eq(now)))
-                    .execute(c)
-                    .await
-            })
-            .map_err(DbError::from)?;
-            Ok(product)
+    conn.transaction(async |c| -> Result<ProductObject, CatalogError> {
+        let product = editable(c, tenant, actor, id).await?;
+        if has_live_variants(c, tenant, id).await? {
+            return Err(CatalogError::HasVariants);
+        }
+        let now = Timestamp::now();
+        with_conn!(c, c => {
+            diesel::update(products::table.find(id).filter(products::deleted_at.is_null()))
+                .set((products::deleted_at.eq(now), products::updated_at.eq(now)))
+                .execute(c)
+                .await
         })
-        .await?;
-    object(conn, &product).await
+        .map_err(DbError::from)?;
+        let object = object(c, &product).await?;
+        feria_events::record(c, tenant, EventType::ProductDeleted, &object).await?;
+        Ok(object)
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use feria_billing::fees::FeeSchedule;
 use feria_catalog::{CartId, ProductId};
+use feria_events::EventType;
 use feria_kernel::mail::{Mailer, OutgoingMail};
 use feria_kernel::{
     Currency, DbConn, DbError, Money, Page, PageRequest, Tenant, Timestamp, UserId, with_conn,
@@ -624,6 +625,7 @@ pub async fn set_fee_inclusion(
 pub async fn void(
     conn: &mut DbConn,
     tenant: &Tenant,
+    schedule: &FeeSchedule,
     actor: &Actor,
     id: &ContractId,
 ) -> Result<(), ContractError> {
@@ -647,6 +649,8 @@ pub async fn void(
                         .await
                 })
                 .map_err(DbError::from)?;
+                let object = render(c, tenant, schedule, id).await?;
+                feria_events::record(c, tenant, EventType::ContractVoided, &object).await?;
                 Ok(())
             }
         }
@@ -1132,7 +1136,7 @@ pub async fn send(
             })
             .await?;
     }
-    conn.transaction(async |c| -> Result<(), ContractError> {
+    conn.transaction(async |c| -> Result<ContractObject, ContractError> {
         let loaded = editable(c, tenant, actor, id).await?;
         let now = Timestamp::now();
         with_conn!(c, c => {
@@ -1147,8 +1151,9 @@ pub async fn send(
                 .await
         })
         .map_err(DbError::from)?;
-        Ok(())
+        let object = render(c, tenant, schedule, id).await?;
+        feria_events::record(c, tenant, EventType::ContractSent, &object).await?;
+        Ok(object)
     })
-    .await?;
-    render(conn, tenant, schedule, id).await
+    .await
 }

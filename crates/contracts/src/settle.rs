@@ -169,6 +169,11 @@ pub async fn settle(
                     .await
             })
             .map_err(DbError::from)?;
+            // Payment and settlement are one step here: both events, in this order.
+            let object = service::render(c, tenant, schedule, id).await?;
+            feria_events::record(c, tenant, feria_events::EventType::ContractPaid, &object).await?;
+            feria_events::record(c, tenant, feria_events::EventType::ContractSettled, &object)
+                .await?;
             Ok(false)
         })
         .await;

@@ -449,6 +449,13 @@ async fn grant(
                         .execute(c)
                         .await
                 })?;
+                feria_events::record(
+                    c,
+                    tenant,
+                    feria_events::EventType::EntitlementActivated,
+                    &entitlement.to_object(now),
+                )
+                .await?;
                 Ok(entitlement)
             })
             .await;

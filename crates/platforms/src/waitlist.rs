@@ -219,21 +219,28 @@ pub async fn grant(
     id: &WaitlistId,
 ) -> Result<(WaitlistEntry, bool), PlatformError> {
     let now = Timestamp::now();
-    let changed = with_conn!(conn, c => {
-        diesel::update(
-            waitlist_entries::table
-                .find(id)
-                .filter(waitlist_entries::platform_id.eq(&tenant.platform_id))
-                .filter(waitlist_entries::mode.eq(tenant.mode))
-                .filter(waitlist_entries::granted_at.is_null()),
-        )
-        .set(waitlist_entries::granted_at.eq(now))
-        .execute(c)
-        .await
+    conn.transaction(async |c| -> Result<(WaitlistEntry, bool), PlatformError> {
+        let changed = with_conn!(c, c => {
+            diesel::update(
+                waitlist_entries::table
+                    .find(id)
+                    .filter(waitlist_entries::platform_id.eq(&tenant.platform_id))
+                    .filter(waitlist_entries::mode.eq(tenant.mode))
+                    .filter(waitlist_entries::granted_at.is_null()),
+            )
+            .set(waitlist_entries::granted_at.eq(now))
+            .execute(c)
+            .await
+        })
+        .map_err(DbError::from)?;
+        let entry: WaitlistEntry = get(c, tenant, id).await?.into();
+        if changed == 1 {
+            feria_events::record(c, tenant, feria_events::EventType::WaitlistGranted, &entry)
+                .await?;
+        }
+        Ok((entry, changed == 1))
     })
-    .map_err(DbError::from)?;
-    let entry = get(conn, tenant, id).await?;
-    Ok((entry.into(), changed == 1))
+    .await
 }
 
 /// Removes an entry; the positions of the others stay as they were.

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::{Validate, ValidateUrl};
 
+use feria_events::EventType;
+
 use crate::backend;
 use crate::character::{self, CharacterId};
 use crate::error::MarketplaceError;
@@ -674,13 +676,18 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    with_conn!(conn, c => {
-        diesel::insert_into(listings::table)
-            .values(&listing)
-            .execute(c)
-            .await
-    })?;
-    Ok(listing.to_object())
+    conn.transaction(async |c| -> Result<ListingObject, MarketplaceError> {
+        with_conn!(c, c => {
+            diesel::insert_into(listings::table)
+                .values(&listing)
+                .execute(c)
+                .await
+        })?;
+        let object = listing.to_object();
+        feria_events::record(c, tenant, EventType::ListingCreated, &object).await?;
+        Ok(object)
+    })
+    .await
 }
 
 #[derive(AsChangeset)]
@@ -768,7 +775,16 @@ pub async fn update(
                 .execute(c)
                 .await
         })?;
-        Ok(get(c, tenant, id).await?.to_object())
+        let object = get(c, tenant, id).await?.to_object();
+        let archived = ListingStatus::Archived.as_str();
+        let event = if changes.status == Some(ListingStatus::Archived) && listing.status != archived
+        {
+            EventType::ListingArchived
+        } else {
+            EventType::ListingUpdated
+        };
+        feria_events::record(c, tenant, event, &object).await?;
+        Ok(object)
     })
     .await
 }

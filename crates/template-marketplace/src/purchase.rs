@@ -341,11 +341,19 @@ pub async fn purchase(
             }
             Err(e) => return Err(e.into()),
         }
+        let result = PurchaseResult {
+            purchase: purchase.to_object(),
+            character: clone.to_object(),
+        };
+        feria_events::record(
+            c,
+            tenant,
+            feria_events::EventType::PurchaseCompleted,
+            &result,
+        )
+        .await?;
         Ok(Purchased {
-            result: PurchaseResult {
-                purchase: purchase.to_object(),
-                character: clone.to_object(),
-            },
+            result,
             replayed: false,
         })
     })

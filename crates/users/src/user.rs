@@ -213,10 +213,31 @@ pub async fn create(
     email: &str,
     role: Role,
 ) -> Result<User, UserError> {
+    conn.transaction(async |c| -> Result<User, UserError> {
+        let user = insert(c, tenant, email, role).await?;
+        record_created(c, tenant, &user).await?;
+        Ok(user)
+    })
+    .await
+}
+
+async fn insert(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    email: &str,
+    role: Role,
+) -> Result<User, UserError> {
     let user = new_user(tenant, normalize_email(email)?, role, Timestamp::now());
     with_conn!(conn, c => diesel::insert_into(users::table).values(&user).execute(c).await)
         .map_err(|e| UserError::from_write(e.into()))?;
     Ok(user)
+}
+
+/// `user.created`, in the creating transaction (a new user has no links or methods yet).
+async fn record_created(conn: &mut DbConn, tenant: &Tenant, user: &User) -> Result<(), DbError> {
+    let object = user.to_object();
+    feria_events::record(conn, tenant, feria_events::EventType::UserCreated, &object).await?;
+    Ok(())
 }
 
 /// The user with this email in the tenant, if any.
@@ -366,8 +387,8 @@ pub async fn create_with_profile(
     new: NewUser,
 ) -> Result<User, UserError> {
     conn.transaction(async |c| -> Result<User, UserError> {
-        let user = create(c, tenant, &new.email, new.role.unwrap_or(Role::Member)).await?;
-        update(
+        let user = insert(c, tenant, &new.email, new.role.unwrap_or(Role::Member)).await?;
+        let user = update(
             c,
             tenant,
             &user.id,
@@ -381,7 +402,9 @@ pub async fn create_with_profile(
                 role: None,
             },
         )
-        .await
+        .await?;
+        record_created(c, tenant, &user).await?;
+        Ok(user)
     })
     .await
 }

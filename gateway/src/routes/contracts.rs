@@ -346,10 +346,18 @@ pub async fn void(
     caller: Caller,
     path: web::Path<String>,
     db: web::Data<Db>,
+    config: web::Data<Config>,
 ) -> Result<HttpResponse, HttpError> {
     let id = contract_id(&path)?;
     let mut conn = db.conn().await?;
-    service::void(&mut conn, &caller.tenant, &actor(&caller), &id).await?;
+    service::void(
+        &mut conn,
+        &caller.tenant,
+        &config.fees,
+        &actor(&caller),
+        &id,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -7,6 +7,7 @@ pub mod carts;
 pub mod catalog;
 pub mod contracts;
 pub mod credits;
+pub mod events;
 pub mod health;
 pub mod marketplace;
 pub mod media;
@@ -31,6 +32,7 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         .configure(user_payments::configure)
         .configure(credits::configure)
         .configure(transactions::configure)
+        .configure(events::configure)
         .configure(utils::configure)
         .configure(waitlists::configure)
         .configure(catalog::configure)

@@ -1,0 +1,55 @@
+use feria_kernel::{ApiError, DbError};
+
+/// Failures of the event log and webhook operations.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    /// Absent, or in another platform or mode.
+    #[error("event not found")]
+    EventNotFound,
+    #[error("webhook endpoint not found")]
+    EndpointNotFound,
+    #[error("webhook delivery not found")]
+    DeliveryNotFound,
+    /// A field is invalid (422).
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// Redelivery to an endpoint that is switched off (409).
+    #[error("the webhook endpoint is disabled")]
+    EndpointDisabled,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl EventsError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> EventsError {
+        EventsError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for EventsError {
+    fn from(error: diesel::result::Error) -> Self {
+        EventsError::Db(error.into())
+    }
+}
+
+impl From<EventsError> for ApiError {
+    fn from(error: EventsError) -> Self {
+        match error {
+            EventsError::EventNotFound => ApiError::not_found("event"),
+            EventsError::EndpointNotFound => ApiError::not_found("webhook endpoint"),
+            EventsError::DeliveryNotFound => ApiError::not_found("webhook delivery"),
+            EventsError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            EventsError::EndpointDisabled => ApiError::conflict(
+                "webhook_endpoint_disabled",
+                "the webhook endpoint is disabled; enable it before redelivering",
+            ),
+            EventsError::Db(db) => db.into(),
+        }
+    }
+}

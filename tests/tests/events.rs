@@ -1,0 +1,1111 @@
+//! Events and webhooks through real HTTP, on either backend: the outbox (one event per
+//! committed change, none for a rolled-back one, gap-free sequences under concurrency),
+//! the log API, webhook endpoints, signed deliveries to a real receiver on loopback,
+//! retries after 500s and timeouts, redelivery, automatic disabling with the owner's
+//! mail, tenancy, and the SSRF rules.
+
+// Test helpers panic on failure: that is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use feria_testkit::{CreatedPlatform, Method, TestApp, TestAppBuilder, TestResponse};
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ---- a webhook receiver on loopback -------------------------------------------------
+
+/// How the receiver answers the next requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Ok,
+    Fail,
+    Hang,
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    received: Vec<Received>,
+    /// Answers for the next requests, in order; `Ok` once empty.
+    script: Vec<Answer>,
+    /// When set, every request gets this answer (after the script).
+    always: Option<Answer>,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    state: Arc<Mutex<ReceiverState>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(ReceiverState::default()));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0_u8; 4096];
+                    let (head_end, length) = loop {
+                        let Ok(n) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                            let length = head
+                                .lines()
+                                .find_map(|l| {
+                                    let (k, v) = l.split_once(':')?;
+                                    k.eq_ignore_ascii_case("content-length")
+                                        .then(|| v.trim().parse::<usize>().ok())?
+                                })
+                                .unwrap_or(0);
+                            break (end + 4, length);
+                        }
+                    };
+                    while buffer.len() < head_end + length {
+                        let Ok(n) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..n]);
+                    }
+                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+                    let headers = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            Some((k.trim().to_owned(), v.trim().to_owned()))
+                        })
+                        .collect();
+                    let answer = {
+                        let mut state = state.lock().unwrap();
+                        state.received.push(Received {
+                            headers,
+                            body: buffer[head_end..head_end + length].to_vec(),
+                        });
+                        if state.script.is_empty() {
+                            state.always.unwrap_or(Answer::Ok)
+                        } else {
+                            state.script.remove(0)
+                        }
+                    };
+                    let response: &[u8] = match answer {
+                        Answer::Ok => {
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nreceived"
+                        }
+                        Answer::Fail => {
+                            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops"
+                        }
+                        Answer::Hang => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            return;
+                        }
+                    };
+                    let _ = socket.write_all(response).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Receiver { url, state }
+    }
+
+    fn script(&self, answers: &[Answer]) {
+        self.state.lock().unwrap().script = answers.to_vec();
+    }
+
+    fn always(&self, answer: Answer) {
+        self.state.lock().unwrap().always = Some(answer);
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+}
+
+// ---- the world ----------------------------------------------------------------------
+
+/// A server whose webhook worker polls fast and retries within a second.
+fn fast_webhooks() -> TestAppBuilder {
+    TestApp::builder().config(|c| {
+        c.webhooks.poll_interval = Duration::from_millis(50);
+        c.webhooks.retry_base = Duration::from_millis(200);
+        c.webhooks.retry_max = Duration::from_millis(400);
+        c.webhooks.timeout = Duration::from_millis(1000);
+        c.webhooks.allow_private_targets = true;
+        c.otp_requests_per_ip = 10_000;
+    })
+}
+
+struct World {
+    app: TestApp,
+    acme: CreatedPlatform,
+    other: CreatedPlatform,
+    seller_id: String,
+}
+
+async fn world_with(builder: TestAppBuilder) -> World {
+    let app = builder.spawn().await;
+    let acme = app
+        .create_platform("Acme", "acme.example.com", "owner@acme.example")
+        .await;
+    let other = app
+        .create_platform("Other", "other.example.com", "owner@other.example")
+        .await;
+    let seller = app
+        .send_json_as(
+            &acme.api_keys.live,
+            Method::POST,
+            "/api/v1/users",
+            &json!({"email": "seller@acme.example"}),
+        )
+        .await
+        .assert_status(201)
+        .json_value();
+    World {
+        app,
+        acme,
+        other,
+        seller_id: seller["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn world() -> World {
+    world_with(fast_webhooks()).await
+}
+
+impl World {
+    fn key(&self) -> &str {
+        &self.acme.api_keys.live
+    }
+
+    async fn send(&self, key: &str, method: Method, path: &str, body: &Value) -> TestResponse {
+        self.app.send_json_as(key, method, path, body).await
+    }
+
+    async fn product(&self, name: &str) -> Value {
+        self.send(
+            self.key(),
+            Method::POST,
+            "/api/v1/products",
+            &json!({"user_id": self.seller_id, "name": name, "price": 10, "quantity": 5}),
+        )
+        .await
+        .assert_status(201)
+        .json_value()
+    }
+
+    async fn endpoint(&self, key: &str, url: &str, events: Value) -> Value {
+        self.send(
+            key,
+            Method::POST,
+            "/api/v1/webhook_endpoints",
+            &json!({"url": url, "enabled_events": events, "description": "test"}),
+        )
+        .await
+        .assert_status(201)
+        .json_value()
+    }
+
+    async fn events(&self, key: &str, query: &str) -> Value {
+        self.app
+            .get_as(key, &format!("/api/v1/events{query}"))
+            .await
+            .assert_status(200)
+            .json_value()
+    }
+
+    async fn attempts(&self, endpoint_id: &str) -> Vec<Value> {
+        self.app
+            .get_as(
+                self.key(),
+                &format!("/api/v1/webhook_endpoints/{endpoint_id}/deliveries?page_size=100"),
+            )
+            .await
+            .assert_status(200)
+            .json_value()["data"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after `seconds`.
+async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The documented recipe, computed independently: hex HMAC-SHA256 of `<t>.<body>`.
+fn expected_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<hmac_sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn types(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// ---- tests --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_delivery_arrives_signed_as_documented() {
+    let w = world().await;
+    let receiver = Receiver::start().await;
+    let endpoint = w
+        .endpoint(w.key(), &receiver.url, json!(["product.created"]))
+        .await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{endpoint}");
+    assert_eq!(endpoint["enabled"], true);
+    assert_eq!(endpoint["mode"], "live");
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    assert!(endpoint_id.starts_with("we_"));
+
+    // Reads mask the secret.
+    let read = w
+        .app
+        .get_as(w.key(), &format!("/api/v1/webhook_endpoints/{endpoint_id}"))
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_ne!(read["secret"], endpoint["secret"]);
+    assert!(read["secret"].as_str().unwrap().starts_with("whsec_…"));
+
+    let product = w.product("Lamp").await;
+    let request = eventually(20, "the delivery", || async {
+        receiver.received().into_iter().next()
+    })
+    .await;
+
+    let signature = request.header("Feria-Signature").unwrap().to_owned();
+    let (t, v1) = signature.split_once(',').unwrap();
+    let t = t.strip_prefix("t=").unwrap();
+    let v1 = v1.strip_prefix("v1=").unwrap();
+    assert_eq!(v1, expected_signature(&secret, t, &request.body));
+    let age = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - t.parse::<i64>().unwrap();
+    assert!(age.abs() <= 300, "timestamp {t} is not now");
+    assert_ne!(v1, expected_signature("whsec_wrong", t, &request.body));
+
+    let body = request.json();
+    assert_eq!(request.header("Feria-Event-Id"), body["id"].as_str());
+    assert_eq!(body["type"], "product.created");
+    assert_eq!(body["data"]["object"]["id"], product["id"]);
+    assert_eq!(body["data"]["object"]["name"], "Lamp");
+    assert!(body["sequence"].as_i64().unwrap() >= 1);
+    assert!(body["id"].as_str().unwrap().starts_with("evt_"));
+    assert!(body["created"].as_str().unwrap().ends_with('Z'));
+
+    // The same event in the log.
+    let logged = w
+        .app
+        .get_as(
+            w.key(),
+            &format!("/api/v1/events/{}", body["id"].as_str().unwrap()),
+        )
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(logged["sequence"], body["sequence"]);
+    assert_eq!(logged["data"], body["data"]);
+
+    // The attempt is recorded.
+    let attempts = eventually(10, "the attempt record", || async {
+        let attempts = w.attempts(&endpoint_id).await;
+        (!attempts.is_empty()).then_some(attempts)
+    })
+    .await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["status_code"], 200);
+    assert_eq!(attempts[0]["attempt"], 1);
+    assert_eq!(attempts[0]["event_id"], body["id"]);
+    assert_eq!(attempts[0]["response_body"], "received");
+    assert!(attempts[0]["next_retry_at"].is_null());
+
+    // Only product.created was wanted: a user.created does not arrive.
+    w.send(
+        w.key(),
+        Method::POST,
+        "/api/v1/users",
+        &json!({"email": "someone@acme.example"}),
+    )
+    .await
+    .assert_status(201);
+    w.product("Desk").await;
+    eventually(20, "the second delivery", || async {
+        (receiver.received().len() >= 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kinds: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, vec!["product.created", "product.created"]);
+}
+
+#[tokio::test]
+async fn failures_are_retried_after_500s_and_timeouts_then_redelivered_by_hand() {
+    let w = world().await;
+    let receiver = Receiver::start().await;
+    receiver.script(&[Answer::Fail, Answer::Fail, Answer::Hang]);
+    let endpoint = w
+        .endpoint(w.key(), &receiver.url, json!(["product.created"]))
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    w.product("Lamp").await;
+
+    let attempts = eventually(30, "a successful fourth attempt", || async {
+        let attempts = w.attempts(&endpoint_id).await;
+        attempts
+            .iter()
+            .any(|a| a["status_code"] == 200)
+            .then_some(attempts)
+    })
+    .await;
+    // Newest first.
+    let mut attempts = attempts;
+    attempts.reverse();
+    assert_eq!(attempts.len(), 4, "{attempts:#?}");
+    let numbers: Vec<i64> = attempts
+        .iter()
+        .map(|a| a["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![1, 2, 3, 4]);
+    assert_eq!(attempts[0]["status_code"], 500);
+    assert_eq!(attempts[0]["response_body"], "oops");
+    assert!(attempts[0]["error"].as_str().unwrap().contains("500"));
+    assert!(!attempts[0]["next_retry_at"].is_null());
+    assert_eq!(attempts[1]["status_code"], 500);
+    assert!(attempts[2]["status_code"].is_null(), "{:?}", attempts[2]);
+    assert!(
+        attempts[2]["error"].as_str().unwrap().contains("timed out"),
+        "{:?}",
+        attempts[2]
+    );
+    assert!(attempts[2]["duration_ms"].as_i64().unwrap() >= 900);
+    assert_eq!(attempts[3]["status_code"], 200);
+    assert!(attempts[3]["next_retry_at"].is_null());
+    let delivery = attempts[0]["delivery_id"].as_str().unwrap().to_owned();
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["delivery_id"] == delivery.as_str())
+    );
+
+    // Every attempt carried the same event.
+    let received = receiver.received();
+    assert_eq!(received.len(), 4);
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|r| r.header("Feria-Event-Id").unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]));
+
+    // By hand: sent again.
+    let redelivered = w
+        .send(
+            w.key(),
+            Method::POST,
+            &format!("/api/v1/webhook_endpoints/{endpoint_id}/deliveries/{delivery}/redeliver"),
+            &json!({}),
+        )
+        .await
+        .assert_status(202)
+        .json_value();
+    assert_eq!(redelivered["status"], "pending");
+    eventually(20, "the redelivery", || async {
+        (receiver.received().len() == 5).then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.received()[4].header("Feria-Event-Id"),
+        Some(ids[0])
+    );
+    // Unknown delivery, or another platform's: 404.
+    w.send(
+        w.key(),
+        Method::POST,
+        &format!(
+            "/api/v1/webhook_endpoints/{endpoint_id}/deliveries/whd_01HZZ0J7N7P5B4K2V1Q9R8S6T5/redeliver"
+        ),
+        &json!({}),
+    )
+    .await
+    .assert_error(404, "not_found");
+    w.send(
+        &w.other.api_keys.live,
+        Method::POST,
+        &format!("/api/v1/webhook_endpoints/{endpoint_id}/deliveries/{delivery}/redeliver"),
+        &json!({}),
+    )
+    .await
+    .assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn the_log_is_in_sequence_order_and_replays_after_a_sequence() {
+    let w = world().await;
+    for name in ["A", "B", "C", "D", "E"] {
+        w.product(name).await;
+    }
+    let all = w.events(w.key(), "").await;
+    let sequences: Vec<i64> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = (1..=sequences.len() as i64).collect();
+    assert_eq!(sequences, expected, "gap-free from 1: {all}");
+    assert_eq!(all["has_more"], false);
+    // The owner (bootstrap), the seller, five products.
+    assert_eq!(
+        types(&all),
+        vec![
+            "user.created",
+            "user.created",
+            "product.created",
+            "product.created",
+            "product.created",
+            "product.created",
+            "product.created"
+        ]
+    );
+
+    let products = w.events(w.key(), "?type=product.created").await;
+    assert_eq!(products["data"].as_array().unwrap().len(), 5);
+    let names: Vec<&str> = products["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["object"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["A", "B", "C", "D", "E"]);
+
+    // Replay after a sequence, in pages.
+    let third = products["data"][2]["sequence"].as_i64().unwrap();
+    let rest = w.events(w.key(), &format!("?after={third}&limit=1")).await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["data"][0]["sequence"], third + 1);
+    assert_eq!(rest["has_more"], true);
+    assert_eq!(rest["next_after"], third + 1);
+    let last = w.events(w.key(), &format!("?after={}", third + 1)).await;
+    assert_eq!(last["data"].as_array().unwrap().len(), 1);
+    assert_eq!(last["data"][0]["data"]["object"]["name"], "E");
+    assert_eq!(last["has_more"], false);
+    let none = w.events(w.key(), "?after=1000").await;
+    assert!(none["data"].as_array().unwrap().is_empty());
+    assert_eq!(none["next_after"], 1000);
+
+    // Updates and deletes are events too.
+    let product = &products["data"][0]["data"]["object"];
+    let id = product["id"].as_str().unwrap();
+    w.send(
+        w.key(),
+        Method::PUT,
+        &format!("/api/v1/products/{id}"),
+        &json!({"name": "A2"}),
+    )
+    .await
+    .assert_status(200);
+    w.app
+        .send(
+            w.app
+                .request(Method::DELETE, &format!("/api/v1/products/{id}"))
+                .bearer_auth(w.key()),
+        )
+        .await;
+    let changes = w.events(w.key(), &format!("?after={}", third + 2)).await;
+    assert_eq!(types(&changes), vec!["product.updated", "product.deleted"]);
+    assert_eq!(changes["data"][0]["data"]["object"]["name"], "A2");
+
+    // Validation.
+    for query in [
+        "?limit=0",
+        "?limit=1001",
+        "?after=-1",
+        "?type=product.exploded",
+    ] {
+        w.app
+            .get_as(w.key(), &format!("/api/v1/events{query}"))
+            .await
+            .assert_error(422, "validation_failed");
+    }
+    w.app
+        .get_as(w.key(), "/api/v1/events?limit=many")
+        .await
+        .assert_error(400, "invalid_query");
+    w.app
+        .get_as(w.key(), "/api/v1/events/evt_nope")
+        .await
+        .assert_error(404, "not_found");
+    w.app
+        .get("/api/v1/events")
+        .await
+        .assert_error(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn a_refused_purchase_leaves_no_event_and_a_completed_one_leaves_each_once() {
+    let w = world().await;
+    let seller = w
+        .app
+        .sign_in(w.acme.platform.id.as_str(), "maker@example.com", "live")
+        .await;
+    let buyer = w
+        .app
+        .sign_in(w.acme.platform.id.as_str(), "buyer@example.com", "live")
+        .await;
+    let seller_token = seller["access_token"].as_str().unwrap();
+    let buyer_token = buyer["access_token"].as_str().unwrap();
+    let buyer_id = buyer["user"]["id"].as_str().unwrap();
+    let character = w
+        .send(
+            seller_token,
+            Method::POST,
+            "/api/v1/characters",
+            &json!({"name": "Mila", "niche": "wellness", "description": "A character.",
+                    "traits": ["upbeat"]}),
+        )
+        .await
+        .assert_status(201)
+        .json_value()["character"]
+        .clone();
+    let listing = w
+        .send(
+            seller_token,
+            Method::POST,
+            "/api/v1/marketplace/listings",
+            &json!({"character_id": character["id"], "price": 100, "currency": "USD",
+                    "license_type": "commercial", "status": "active"}),
+        )
+        .await
+        .assert_status(201)
+        .json_value()["listing"]
+        .clone();
+    let listing_id = listing["id"].as_str().unwrap();
+    let before = w.events(w.key(), "").await;
+    let before_last = before["next_after"].as_i64().unwrap();
+    assert!(types(&before).contains(&"listing.created".to_owned()));
+
+    // No credits: refused, and nothing recorded.
+    w.send(
+        buyer_token,
+        Method::POST,
+        &format!("/api/v1/marketplace/{listing_id}/purchase"),
+        &json!({}),
+    )
+    .await
+    .assert_error(409, "insufficient_funds");
+    let after_refusal = w.events(w.key(), &format!("?after={before_last}")).await;
+    assert!(
+        after_refusal["data"].as_array().unwrap().is_empty(),
+        "{after_refusal}"
+    );
+
+    // Credits, then the purchase: each event once, in order.
+    w.send(
+        w.key(),
+        Method::POST,
+        &format!("/api/v1/users/{buyer_id}/credits"),
+        &json!({"amount": 150, "currency": "usd"}),
+    )
+    .await
+    .assert_status(201);
+    let bought = w
+        .send(
+            buyer_token,
+            Method::POST,
+            &format!("/api/v1/marketplace/{listing_id}/purchase"),
+            &json!({}),
+        )
+        .await
+        .assert_status(201)
+        .json_value();
+    let events = w.events(w.key(), &format!("?after={before_last}")).await;
+    let kinds = types(&events);
+    assert_eq!(kinds[0], "transaction.created");
+    assert_eq!(kinds[1], "credits.topped_up");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "purchase.completed").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last().unwrap(), "purchase.completed");
+    // Charge, earning and fee of the purchase, before it.
+    assert!(
+        kinds.iter().filter(|k| *k == "transaction.created").count() >= 3,
+        "{kinds:?}"
+    );
+    let completed = events["data"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        completed["data"]["object"]["purchase"]["id"],
+        bought["purchase"]["id"]
+    );
+    let sequences: Vec<i64> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = (before_last + 1..=before_last + sequences.len() as i64).collect();
+    assert_eq!(sequences, expected);
+
+    // Archiving a listing.
+    w.send(
+        seller_token,
+        Method::DELETE,
+        &format!("/api/v1/marketplace/listings/{listing_id}"),
+        &json!({}),
+    )
+    .await;
+    let archived = w.events(w.key(), "?type=listing.archived").await;
+    assert_eq!(archived["data"].as_array().unwrap().len(), 1, "{archived}");
+}
+
+#[tokio::test]
+async fn concurrent_changes_get_one_event_each_with_gap_free_sequences() {
+    let w = world_with(fast_webhooks().config(|c| c.workers = Some(2))).await;
+    let start = w.events(w.key(), "").await["next_after"].as_i64().unwrap();
+    let creates = (0..20).map(|i| {
+        let w = &w;
+        async move { w.product(&format!("Item {i}")).await }
+    });
+    let products = futures_util::future::join_all(creates).await;
+    let events = w
+        .events(w.key(), &format!("?after={start}&type=product.created"))
+        .await;
+    let data = events["data"].as_array().unwrap();
+    assert_eq!(data.len(), 20);
+    let mut sequences: Vec<i64> = data
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    sequences.sort_unstable();
+    let expected: Vec<i64> = (start + 1..=start + 20).collect();
+    assert_eq!(sequences, expected);
+    let mut event_products: Vec<&str> = data
+        .iter()
+        .map(|e| e["data"]["object"]["id"].as_str().unwrap())
+        .collect();
+    event_products.sort_unstable();
+    let mut created: Vec<&str> = products.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    created.sort_unstable();
+    assert_eq!(event_products, created);
+}
+
+#[tokio::test]
+async fn platforms_and_modes_see_only_their_own_events_and_endpoints() {
+    let w = world().await;
+    let live = Receiver::start().await;
+    let test = Receiver::start().await;
+    let live_endpoint = w.endpoint(w.key(), &live.url, json!(["*"])).await;
+    let test_endpoint = w
+        .endpoint(&w.acme.api_keys.test, &test.url, json!(["*"]))
+        .await;
+    assert_eq!(test_endpoint["mode"], "test");
+    w.product("Live lamp").await;
+    eventually(20, "the live delivery", || async {
+        (!live.received().is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // (The test owner's user.created may reach it: that is a test-mode event.)
+    assert!(
+        test.received().iter().all(|r| r.json()["mode"] == "test"),
+        "a live event reached a test endpoint"
+    );
+    assert!(live.received().iter().all(|r| r.json()["mode"] == "live"));
+
+    let live_events = w.events(w.key(), "").await;
+    let event_id = live_events["data"][0]["id"].as_str().unwrap().to_owned();
+    // The test key sees the test world only (the owner's user.created there).
+    let test_events = w.events(&w.acme.api_keys.test, "").await;
+    assert!(
+        test_events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["mode"] == "test")
+    );
+    assert!(!types(&test_events).contains(&"product.created".to_owned()));
+    for key in [&w.acme.api_keys.test, &w.other.api_keys.live] {
+        w.app
+            .get_as(key, &format!("/api/v1/events/{event_id}"))
+            .await
+            .assert_error(404, "not_found");
+        let id = live_endpoint["id"].as_str().unwrap();
+        w.app
+            .get_as(key, &format!("/api/v1/webhook_endpoints/{id}"))
+            .await
+            .assert_error(404, "not_found");
+        w.app
+            .get_as(key, &format!("/api/v1/webhook_endpoints/{id}/deliveries"))
+            .await
+            .assert_error(404, "not_found");
+        w.send(
+            key,
+            Method::PUT,
+            &format!("/api/v1/webhook_endpoints/{id}"),
+            &json!({"enabled": false}),
+        )
+        .await
+        .assert_error(404, "not_found");
+        w.app
+            .send(
+                w.app
+                    .request(Method::DELETE, &format!("/api/v1/webhook_endpoints/{id}"))
+                    .bearer_auth(key),
+            )
+            .await
+            .assert_error(404, "not_found");
+    }
+    let other = w.events(&w.other.api_keys.live, "").await;
+    assert!(!types(&other).contains(&"product.created".to_owned()));
+    let listed = w
+        .app
+        .get_as(&w.other.api_keys.live, "/api/v1/webhook_endpoints")
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(listed["total"], 0);
+
+    // A session is no API key.
+    let session = w
+        .app
+        .sign_in(w.acme.platform.id.as_str(), "owner@acme.example", "live")
+        .await;
+    let token = session["access_token"].as_str().unwrap();
+    let refused = w.app.get_as(token, "/api/v1/events").await;
+    assert_eq!(refused.status.as_u16(), 403, "{}", refused.text());
+    let refused = w.app.get_as(token, "/api/v1/webhook_endpoints").await;
+    assert_eq!(refused.status.as_u16(), 403, "{}", refused.text());
+}
+
+#[tokio::test]
+async fn endpoints_are_validated_listed_changed_and_deleted() {
+    let w = world().await;
+    let receiver = Receiver::start().await;
+    for (body, field) in [
+        (
+            json!({"url": receiver.url, "enabled_events": []}),
+            "enabled_events",
+        ),
+        (
+            json!({"url": receiver.url, "enabled_events": ["product.exploded"]}),
+            "enabled_events",
+        ),
+        (json!({"url": "not a url", "enabled_events": ["*"]}), "url"),
+        (
+            json!({"url": "ftp://example.com/x", "enabled_events": ["*"]}),
+            "url",
+        ),
+    ] {
+        let error = w
+            .send(w.key(), Method::POST, "/api/v1/webhook_endpoints", &body)
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(error.details[0].field, field);
+    }
+    w.send(
+        w.key(),
+        Method::POST,
+        "/api/v1/webhook_endpoints",
+        &json!({"url": receiver.url, "enabled_events": ["*"], "secret": "mine"}),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+
+    let a = w
+        .endpoint(
+            w.key(),
+            &receiver.url,
+            json!(["product.created", "product.created"]),
+        )
+        .await;
+    assert_eq!(a["enabled_events"], json!(["product.created"]));
+    let b = w.endpoint(w.key(), &receiver.url, json!(["*"])).await;
+    let listed = w
+        .app
+        .get_as(w.key(), "/api/v1/webhook_endpoints")
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(listed["total"], 2);
+    assert_eq!(listed["data"][0]["id"], a["id"]);
+    assert!(listed["data"][0]["secret"].as_str().unwrap().contains('…'));
+
+    let id = a["id"].as_str().unwrap();
+    let changed = w
+        .send(
+            w.key(),
+            Method::PUT,
+            &format!("/api/v1/webhook_endpoints/{id}"),
+            &json!({"enabled": false, "description": "paused", "enabled_events": ["user.created"]}),
+        )
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(changed["enabled"], false);
+    assert_eq!(changed["description"], "paused");
+    assert_eq!(changed["enabled_events"], json!(["user.created"]));
+    w.send(
+        w.key(),
+        Method::PUT,
+        &format!("/api/v1/webhook_endpoints/{id}"),
+        &json!({"enabled_events": ["nope"]}),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+
+    w.app
+        .send(
+            w.app
+                .request(Method::DELETE, &format!("/api/v1/webhook_endpoints/{id}"))
+                .bearer_auth(w.key()),
+        )
+        .await
+        .assert_status(204);
+    w.app
+        .get_as(w.key(), &format!("/api/v1/webhook_endpoints/{id}"))
+        .await
+        .assert_error(404, "not_found");
+    w.app
+        .get_as(w.key(), "/api/v1/webhook_endpoints/we_nope")
+        .await
+        .assert_error(404, "not_found");
+    let listed = w
+        .app
+        .get_as(w.key(), "/api/v1/webhook_endpoints")
+        .await
+        .json_value();
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["data"][0]["id"], b["id"]);
+}
+
+#[tokio::test]
+async fn private_and_local_targets_are_refused_without_the_flag() {
+    let w = world_with(TestApp::builder().config(|c| {
+        c.webhooks.poll_interval = Duration::from_millis(50);
+    }))
+    .await;
+    for url in [
+        "http://hooks.example.com/x",
+        "https://127.0.0.1/hooks",
+        "https://10.0.0.8/hooks",
+        "https://192.168.1.1/hooks",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hooks",
+        "https://[fd00::1]/hooks",
+        "https://0.0.0.0/hooks",
+        "https://localhost/hooks",
+    ] {
+        let error = w
+            .send(
+                w.key(),
+                Method::POST,
+                "/api/v1/webhook_endpoints",
+                &json!({"url": url, "enabled_events": ["*"]}),
+            )
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(error.details[0].field, "url", "{url}");
+    }
+    // Disabled, so that nothing is sent to that public address meanwhile.
+    let public = w
+        .send(
+            w.key(),
+            Method::POST,
+            "/api/v1/webhook_endpoints",
+            &json!({"url": "https://93.184.216.34/hooks", "enabled_events": ["*"], "enabled": false}),
+        )
+        .await
+        .assert_status(201)
+        .json_value();
+    let id = public["id"].as_str().unwrap();
+    w.send(
+        w.key(),
+        Method::PUT,
+        &format!("/api/v1/webhook_endpoints/{id}"),
+        &json!({"url": "https://127.0.0.1/hooks"}),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+
+    // At delivery time too: an endpoint that points inside (written behind the API's
+    // back, as a DNS change would make it) is refused before any connection.
+    let receiver = Receiver::start().await;
+    let mut conn = w.app.db().conn().await.unwrap();
+    conn.batch_execute(&format!(
+        "UPDATE webhook_endpoints SET url = '{}', enabled = TRUE WHERE id = '{id}'",
+        receiver.url.replace("http://", "https://")
+    ))
+    .await
+    .unwrap();
+    w.product("Lamp").await;
+    let attempts = eventually(20, "the refused attempt", || async {
+        let attempts = w.attempts(id).await;
+        (!attempts.is_empty()).then_some(attempts)
+    })
+    .await;
+    for attempt in &attempts {
+        assert!(attempt["status_code"].is_null());
+        assert!(
+            attempt["error"].as_str().unwrap().starts_with("refused"),
+            "{attempt:?}"
+        );
+    }
+    assert!(receiver.received().is_empty());
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_long_enough_is_disabled_and_the_owner_is_mailed() {
+    let w = world_with(fast_webhooks().config(|c| {
+        c.webhooks.disable_after_failures = 3;
+        c.webhooks.disable_after = Duration::ZERO;
+        c.webhooks.retry_base = Duration::from_millis(50);
+        c.webhooks.retry_max = Duration::from_millis(100);
+    }))
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.always(Answer::Fail);
+    let endpoint = w
+        .endpoint(w.key(), &receiver.url, json!(["product.created"]))
+        .await;
+    let id = endpoint["id"].as_str().unwrap();
+    w.product("Lamp").await;
+    let disabled = eventually(30, "the endpoint to be disabled", || async {
+        let read = w
+            .app
+            .get_as(w.key(), &format!("/api/v1/webhook_endpoints/{id}"))
+            .await
+            .json_value();
+        (read["enabled"] == false).then_some(read)
+    })
+    .await;
+    assert!(
+        disabled["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("3 failed attempts"),
+        "{disabled}"
+    );
+    let mail = eventually(10, "the owner's mail", || async {
+        w.app
+            .mails()
+            .into_iter()
+            .find(|m| m.subject.contains("disabled"))
+    })
+    .await;
+    assert_eq!(mail.to, "owner@acme.example");
+    assert!(mail.subject.contains(id), "{}", mail.subject);
+    assert!(mail.body.contains(&receiver.url), "{}", mail.body);
+
+    // Nothing more is sent while disabled.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let count = receiver.received().len();
+    assert!(count >= 3);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(receiver.received().len(), count);
+    // Redelivering to a disabled endpoint is refused.
+    let delivery = w.attempts(id).await[0]["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.send(
+        w.key(),
+        Method::POST,
+        &format!("/api/v1/webhook_endpoints/{id}/deliveries/{delivery}/redeliver"),
+        &json!({}),
+    )
+    .await
+    .assert_error(409, "webhook_endpoint_disabled");
+
+    // Enabled again by hand: the failure count starts over, and deliveries resume.
+    receiver.always(Answer::Ok);
+    let enabled = w
+        .send(
+            w.key(),
+            Method::PUT,
+            &format!("/api/v1/webhook_endpoints/{id}"),
+            &json!({"enabled": true}),
+        )
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(enabled["enabled"], true);
+    assert!(enabled["disabled_reason"].is_null());
+    w.product("Desk").await;
+    eventually(20, "deliveries to resume", || async {
+        receiver
+            .received()
+            .iter()
+            .any(|r| r.json()["data"]["object"]["name"] == "Desk")
+            .then_some(())
+    })
+    .await;
+}
