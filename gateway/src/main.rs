@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
                     owner_email,
                 },
         } => {
-            feria::telemetry::init(config.log_format);
+            feria::telemetry::init_to(config.log_format, feria::telemetry::LogTo::Stderr);
             actix_web::rt::System::new().block_on(async move {
                 let db = feria_kernel::Db::connect(&config.db_config())
                     .await
@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ledger {
             command: LedgerCommand::Verify,
         } => {
-            feria::telemetry::init(config.log_format);
+            feria::telemetry::init_to(config.log_format, feria::telemetry::LogTo::Stderr);
             let report = actix_web::rt::System::new().block_on(async move {
                 let db = feria_kernel::Db::connect(&config.db_config())
                     .await
