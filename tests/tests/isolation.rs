@@ -44,6 +44,20 @@ async fn fixture(app: &TestApp, platform: &str, key: &str, token: &str, user: &s
     ids.insert("user", user.to_owned());
     ids.insert("platform", platform.to_owned());
 
+    // A webhook endpoint first, so that the events below are delivered (and fail) to it.
+    let endpoint = send(
+        key,
+        Method::POST,
+        "/api/v1/webhook_endpoints",
+        json!({"url": "http://127.0.0.1:9/alpha-hook", "enabled_events": ["*"],
+               "description": "Alpha hook"}),
+    )
+    .await
+    .assert_status(201)
+    .json_value();
+    let endpoint_id = s(&endpoint["id"]);
+    ids.insert("webhook_endpoint", endpoint_id.clone());
+
     let product = send(
         key,
         Method::POST,
@@ -231,7 +245,37 @@ async fn fixture(app: &TestApp, platform: &str, key: &str, token: &str, user: &s
     .json_value();
     ids.insert("payment_method", s(&method["id"]));
 
+    let events = app
+        .get_as(key, "/api/v1/events")
+        .await
+        .assert_status(200)
+        .json_value();
+    ids.insert("event", s(&events["data"][0]["id"]));
+    // The worker fans the events out to the endpoint within a poll or two.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let delivery = loop {
+        let deliveries = app
+            .get_as(
+                key,
+                &format!("/api/v1/webhook_endpoints/{endpoint_id}/deliveries"),
+            )
+            .await
+            .assert_status(200)
+            .json_value();
+        if let Some(id) = deliveries["data"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delivery: {deliveries}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    ids.insert("delivery", delivery);
+
     let markers = [
+        "Alpha hook",
+        "alpha-hook",
         "Alpha meeting",
         "alpha.example.com",
         "Alpha lamp",
@@ -266,6 +310,7 @@ fn param_value<'a>(fixture: &'a Fixture, path: &str, param: &str) -> Option<&'a 
         "fee_id" => "fee",
         "offer_id" => "offer",
         "contract_id" => "contract",
+        "delivery_id" => "delivery",
         "event_id" => "event",
         "link_id" => "link",
         "payment_method_id" => "payment_method",
@@ -280,6 +325,8 @@ fn param_value<'a>(fixture: &'a Fixture, path: &str, param: &str) -> Option<&'a 
             ["workspaces", ..] => "workspace",
             ["platforms", ..] => "platform",
             ["subscriptions", ..] => "subscription",
+            ["events", ..] => "event",
+            ["webhook_endpoints", ..] => "webhook_endpoint",
             _ => return None,
         },
         _ => return None,
@@ -302,7 +349,13 @@ fn answers_strangers(method: &str, path: &str) -> bool {
 
 #[tokio::test]
 async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder()
+        .config(|c| {
+            c.webhooks.allow_private_targets = true;
+            c.webhooks.poll_interval = std::time::Duration::from_millis(50);
+        })
+        .spawn()
+        .await;
     let a = app
         .create_platform("Alpha", "a.example.com", "owner@a.example")
         .await;
