@@ -724,6 +724,64 @@ async fn a_failed_renewal_is_recorded_and_retried_on_later_runs() {
             .unwrap()
     );
     assert_eq!(w.credits(&w.buyer.0).await, 4.3);
+
+    // Each step is an event with the subscription as it was then, in order.
+    w.admin(
+        Method::PUT,
+        &format!("/api/v1/subscriptions/{id}/pause"),
+        None,
+    )
+    .await
+    .assert_status(200);
+    w.call(
+        &w.buyer.1,
+        Method::PUT,
+        &format!("/api/v1/subscriptions/auth/{id}/resume"),
+        None,
+    )
+    .await
+    .assert_status(200);
+    w.call(
+        &w.buyer.1,
+        Method::DELETE,
+        &format!("/api/v1/subscriptions/auth/{id}"),
+        None,
+    )
+    .await
+    .assert_status(200);
+    let log = w
+        .app
+        .get_as(&w.acme.api_keys.live, "/api/v1/events?limit=1000")
+        .await
+        .assert_status(200)
+        .json_value();
+    let steps: Vec<(String, String)> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"].as_str().unwrap().starts_with("subscription."))
+        .map(|event| {
+            assert_eq!(event["data"]["object"]["id"], id.as_str(), "{event}");
+            (
+                event["type"].as_str().unwrap().to_owned(),
+                event["data"]["object"]["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("subscription.created", "active"),
+        ("subscription.payment_failed", "payment_failed"),
+        ("subscription.payment_failed", "payment_failed"),
+        ("subscription.renewed", "active"),
+        ("subscription.paused", "paused"),
+        ("subscription.resumed", "active"),
+        ("subscription.ended", "ended"),
+    ]
+    .map(|(t, s)| (t.to_owned(), s.to_owned()));
+    assert_eq!(steps, expected);
     w.ledger_verifies().await;
 }
 

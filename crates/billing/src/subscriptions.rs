@@ -15,6 +15,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_events::EventType;
 use feria_kernel::money::{Currency, Money};
 use feria_kernel::{
     Db, DbConn, DbError, Mode, Page, PageRequest, PlatformId, Tenant, Timestamp, UserId, with_conn,
@@ -835,10 +836,21 @@ pub async fn create(
         debug_assert_eq!(row.next_renewal_at, first_end);
         save(c, &row).await?;
         show_next_renewal(c, &row).await?;
-        Ok(())
+        emit(c, &row, EventType::SubscriptionCreated).await
     })
     .await?;
     row.object()
+}
+
+/// Records `event` with the subscription as it now is, in the caller's transaction
+/// (docs/EVENTS.md).
+async fn emit(
+    conn: &mut DbConn,
+    row: &SubscriptionRow,
+    event: EventType,
+) -> Result<(), BillingError> {
+    feria_events::record(conn, &row.tenant(), event, &row.object()?).await?;
+    Ok(())
 }
 
 fn already_subscribed() -> BillingError {
@@ -856,6 +868,7 @@ async fn change<F>(
     viewer: &Viewer,
     id: &SubscriptionId,
     now: Timestamp,
+    event: EventType,
     change: F,
 ) -> Result<SubscriptionObject, BillingError>
 where
@@ -868,6 +881,7 @@ where
         row.updated_at = now;
         save(c, &row).await?;
         show_next_renewal(c, &row).await?;
+        emit(c, &row, event).await?;
         row.object()
     })
     .await
@@ -902,28 +916,36 @@ pub async fn pause(
     {
         return Err(invalid("pausedUntil", "must be in the future"));
     }
-    change(conn, tenant, viewer, id, now, |row| {
-        match row.status()? {
-            SubscriptionStatus::Active => {}
-            SubscriptionStatus::Paused => {
-                return Err(conflict(
-                    "already_paused",
-                    "the subscription is already paused",
-                ));
+    change(
+        conn,
+        tenant,
+        viewer,
+        id,
+        now,
+        EventType::SubscriptionPaused,
+        |row| {
+            match row.status()? {
+                SubscriptionStatus::Active => {}
+                SubscriptionStatus::Paused => {
+                    return Err(conflict(
+                        "already_paused",
+                        "the subscription is already paused",
+                    ));
+                }
+                SubscriptionStatus::PaymentFailed => {
+                    return Err(conflict(
+                        "payment_failed",
+                        "the subscription's last renewal failed: it can be paused once paid",
+                    ));
+                }
+                SubscriptionStatus::Ended => return Err(ended()),
             }
-            SubscriptionStatus::PaymentFailed => {
-                return Err(conflict(
-                    "payment_failed",
-                    "the subscription's last renewal failed: it can be paused once paid",
-                ));
-            }
-            SubscriptionStatus::Ended => return Err(ended()),
-        }
-        row.status = SubscriptionStatus::Paused.as_str().to_owned();
-        row.paused_at = Some(now);
-        row.paused_until = until;
-        Ok(())
-    })
+            row.status = SubscriptionStatus::Paused.as_str().to_owned();
+            row.paused_at = Some(now);
+            row.paused_until = until;
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -935,17 +957,25 @@ pub async fn resume(
     id: &SubscriptionId,
     now: Timestamp,
 ) -> Result<SubscriptionObject, BillingError> {
-    change(conn, tenant, viewer, id, now, |row| {
-        match row.status()? {
-            SubscriptionStatus::Paused => {}
-            SubscriptionStatus::Ended => return Err(ended()),
-            SubscriptionStatus::Active | SubscriptionStatus::PaymentFailed => {
-                return Err(conflict("not_paused", "the subscription is not paused"));
+    change(
+        conn,
+        tenant,
+        viewer,
+        id,
+        now,
+        EventType::SubscriptionResumed,
+        |row| {
+            match row.status()? {
+                SubscriptionStatus::Paused => {}
+                SubscriptionStatus::Ended => return Err(ended()),
+                SubscriptionStatus::Active | SubscriptionStatus::PaymentFailed => {
+                    return Err(conflict("not_paused", "the subscription is not paused"));
+                }
             }
-        }
-        unpause(row, now);
-        Ok(())
-    })
+            unpause(row, now);
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -957,13 +987,21 @@ pub async fn end(
     id: &SubscriptionId,
     now: Timestamp,
 ) -> Result<SubscriptionObject, BillingError> {
-    change(conn, tenant, viewer, id, now, |row| {
-        if row.status()? == SubscriptionStatus::Ended {
-            return Err(ended());
-        }
-        finish(row, now);
-        Ok(())
-    })
+    change(
+        conn,
+        tenant,
+        viewer,
+        id,
+        now,
+        EventType::SubscriptionEnded,
+        |row| {
+            if row.status()? == SubscriptionStatus::Ended {
+                return Err(ended());
+            }
+            finish(row, now);
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -1004,10 +1042,13 @@ async fn advance(
     report: &mut RenewalReport,
 ) -> Result<(), BillingError> {
     let mut changed_schedule = false;
+    // What happened to it, in order, recorded as events with the final state.
+    let mut events = Vec::new();
     if row.status()? == SubscriptionStatus::Paused && row.paused_until.is_some_and(|u| u <= now) {
         unpause(row, now);
         report.resumed += 1;
         changed_schedule = true;
+        events.push(EventType::SubscriptionResumed);
     }
     let mut failed = false;
     if row.charge_due(now) {
@@ -1015,6 +1056,7 @@ async fn advance(
             Ok(()) => {
                 report.charged += 1;
                 changed_schedule = true;
+                events.push(EventType::SubscriptionRenewed);
             }
             Err(BillingError::InsufficientFunds { .. }) => {
                 row.status = SubscriptionStatus::PaymentFailed.as_str().to_owned();
@@ -1022,6 +1064,7 @@ async fn advance(
                 row.last_failure = Some("insufficient_funds".into());
                 report.failed += 1;
                 failed = true;
+                events.push(EventType::SubscriptionPaymentFailed);
             }
             Err(BillingError::CycleAlreadyCharged { cycle }) => {
                 // Someone else charged it: the row we hold is stale. Never charge twice.
@@ -1037,12 +1080,16 @@ async fn advance(
         finish(row, now);
         report.ended += 1;
         changed_schedule = true;
+        events.push(EventType::SubscriptionEnded);
     }
     row.last_attempt_at = Some(now);
     row.updated_at = now;
     save(conn, row).await?;
     if changed_schedule {
         show_next_renewal(conn, row).await?;
+    }
+    for event in events {
+        emit(conn, row, event).await?;
     }
     Ok(())
 }

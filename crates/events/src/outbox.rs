@@ -58,11 +58,23 @@ pub enum EventType {
     EntitlementActivated,
     #[serde(rename = "credits.topped_up")]
     CreditsToppedUp,
+    #[serde(rename = "subscription.created")]
+    SubscriptionCreated,
+    #[serde(rename = "subscription.renewed")]
+    SubscriptionRenewed,
+    #[serde(rename = "subscription.paused")]
+    SubscriptionPaused,
+    #[serde(rename = "subscription.resumed")]
+    SubscriptionResumed,
+    #[serde(rename = "subscription.ended")]
+    SubscriptionEnded,
+    #[serde(rename = "subscription.payment_failed")]
+    SubscriptionPaymentFailed,
 }
 
 impl EventType {
     /// All types, in documentation order.
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 22] = [
         EventType::UserCreated,
         EventType::WaitlistGranted,
         EventType::ProductCreated,
@@ -79,6 +91,12 @@ impl EventType {
         EventType::PurchaseCompleted,
         EventType::EntitlementActivated,
         EventType::CreditsToppedUp,
+        EventType::SubscriptionCreated,
+        EventType::SubscriptionRenewed,
+        EventType::SubscriptionPaused,
+        EventType::SubscriptionResumed,
+        EventType::SubscriptionEnded,
+        EventType::SubscriptionPaymentFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +117,12 @@ impl EventType {
             EventType::PurchaseCompleted => "purchase.completed",
             EventType::EntitlementActivated => "entitlement.activated",
             EventType::CreditsToppedUp => "credits.topped_up",
+            EventType::SubscriptionCreated => "subscription.created",
+            EventType::SubscriptionRenewed => "subscription.renewed",
+            EventType::SubscriptionPaused => "subscription.paused",
+            EventType::SubscriptionResumed => "subscription.resumed",
+            EventType::SubscriptionEnded => "subscription.ended",
+            EventType::SubscriptionPaymentFailed => "subscription.payment_failed",
         }
     }
 
