@@ -14,7 +14,8 @@
 # BENCH_CONCURRENCY (32), BENCH_DURATION (seconds per scenario; by size), BENCH_THREADS
 # (wrk threads, 2), BENCH_PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
 # BENCH_PG_DB (feria_bench), BENCH_PORT (18080), BENCH_OUT (BENCHMARKS.md), FERIA_BIN (skip
-# the build), BENCH_RUST_LOG (the server's RUST_LOG, default info: request logs included).
+# the build), BENCH_RUST_LOG (the server's RUST_LOG, default info: request logs included),
+# BENCH_NOTE (a line added to the report's notes, e.g. what else the machine was doing).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -67,6 +68,7 @@ rows="$work/rows.md"
 : >"$rows"
 notes="$work/notes.md"
 : >"$notes"
+if [ -n "${BENCH_NOTE:-}" ]; then echo "- $BENCH_NOTE" >>"$notes"; fi
 
 # ---- measuring -----------------------------------------------------------------------
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
