@@ -84,9 +84,12 @@ openapi:
 migrate:
 	$(CARGO) run --bin feria -- migrate
 
-## Benchmarks arrive with the benchmark issue; this target reports, it never fails a build.
+## Benchmarks (docs/BENCHMARKS-HOWTO.md): release build, `feria seed`, wrk against each
+## backend, pgbench and in-process baselines; writes BENCHMARKS.md. It reports, it never
+## fails on a number. BENCH_SIZE=small|medium|full (default medium).
+BENCH_SIZE ?= medium
 bench:
-	@echo "No benchmarks yet: make bench is filled in by the benchmark work (see BENCHMARKS.md when it lands)."
+	BENCH_SIZE=$(BENCH_SIZE) bash scripts/bench.sh
 
 clean:
 	$(CARGO) clean

@@ -1,4 +1,5 @@
-//! `feria`: serve (default), migrate, openapi, platform create, ledger verify.
+//! `feria`: serve (default), migrate, openapi, platform create, ledger verify, seed,
+//! bench-baseline.
 
 use anyhow::Context;
 use clap::Parser;
@@ -74,6 +75,29 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("the ledger does not verify");
                 std::process::exit(1)
             }
+        }
+        Command::Seed(args) => {
+            feria::telemetry::init(config.log_format);
+            let report = actix_web::rt::System::new().block_on(async move {
+                let db = feria_kernel::Db::connect(&config.db_config())
+                    .await
+                    .context("connecting to the database")?;
+                feria::seed::seed(&db, &args).await
+            })?;
+            eprintln!("seeded in {:.1} s", report.total_seconds);
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::BenchBaseline(args) => {
+            feria::telemetry::init(config.log_format);
+            let report = actix_web::rt::System::new().block_on(async move {
+                let db = feria_kernel::Db::connect(&config.db_config())
+                    .await
+                    .context("connecting to the database")?;
+                feria::seed::baseline(&db, &args).await
+            })?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
         }
         Command::Serve => {
             feria::telemetry::init(config.log_format);

@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# `make bench`: build the release binary, seed each backend with `feria seed`, drive load
+# with wrk (bench/feria.lua), measure a baseline of the same query in the same run
+# (pgbench on PostgreSQL, `feria bench-baseline` in-process on SQLite and PostgreSQL), and
+# write BENCHMARKS.md. See docs/BENCHMARKS-HOWTO.md. It reports; it never fails a build
+# because of a number (only because the tooling itself broke).
+#
+#   make bench                                  # BENCH_SIZE=medium, SQLite then PostgreSQL
+#   make bench BENCH_SIZE=small                 # 20k listings and products, under 5 minutes
+#   make bench BENCH_SIZE=full                  # the issue's 1,000,000 listings and products
+#   BENCH_BACKENDS=sqlite make bench            # one backend
+#
+# Environment: BENCH_SIZE (small|medium|full), BENCH_BACKENDS ("sqlite postgres"),
+# BENCH_CONCURRENCY (32), BENCH_DURATION (seconds per scenario; by size), BENCH_THREADS
+# (wrk threads, 2), BENCH_PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
+# BENCH_PG_DB (feria_bench), BENCH_PORT (18080), BENCH_OUT (BENCHMARKS.md), FERIA_BIN (skip
+# the build), BENCH_RUST_LOG (the server's RUST_LOG, default info: request logs included),
+# BENCH_NOTE (a line added to the report's notes, e.g. what else the machine was doing).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+say() { printf 'bench.sh: %s\n' "$*" >&2; }
+
+size="${BENCH_SIZE:-medium}"
+case "$size" in
+    small) listings=20000; products=20000; users=1000; credited=200; duration=10 ;;
+    medium) listings=200000; products=200000; users=5000; credited=500; duration=20 ;;
+    full) listings=1000000; products=1000000; users=20000; credited=1000; duration=30 ;;
+    *) say "BENCH_SIZE must be small, medium or full (got $size)"; exit 2 ;;
+esac
+duration="${BENCH_DURATION:-$duration}"
+concurrency="${BENCH_CONCURRENCY:-32}"
+threads="${BENCH_THREADS:-2}"
+platforms=3
+port="${BENCH_PORT:-18080}"
+pg_admin="${BENCH_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+pg_db="${BENCH_PG_DB:-feria_bench}"
+pg_url="${pg_admin%/*}/$pg_db"
+out="${BENCH_OUT:-$root/BENCHMARKS.md}"
+backends="${BENCH_BACKENDS:-sqlite postgres}"
+
+# ---- tools ---------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+    say "installing wrk (Debian package)"
+    sudo_cmd=""
+    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get install -y wrk >/dev/null 2>&1 \
+        || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y wrk >/dev/null; }
+fi
+for tool in wrk jq curl; do
+    command -v "$tool" >/dev/null || { say "$tool is required"; exit 1; }
+done
+if [ -z "${FERIA_BIN:-}" ]; then
+    say "building the release binary"
+    (cd "$root" && cargo build --release --quiet --bin feria)
+    FERIA_BIN="${CARGO_TARGET_DIR:-$root/target}/release/feria"
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/feria-bench.XXXXXX")"
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+rows="$work/rows.md"
+: >"$rows"
+notes="$work/notes.md"
+: >"$notes"
+if [ -n "${BENCH_NOTE:-}" ]; then echo "- $BENCH_NOTE" >>"$notes"; fi
+
+# ---- measuring -----------------------------------------------------------------------
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Polls the server's resident set size every 0.2 s into $1 (the peak, in kB) until killed.
+watch_rss() {
+    local file="$1" peak=0 now
+    while true; do
+        now="$(rss_kb "$server_pid")"
+        [ "${now:-0}" -gt "$peak" ] && peak="$now" && echo "$peak" >"$file"
+        sleep 0.2
+    done
+}
+
+start_server() { # backend database_url
+    local log="$work/server-$1.log"
+    RUST_LOG="${BENCH_RUST_LOG:-info}" "$FERIA_BIN" serve --database-url "$2" \
+        --data-dir "$work/data-$1" --bind "127.0.0.1:$port" --log-format json >"$log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    say "the server did not start; its log:"; tail -20 "$log" >&2; exit 1
+}
+
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+
+# Runs one wrk scenario against the server; prints "rps p50_ms p99_ms errors rss_mb cpu_per_1k".
+run_wrk() { # scenario
+    local hz cpu0 cpu1 peak peak_file="$work/peak" out_file="$work/wrk-$1.txt" watcher json
+    hz="$(getconf CLK_TCK)"
+    echo "$(rss_kb "$server_pid")" >"$peak_file"
+    watch_rss "$peak_file" &
+    watcher=$!
+    cpu0="$(cpu_ticks "$server_pid")"
+    BENCH_SCENARIO="$1" BENCH_CONFIG="$work/config.lua" \
+        wrk -t"$threads" -c"$concurrency" -d"${duration}s" --latency -s "$root/bench/feria.lua" \
+        "http://127.0.0.1:$port" >"$out_file" 2>&1 || true
+    cpu1="$(cpu_ticks "$server_pid")"
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    json="$(sed -n 's/^BENCHJSON //p' "$out_file")"
+    peak="$(cat "$peak_file" 2>/dev/null)"
+    [ -n "$peak" ] || peak=0
+    if [ -z "$json" ]; then
+        say "wrk gave no result for $1:"; cat "$out_file" >&2
+        echo "- - - - - -"; return
+    fi
+    jq -r --argjson cpu "$((cpu1 - cpu0))" --argjson hz "$hz" --argjson peak "$peak" '
+        (.requests / (.duration_us / 1e6)) as $rps
+        | [ ($rps | floor),
+            (.p50_us / 1000 * 100 | round / 100),
+            (.p99_us / 1000 * 100 | round / 100),
+            (.non_2xx + .socket_errors),
+            ($peak / 1024 | round),
+            (if .requests > 0 then ($cpu / $hz) / (.requests / 1000) * 1000 | round / 1000 else 0 end)
+          ] | map(tostring) | join(" ")' <<<"$json"
+}
+
+# pgbench at the same concurrency; prints its transactions per second.
+run_pgbench() { # sql_file
+    pgbench -n -M prepared -c "$concurrency" -j "$threads" -T "$duration" -f "$1" "$pg_url" \
+        >"$1.out" 2>&1 || { say "pgbench failed:"; tail -5 "$1.out" >&2; echo "-"; return; }
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$1.out" | head -1 | awk '{printf "%d", $1}'
+}
+
+run_inprocess() { # backend database_url scenario
+    "$FERIA_BIN" bench-baseline --database-url "$2" --seed-report "$work/seed-$1.json" \
+        --scenario "$3" --concurrency "$concurrency" --seconds "$duration" --log-format json \
+        2>>"$work/baseline-$1.log" | jq -r '.requests_per_second | floor' || echo "-"
+}
+
+ratio() { # feria baseline
+    if [[ "$1" =~ ^[0-9]+$ && "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]]; then
+        awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
+    else
+        echo "-"
+    fi
+}
+
+row() { # scenario backend rps p50 p99 errors rss cpu baseline baseline_kind
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+        "$1" "$2" "$data_size" "$concurrency" "$3" "$4" "$5" "$6" "$9" "${10}" \
+        "$(ratio "$3" "$9")" "$7" "$8" >>"$rows"
+}
+
+# ---- one backend ---------------------------------------------------------------------
+bench_backend() { # backend
+    local backend="$1" url seed
+    case "$backend" in
+        sqlite) url="sqlite://$work/data-sqlite/feria.db" ;;
+        postgres)
+            if ! psql -q "$pg_admin" -c 'SELECT 1' >/dev/null 2>&1; then
+                say "PostgreSQL is not reachable at $pg_admin: skipped"
+                echo "- PostgreSQL was not reachable at \`$pg_admin\`: no PostgreSQL rows." >>"$notes"
+                return
+            fi
+            psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null
+            psql -q "$pg_admin" -c "CREATE DATABASE $pg_db" >/dev/null
+            url="$pg_url" ;;
+        *) say "unknown backend $backend"; return ;;
+    esac
+    say "$backend: seeding $listings listings, $products products, $users users"
+    seed="$work/seed-$backend.json"
+    "$FERIA_BIN" seed --database-url "$url" --data-dir "$work/data-$backend" --log-format json \
+        --listings "$listings" --products "$products" --users "$users" \
+        --platforms "$platforms" --credited-users "$credited" >"$seed" 2>"$work/seed-$backend.log"
+    local seed_secs
+    seed_secs="$(jq -r '.total_seconds * 10 | round / 10' "$seed")"
+    echo "- $backend: \`feria seed\` took ${seed_secs} s ($(jq -r '[.seconds[] | "\(.[0]) \(.[1] * 10 | round / 10) s"] | join(", ")' "$seed"))." >>"$notes"
+    jq -r '
+        "return {",
+        "  api_key = \"" + .platforms[0].api_key + "\",",
+        "  access_token = \"" + .platforms[0].access_token + "\",",
+        "  platform_count = " + (.platforms | length | tostring) + ",",
+        "  products = { prefix = \"" + .products.prefix + "\", stem = \"" + .products.stem + "\", count = " + (.products.count | tostring) + " },",
+        "  words = { " + (.words | map("\"" + . + "\"") | join(", ")) + " },",
+        "  niches = { " + (.niches | map("\"" + . + "\"") | join(", ")) + " },",
+        "}"' "$seed" >"$work/config.lua"
+
+    start_server "$backend" "$url"
+    # A short warm-up so the first scenario does not pay for cold caches alone.
+    BENCH_SCENARIO=product BENCH_CONFIG="$work/config.lua" wrk -t1 -c4 -d2s \
+        -s "$root/bench/feria.lua" "http://127.0.0.1:$port" >/dev/null 2>&1 || true
+    local r_health r_product r_browse
+    say "$backend: GET /healthz"
+    r_health="$(run_wrk healthz)"
+    say "$backend: S2 product lookup"
+    r_product="$(run_wrk product)"
+    say "$backend: S1 browse"
+    r_browse="$(run_wrk browse)"
+    stop_server
+
+    # Baselines, with the server stopped.
+    local b_product_pg="-" b_browse_pg="-" b_product_ip b_browse_ip
+    if [ "$backend" = postgres ] && command -v pgbench >/dev/null; then
+        make_pgbench_scripts "$seed"
+        say "$backend: pgbench baselines"
+        b_product_pg="$(run_pgbench "$work/product.sql")"
+        b_browse_pg="$(run_pgbench "$work/browse.sql")"
+    fi
+    say "$backend: in-process baselines"
+    b_product_ip="$(run_inprocess "$backend" "$url" product)"
+    b_browse_ip="$(run_inprocess "$backend" "$url" browse)"
+
+    # shellcheck disable=SC2086
+    row "floor GET /healthz" "$backend" $r_health "-" "-"
+    if [ "$backend" = postgres ]; then
+        # shellcheck disable=SC2086
+        row "S2 product lookup" "$backend" $r_product "$b_product_pg" "pgbench"
+        # shellcheck disable=SC2086
+        row "S1 browse" "$backend" $r_browse "$b_browse_pg" "pgbench"
+    fi
+    # shellcheck disable=SC2086
+    row "S2 product lookup" "$backend" $r_product "$b_product_ip" "in-process"
+    # shellcheck disable=SC2086
+    row "S1 browse" "$backend" $r_browse "$b_browse_ip" "in-process"
+}
+
+# The SQL the routes run (the domain queries; not the credential lookup), for pgbench.
+make_pgbench_scripts() { # seed_json
+    local platform per stem words niches
+    platform="$(jq -r '.platforms[0].id' "$1")"
+    per="$(jq -r '(.products.count / (.platforms | length)) | floor' "$1")"
+    stem="$(jq -r '.products.prefix + "_" + .products.stem' "$1")"
+    words="$(jq -r '.words | map("'"'"'" + . + "'"'"'") | join(",")' "$1")"
+    niches="$(jq -r '.niches | map("'"'"'" + . + "'"'"'") | join(",")' "$1")"
+    local nwords nniches
+    nwords="$(jq -r '.words | length' "$1")"
+    nniches="$(jq -r '.niches | length' "$1")"
+    cat >"$work/product.sql" <<SQL
+\set k random(0, $((per - 1)))
+\set n 1 + :k * $platforms
+SELECT id, platform_id, mode, user_id, parent_product_id, name, description, image, quantity, is_enabled, category, subcategory, tags, price_minor, currency, use_seasonal_prices, created_at, updated_at, deleted_at FROM products WHERE id = '$stem' || lpad(:n::text, 10, '0') AND platform_id = '$platform' AND mode = 'test' AND deleted_at IS NULL LIMIT 1;
+SELECT s.id, s.product_id, s.name, s.price_minor, s.start_at, s.end_at, p.currency FROM seasonal_prices s JOIN products p ON p.id = s.product_id WHERE s.product_id IN ('$stem' || lpad(:n::text, 10, '0')) ORDER BY s.start_at, s.id;
+SQL
+    cat >"$work/browse.sql" <<SQL
+\set w random(1, $nwords)
+\set c random(1, $nniches)
+\set lo random(0, 149)
+SELECT l.id, l.platform_id, l.mode, l.seller_id, l.character_id, l.title, l.description, l.niche, l.character_name, l.price_minor, l.currency, l.license_type, l.status, l.preview_images, l.sales_count, l.revenue_minor, l.earnings_minor, l.rating_sum, l.rating_count, l.created_at, l.updated_at FROM listings l, plainto_tsquery('english', (ARRAY[$words])[:w]) AS query WHERE l.platform_id = '$platform' AND l.mode = 'test' AND l.status = 'active' AND (l.license_type <> 'exclusive' OR l.sales_count = 0) AND l.search @@ query AND l.niche = (ARRAY[$niches])[:c] AND l.currency = 'USD' AND l.price_minor >= :lo * 100 AND l.price_minor <= (:lo + 50) * 100 ORDER BY ts_rank(l.search, query) DESC, l.created_at DESC, l.id DESC LIMIT 20 OFFSET 0;
+SQL
+}
+
+data_size="$listings listings + $products products, $users users, $platforms platforms"
+started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+for backend in $backends; do
+    bench_backend "$backend"
+done
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- the report ----------------------------------------------------------------------
+cores="$(nproc)"
+mem="$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+cpu_model="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+pg_version="$(psql -Atq "$pg_admin" -c 'SHOW server_version' 2>/dev/null || echo "not reachable")"
+command_line="make bench BENCH_SIZE=$size"
+[ -n "${BENCH_BACKENDS:-}" ] && command_line="BENCH_BACKENDS=\"$backends\" $command_line"
+cat >"$out" <<EOF
+# Benchmarks
+
+Written by \`make bench\` (scripts/bench.sh); how to run it and how to read this table:
+[docs/BENCHMARKS-HOWTO.md](docs/BENCHMARKS-HOWTO.md). Benchmarks report; they never fail
+the build.
+
+- Command: \`$command_line\` (started $started)
+- Machine: $cores cores ($cpu_model), $mem memory; load average $load_before before, $load_after after
+- Versions: $("$FERIA_BIN" --version), $(rustc --version 2>/dev/null || echo "rustc unknown"), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), PostgreSQL $pg_version, SQLite bundled (libsqlite3-sys)
+- Load: wrk, $threads threads, $concurrency connections, ${duration} s per scenario, after a 2 s warm-up; the server runs with its defaults (one worker per core, pool of 8 on SQLite and 16 on PostgreSQL, request logs at \`${BENCH_RUST_LOG:-info}\` as JSON to a file) on the same machine as wrk
+- Baselines, same run, same concurrency: \`pgbench -M prepared\` running the route's domain SQL (PostgreSQL), and \`feria bench-baseline\`: the route's domain call in-process, without HTTP or credential lookup
+
+| scenario | backend | data size | concurrency | requests/s | p50 ms | p99 ms | errors | baseline requests/s | baseline | feria / baseline | peak RSS MB | CPU s / 1k req |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+$(cat "$rows")
+
+Notes:
+$(cat "$notes")
+EOF
+say "wrote $out"
+cat "$out"
