@@ -1122,6 +1122,19 @@ async fn auth_tenancy_and_revocation() {
         .json_value();
     assert_eq!(revoked["state"], "revoked");
     assert_eq!(w.entitlements(&wallet).await[0]["state"], "revoked");
+    // One `entitlement.revoked` event, however often it is revoked.
+    w.send(w.key(), Method::POST, &revoke, &json!({}))
+        .await
+        .assert_status(200);
+    let events = w
+        .app
+        .get_as(w.key(), "/api/v1/events?type=entitlement.revoked")
+        .await
+        .assert_status(200)
+        .json_value();
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["object"]["state"], "revoked");
     w.quote(&wallet, "edut.crm.pro.annual", Some("ws.1"))
         .await
         .assert_error(403, "membership_required");

@@ -56,6 +56,8 @@ pub enum EventType {
     PurchaseCompleted,
     #[serde(rename = "entitlement.activated")]
     EntitlementActivated,
+    #[serde(rename = "entitlement.revoked")]
+    EntitlementRevoked,
     #[serde(rename = "credits.topped_up")]
     CreditsToppedUp,
     #[serde(rename = "subscription.created")]
@@ -74,7 +76,7 @@ pub enum EventType {
 
 impl EventType {
     /// All types, in documentation order.
-    pub const ALL: [EventType; 22] = [
+    pub const ALL: [EventType; 23] = [
         EventType::UserCreated,
         EventType::WaitlistGranted,
         EventType::ProductCreated,
@@ -90,6 +92,7 @@ impl EventType {
         EventType::ListingArchived,
         EventType::PurchaseCompleted,
         EventType::EntitlementActivated,
+        EventType::EntitlementRevoked,
         EventType::CreditsToppedUp,
         EventType::SubscriptionCreated,
         EventType::SubscriptionRenewed,
@@ -116,6 +119,7 @@ impl EventType {
             EventType::ListingArchived => "listing.archived",
             EventType::PurchaseCompleted => "purchase.completed",
             EventType::EntitlementActivated => "entitlement.activated",
+            EventType::EntitlementRevoked => "entitlement.revoked",
             EventType::CreditsToppedUp => "credits.topped_up",
             EventType::SubscriptionCreated => "subscription.created",
             EventType::SubscriptionRenewed => "subscription.renewed",

@@ -540,27 +540,42 @@ pub async fn revoke(
     entitlement_id: &str,
 ) -> Result<Entitlement, OnchainError> {
     let now = Timestamp::now();
-    with_conn!(conn, c => {
-        diesel::update(
+    // The revocation and its `entitlement.revoked` event commit together; revoking an
+    // already revoked entitlement changes nothing and records nothing.
+    conn.transaction(async |conn| -> Result<Entitlement, OnchainError> {
+        let revoked = with_conn!(conn, c => {
+            diesel::update(
+                onchain_entitlements::table
+                    .filter(onchain_entitlements::platform_id.eq(&tenant.platform_id))
+                    .filter(onchain_entitlements::mode.eq(tenant.mode))
+                    .filter(onchain_entitlements::entitlement_id.eq(entitlement_id))
+                    .filter(onchain_entitlements::revoked_at.is_null()),
+            )
+            .set(onchain_entitlements::revoked_at.eq(now))
+            .execute(c)
+            .await
+        })?;
+        let found = with_conn!(conn, c => {
             onchain_entitlements::table
                 .filter(onchain_entitlements::platform_id.eq(&tenant.platform_id))
                 .filter(onchain_entitlements::mode.eq(tenant.mode))
                 .filter(onchain_entitlements::entitlement_id.eq(entitlement_id))
-                .filter(onchain_entitlements::revoked_at.is_null()),
-        )
-        .set(onchain_entitlements::revoked_at.eq(now))
-        .execute(c)
-        .await
-    })?;
-    let found = with_conn!(conn, c => {
-        onchain_entitlements::table
-            .filter(onchain_entitlements::platform_id.eq(&tenant.platform_id))
-            .filter(onchain_entitlements::mode.eq(tenant.mode))
-            .filter(onchain_entitlements::entitlement_id.eq(entitlement_id))
-            .select(Entitlement::as_select())
-            .first::<Entitlement>(c)
-            .await
-            .optional()
-    })?;
-    found.ok_or(OnchainError::EntitlementNotFound)
+                .select(Entitlement::as_select())
+                .first::<Entitlement>(c)
+                .await
+                .optional()
+        })?;
+        let entitlement = found.ok_or(OnchainError::EntitlementNotFound)?;
+        if revoked > 0 {
+            feria_events::record(
+                conn,
+                tenant,
+                feria_events::EventType::EntitlementRevoked,
+                &entitlement.to_object(now),
+            )
+            .await?;
+        }
+        Ok(entitlement)
+    })
+    .await
 }
