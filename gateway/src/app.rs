@@ -32,6 +32,7 @@ pub struct AppState {
     mailer: web::Data<feria_kernel::mail::Mailer>,
     otp_ip_limiter: web::Data<crate::ratelimit::IpRateLimiter>,
     media_ip_limiter: web::Data<crate::routes::utils::MediaUploadLimiter>,
+    write_limit: web::Data<crate::middleware::WriteLimit>,
     media: web::Data<feria_platforms::media::MediaStore>,
     payments: web::Data<crate::payments::PaymentProviders>,
     metrics: web::Data<Metrics>,
@@ -62,6 +63,11 @@ impl AppState {
                 config.media_uploads_per_ip,
                 std::time::Duration::from_secs(600),
             ));
+        // One limiter for all workers: a credential's budget is per server, not per thread.
+        let write_limit = crate::middleware::WriteLimit(crate::ratelimit::WriteRateLimiter::new(
+            config.write_rate_limit,
+            config.write_rate_burst,
+        ));
         let onchain = feria_onchain_entitlements::Onchain::new(&config.onchain)
             .context("configuring the on-chain marketplace")?;
         let media =
@@ -78,6 +84,7 @@ impl AppState {
             mailer: web::Data::new(mailer),
             otp_ip_limiter: web::Data::new(otp_ip_limiter),
             media_ip_limiter: web::Data::new(media_ip_limiter),
+            write_limit: web::Data::new(write_limit),
             media: web::Data::new(media),
             config: Arc::new(config),
             metrics: web::Data::new(Metrics::new().context("registering metrics")?),
@@ -110,6 +117,7 @@ pub fn build_app(
         .app_data(state.mailer.clone())
         .app_data(state.otp_ip_limiter.clone())
         .app_data(state.media_ip_limiter.clone())
+        .app_data(state.write_limit.clone())
         .app_data(state.media.clone())
         .app_data(state.payments.clone())
         .app_data(state.onchain.clone())

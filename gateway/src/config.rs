@@ -149,6 +149,13 @@ pub struct Settings {
         global = true
     )]
     pub media_uploads_per_ip: u32,
+    /// Writes (POST, PUT, PATCH, DELETE) per second one credential may make, sustained; an
+    /// unauthenticated write counts against its address. 0 turns the limit off.
+    #[arg(long, env = "WRITE_RATE_LIMIT", default_value_t = 100, global = true)]
+    pub write_rate_limit: u32,
+    /// Writes one credential may make at once before the sustained rate applies.
+    #[arg(long, env = "WRITE_RATE_BURST", default_value_t = 200, global = true)]
+    pub write_rate_burst: u32,
     /// The operator's service fee, percent of each payment (the seed's "Candle fees").
     #[arg(long, env = "SERVICE_FEE_PERCENT", default_value = "1", global = true)]
     pub service_fee_percent: rust_decimal::Decimal,
@@ -324,6 +331,9 @@ pub struct Config {
     pub media_dir: PathBuf,
     pub media_max_bytes: usize,
     pub media_uploads_per_ip: u32,
+    /// Writes per second per credential (0: no limit), and the burst.
+    pub write_rate_limit: u32,
+    pub write_rate_burst: u32,
     pub public_url: Option<String>,
     pub fees: feria_billing::fees::FeeSchedule,
     pub stripe: StripeSettings,
@@ -405,6 +415,8 @@ impl Settings {
             media_dir: self.data_dir.join("media"),
             media_max_bytes: self.media_max_bytes,
             media_uploads_per_ip: self.media_uploads_per_ip,
+            write_rate_limit: self.write_rate_limit,
+            write_rate_burst: self.write_rate_burst,
             public_url: self
                 .public_url
                 .as_deref()
@@ -494,6 +506,8 @@ impl Config {
             media_dir: data_dir.join("media"),
             media_max_bytes: 5 * 1024 * 1024,
             media_uploads_per_ip: 60,
+            write_rate_limit: 100,
+            write_rate_burst: 200,
             public_url: None,
             fees: feria_billing::fees::FeeSchedule::default(),
             stripe: StripeSettings::default(),

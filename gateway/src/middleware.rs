@@ -1,10 +1,12 @@
-//! The middleware every request passes through: request id, timeout, one log line,
-//! metrics, and the error shape for responses the framework made on its own.
+//! The middleware every request passes through: request id, the write rate limit,
+//! timeout, one log line, metrics, and the error shape for responses the framework made on
+//! its own.
 
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
@@ -13,6 +15,7 @@ use feria_kernel::ApiError;
 
 use crate::error::{HttpError, REQUEST_ID, error_for_status, error_response};
 use crate::metrics::Metrics;
+use crate::ratelimit::{WriteClient, WriteRateLimiter};
 
 /// The request id header, accepted from the client and always returned.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -71,6 +74,17 @@ pub async fn observe(
         );
     };
 
+    if let Err(retry_after) = count_write(&req) {
+        let error = ApiError::new(
+            feria_kernel::ErrorKind::RateLimited,
+            "rate_limited",
+            "too many writes from this client; retry after the number of seconds in Retry-After",
+        )
+        .with_retry_after(retry_after);
+        record("rate_limited", error.status());
+        return Err(HttpError::with_request_id(error, request_id.clone()).into());
+    }
+
     // No clone of the request may be held across this call: routing needs it unshared.
     let outcome = REQUEST_ID
         .scope(
@@ -125,6 +139,40 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     record(&route, response.status().as_u16());
     Ok(response)
+}
+
+/// The write rate limit of the app (`None`: off).
+pub struct WriteLimit(pub Option<WriteRateLimiter>);
+
+/// Counts a write against its client's budget: the bearer credential it presents, or its
+/// address. Reads pass uncounted.
+fn count_write(req: &ServiceRequest) -> Result<(), u64> {
+    let is_write = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let Some(limiter) = req
+        .app_data::<web::Data<WriteLimit>>()
+        .and_then(|limit| limit.0.as_ref())
+    else {
+        return Ok(());
+    };
+    if !is_write {
+        return Ok(());
+    }
+    let credential = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
+    match (credential, req.peer_addr()) {
+        (Some(token), _) => limiter.check(WriteClient::Credential(token)),
+        (None, Some(address)) => limiter.check(WriteClient::Address(address.ip())),
+        (None, None) => Ok(()),
+    }
 }
 
 /// Headers that keep a browser from misusing what the API answers: no content sniffing

@@ -225,8 +225,9 @@ impl utoipa::Modify for SecuritySchemes {
 /// not document them itself, so that the document lists every status a client can get
 /// (the schema fuzzer holds the server to it): 400 for a body that is not JSON, a query
 /// string or header that does not parse; 413 and 415 for a body too large or not JSON;
-/// 422 for a body that breaks the rules; 503 when the database is unreachable or the
-/// request took too long (docs/API-CONVENTIONS.md).
+/// 422 for a body that breaks the rules; 429 on every write (the write rate limit); 503
+/// when the database is unreachable or the request took too long
+/// (docs/API-CONVENTIONS.md).
 struct CommonErrors;
 
 impl utoipa::Modify for CommonErrors {
@@ -247,13 +248,14 @@ impl utoipa::Modify for CommonErrors {
         };
         for item in openapi.paths.paths.values_mut() {
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (false, &mut item.get),
+                (true, &mut item.put),
+                (true, &mut item.post),
+                (true, &mut item.delete),
+                (true, &mut item.patch),
             ];
-            for operation in operations.into_iter().flatten() {
+            for (is_write, operation) in operations {
+                let Some(operation) = operation else { continue };
                 let has_body = operation.request_body.is_some();
                 let has_parameters = operation.parameters.iter().flatten().any(|parameter| {
                     matches!(
@@ -287,9 +289,15 @@ impl utoipa::Modify for CommonErrors {
                         "The body breaks a rule (`validation_failed`, with one entry per field in `details`).",
                     );
                 }
+                if is_write {
+                    add(
+                        "429",
+                        "Too many writes from this credential (or, without one, this address): `rate_limited`, with `Retry-After` in seconds.",
+                    );
+                }
                 add(
                     "503",
-                    "The database is unreachable or busy, or the request took too long (`service_unavailable`, `request_timeout`); retry.",
+                    "The database is unreachable or busy, or the request took too long (`database_unavailable`, `database_busy`, `request_timeout`); retry after `Retry-After` seconds.",
                 );
             }
         }

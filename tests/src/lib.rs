@@ -33,6 +33,8 @@ use actix_web::dev::ServerHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub mod postgres_server;
+
 pub use feria::bootstrap::CreatedPlatform;
 pub use feria::{Config, ExtraRoutes};
 pub use feria_kernel::db::{Backend, Db};
@@ -62,6 +64,7 @@ type ConfigureFn = Box<dyn FnOnce(&mut Config)>;
 #[derive(Default)]
 pub struct TestAppBuilder {
     backend: Option<Backend>,
+    postgres_admin_url: Option<String>,
     configure: Vec<ConfigureFn>,
     extra_routes: Option<ExtraRoutes>,
 }
@@ -70,6 +73,14 @@ impl TestAppBuilder {
     /// Runs on this backend instead of the one `FERIA_TEST_BACKEND` names.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
+        self
+    }
+
+    /// Runs on PostgreSQL, in a new database on the server `admin_url` points at (one the
+    /// test started itself, to stop and restart it) instead of `TEST_DATABASE_URL`'s.
+    pub fn postgres_server(mut self, admin_url: &str) -> Self {
+        self.backend = Some(Backend::Postgres);
+        self.postgres_admin_url = Some(admin_url.to_owned());
         self
     }
 
@@ -97,9 +108,11 @@ impl TestAppBuilder {
             Some(backend) => backend,
             None => backend_from_env().expect("FERIA_TEST_BACKEND"),
         };
-        let database = TestDatabase::create(backend)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create a {backend} test database: {e}"));
+        let database = match &self.postgres_admin_url {
+            Some(admin_url) => TestDatabase::create_postgres(admin_url).await,
+            None => TestDatabase::create(backend).await,
+        }
+        .unwrap_or_else(|e| panic!("cannot create a {backend} test database: {e}"));
         let data_dir = tempfile::Builder::new()
             .prefix("feria-app-")
             .tempdir()

@@ -541,3 +541,269 @@ async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data()
     .await
     .assert_status(200);
 }
+
+/// The roles of a platform, least powerful first.
+const ROLES: [&str; 4] = ["member", "editor", "admin", "owner"];
+
+/// Routes a signed-in user may call on another member's resources only from this role up
+/// (every other route on another member's resource refuses members, editors included, or
+/// does not show it at all). Owners may do everything admins may.
+const MIN_ROLE: &[(&str, &str, &str)] = &[
+    // People and their money are the administrators'.
+    ("GET", "/api/v1/users", "admin"),
+    ("POST", "/api/v1/users", "admin"),
+    ("GET", "/api/v1/users/{id}", "admin"),
+    ("PUT", "/api/v1/users/{id}", "admin"),
+    ("DELETE", "/api/v1/users/{id}", "admin"),
+    ("POST", "/api/v1/users/{id}/link", "admin"),
+    ("DELETE", "/api/v1/users/{id}/link/{link_id}", "admin"),
+    ("POST", "/api/v1/users/{id}/image", "admin"),
+    ("GET", "/api/v1/users/{id}/credits", "admin"),
+    ("POST", "/api/v1/users/{id}/credits", "admin"),
+    ("GET", "/api/v1/users/{id}/bank_account", "admin"),
+    ("GET", "/api/v1/users/{id}/payment_methods", "admin"),
+    (
+        "DELETE",
+        "/api/v1/users/{id}/payment_methods/{payment_method_id}",
+        "admin",
+    ),
+    (
+        "PUT",
+        "/api/v1/users/{id}/payment_methods/{payment_method_id}/default",
+        "admin",
+    ),
+    ("GET", "/api/v1/transactions", "admin"),
+    ("POST", "/api/v1/transactions/{id}/refund", "admin"),
+    ("GET", "/api/v1/transactions/metrics", "admin"),
+    ("GET", "/api/v1/transactions/top/earners", "admin"),
+    ("GET", "/api/v1/transactions/top/spenders", "admin"),
+    ("GET", "/api/v1/contracts", "admin"),
+    ("PUT", "/api/v1/contracts/{id}/settle", "admin"),
+    ("GET", "/api/v1/waitlists", "admin"),
+    // The platform's own settings.
+    ("PUT", "/api/v1/platforms/{id}", "admin"),
+    ("POST", "/api/v1/platforms/{id}/image", "admin"),
+    // Catalog content: editors moderate every seller's products.
+    ("PUT", "/api/v1/products/{id}", "editor"),
+    ("DELETE", "/api/v1/products/{id}", "editor"),
+    ("POST", "/api/v1/products/{id}/prices", "editor"),
+    (
+        "DELETE",
+        "/api/v1/products/{id}/prices/{price_id}",
+        "editor",
+    ),
+    ("PUT", "/api/v1/products/{id}/enable", "editor"),
+    ("PUT", "/api/v1/products/{id}/disable", "editor"),
+];
+
+#[tokio::test]
+async fn each_role_reaches_what_it_may_and_no_more() {
+    let app = TestApp::builder()
+        .config(|c| c.webhooks.allow_private_targets = true)
+        .spawn()
+        .await;
+    let a = app
+        .create_platform("Alpha", "a.example.com", "owner@a.example")
+        .await;
+    let a_id = a.platform.id.as_str().to_owned();
+    let key = a.api_keys.live.clone();
+    // Ana, a member, owns the resources everyone else then tries to reach.
+    let ana = app.sign_in(&a_id, "ana@a.example", "live").await;
+    let fixture = fixture(
+        &app,
+        &a_id,
+        &key,
+        &s(&ana["access_token"]),
+        &s(&ana["user"]["id"]),
+    )
+    .await;
+    for (email, role) in [("adam@a.example", "admin"), ("eddie@a.example", "editor")] {
+        app.send_json_as(
+            &key,
+            Method::POST,
+            "/api/v1/users",
+            &json!({"email": email, "role": role}),
+        )
+        .await
+        .assert_status(201);
+    }
+    let mut tokens = BTreeMap::new();
+    for (role, email) in [
+        ("member", "mia@a.example"),
+        ("editor", "eddie@a.example"),
+        ("admin", "adam@a.example"),
+        ("owner", "owner@a.example"),
+    ] {
+        let session = app.sign_in(&a_id, email, "live").await;
+        assert_eq!(session["user"]["role"], role, "{email}");
+        tokens.insert(role, s(&session["access_token"]));
+    }
+
+    let spec = app
+        .get("/openapi.json")
+        .await
+        .assert_status(200)
+        .json_value();
+    // status per (route, role); least powerful role first across all routes, so that a
+    // change an admin makes cannot hide what a member would have reached.
+    let mut seen: BTreeMap<(String, String), BTreeMap<&str, u16>> = BTreeMap::new();
+    for role in ROLES {
+        for (path, operations) in spec["paths"].as_object().unwrap() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            for (method, operation) in operations.as_object().unwrap() {
+                let method_upper = method.to_ascii_uppercase();
+                let for_sessions = operation["security"].as_array().is_some_and(|list| {
+                    list.iter()
+                        .any(|req| req.as_object().unwrap().contains_key("session"))
+                });
+                // Routes that end the caller's own session are tested where they live.
+                let ends_session = matches!(
+                    (method_upper.as_str(), path.as_str()),
+                    ("DELETE", "/api/v1/users/auth") | ("POST", "/api/v1/auth/session/logout")
+                );
+                if !for_sessions || ends_session {
+                    continue;
+                }
+                let mut concrete = path.clone();
+                let mut complete = true;
+                for param in path
+                    .split('{')
+                    .skip(1)
+                    .map(|p| p.split('}').next().unwrap())
+                {
+                    match param_value(&fixture, path, param) {
+                        Some(value) => concrete = concrete.replace(&format!("{{{param}}}"), value),
+                        None => complete = false,
+                    }
+                }
+                if !complete {
+                    continue; // the isolation matrix above lists these
+                }
+                let method = Method::from_bytes(method_upper.as_bytes()).unwrap();
+                let token = &tokens[role];
+                let response = match role_body(&method_upper, path) {
+                    Some(body) => app.send_json_as(token, method, &concrete, &body).await,
+                    None if method == Method::GET || method == Method::DELETE => {
+                        app.send(app.request(method, &concrete).bearer_auth(token))
+                            .await
+                    }
+                    None => app.send_json_as(token, method, &concrete, &json!({})).await,
+                };
+                seen.entry((method_upper, path.clone()))
+                    .or_default()
+                    .insert(role, response.status.as_u16());
+            }
+        }
+    }
+
+    let rank = |role: &str| ROLES.iter().position(|r| *r == role).unwrap();
+    let mut wrong = Vec::new();
+    for ((method, path), statuses) in &seen {
+        let line = format!("{method} {path}: {statuses:?}");
+        if statuses
+            .values()
+            .any(|status| *status >= 500 || *status == 401)
+        {
+            wrong.push(format!("{line} (a 5xx or a valid session refused)"));
+            continue;
+        }
+        // A role that may do something never makes a more powerful role refused.
+        for lower in ROLES {
+            for higher in ROLES.iter().filter(|h| rank(h) > rank(lower)) {
+                if statuses[higher] == 403 && statuses[lower] != 403 && statuses[lower] != 404 {
+                    wrong.push(format!("{line} ({higher} refused where {lower} is not)"));
+                }
+            }
+        }
+        let minimum = MIN_ROLE
+            .iter()
+            .find(|(m, p, _)| m == method && p == path)
+            .map(|(_, _, role)| *role);
+        if let Some(minimum) = minimum {
+            for role in ROLES {
+                // Below: refused, or not shown at all. At or above: never refused for the
+                // role (a 404 is allowed: a more powerful role may have deleted the thing
+                // already, and some things do not exist, like Ana's bank account).
+                let status = statuses[role];
+                if rank(role) < rank(minimum) && !matches!(status, 403 | 404) {
+                    wrong.push(format!("{line} ({role} below {minimum} not refused)"));
+                }
+                if rank(role) >= rank(minimum) && status == 403 {
+                    wrong.push(format!("{line} ({role} at or above {minimum} refused)"));
+                }
+            }
+        }
+    }
+    for (method, path, _) in MIN_ROLE {
+        assert!(
+            seen.contains_key(&(method.to_string(), path.to_string())),
+            "{method} {path} is in MIN_ROLE but was not called"
+        );
+    }
+    assert!(seen.len() > 100, "only {} routes called", seen.len());
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+
+    // Owners only: making an owner, or changing an owner's role.
+    let owner_id = {
+        let me = app
+            .get_as(&tokens["owner"], "/api/v1/users/auth")
+            .await
+            .assert_status(200)
+            .json_value();
+        s(&me["id"])
+    };
+    app.send_json_as(
+        &tokens["admin"],
+        Method::POST,
+        "/api/v1/users",
+        &json!({"email": "olga@a.example", "role": "owner"}),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    app.send_json_as(
+        &tokens["admin"],
+        Method::PUT,
+        &format!("/api/v1/users/{owner_id}"),
+        &json!({"role": "member"}),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    app.send_json_as(
+        &tokens["owner"],
+        Method::POST,
+        "/api/v1/users",
+        &json!({"email": "olga@a.example", "role": "owner"}),
+    )
+    .await
+    .assert_status(201);
+}
+
+/// A valid body for routes whose body must parse before their role is checked, so that
+/// the matrix sees the role check and not a validation error.
+fn role_body(method: &str, path: &str) -> Option<Value> {
+    let body = match (method, path) {
+        ("POST", "/api/v1/users") => json!({"email": "newcomer@a.example"}),
+        ("POST", "/api/v1/users/{id}/credits") => json!({"amount": 1, "currency": "usd"}),
+        ("POST", "/api/v1/users/{id}/link") => {
+            json!({"title": "Site", "url": "https://example.com"})
+        }
+        ("POST", "/api/v1/users/{id}/image") | ("POST", "/api/v1/platforms/{id}/image") => {
+            json!({"media_id": "med_01M80000000000000000000000"})
+        }
+        ("PUT", "/api/v1/products/{id}") => json!({"name": "Renamed lamp"}),
+        ("POST", "/api/v1/products/{id}/prices") => {
+            json!({"name": "Winter", "price": 7.0, "start": "2031-01-01T00:00:00Z",
+                   "end": "2031-02-01T00:00:00Z"})
+        }
+        ("POST", "/api/v1/transactions/{id}/refund") => json!({}),
+        _ => return None,
+    };
+    Some(body)
+}

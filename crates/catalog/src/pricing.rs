@@ -410,4 +410,79 @@ mod tests {
         assert!(!s.overlaps(at("2027-01-01T00:00:00Z"), at("2027-02-01T00:00:00Z")));
         assert!(!s.overlaps(at("2026-11-01T00:00:00Z"), at("2026-12-01T00:00:00Z")));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// `seconds` after 2026-01-01T00:00:00Z.
+        fn instant(seconds: i64) -> Timestamp {
+            Timestamp::from_unix(1_767_225_600 + seconds).unwrap()
+        }
+
+        /// Seasons that never overlap (the store refuses overlaps): boundaries drawn as
+        /// increasing offsets in seconds from a fixed instant, every other gap a season.
+        fn seasons() -> impl Strategy<Value = Vec<SeasonalPrice>> {
+            prop::collection::vec((1i64..100_000, 0i64..1_000_000, any::<bool>()), 0..8).prop_map(
+                |gaps| {
+                    let mut cursor = 0i64;
+                    let mut seasons = Vec::new();
+                    for (length, price, is_season) in gaps {
+                        let start = cursor;
+                        cursor += length;
+                        if is_season {
+                            seasons.push(SeasonalPrice {
+                                id: SeasonalPriceId::new(),
+                                name: format!("s{start}"),
+                                price: Money::from_minor(price, Currency::USD),
+                                start: instant(start),
+                                end: instant(cursor),
+                            });
+                        }
+                    }
+                    seasons
+                },
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn the_price_is_the_one_season_covering_the_instant_else_the_base(
+                seasons in seasons(),
+                offset in -10i64..900_000,
+                use_seasonal in any::<bool>(),
+                base_minor in 0i64..1_000_000,
+            ) {
+                let base = Money::from_minor(base_minor, Currency::USD);
+                let instant = instant(offset);
+                let in_force = price_in_force(base, use_seasonal, &seasons, instant);
+                let covering: Vec<&SeasonalPrice> =
+                    seasons.iter().filter(|s| s.start <= instant && instant < s.end).collect();
+                prop_assert!(covering.len() <= 1);
+                match (use_seasonal, <[_]>::first(&covering)) {
+                    (true, Some(season)) => {
+                        prop_assert_eq!(in_force.price.minor(), season.price.minor());
+                        prop_assert_eq!(in_force.season.as_ref(), Some(&season.id));
+                    }
+                    _ => {
+                        prop_assert_eq!(in_force.price, base);
+                        prop_assert!(in_force.season.is_none());
+                    }
+                }
+                // The price keeps the product's currency whatever the season says.
+                prop_assert_eq!(in_force.price.currency(), base.currency());
+            }
+
+            #[test]
+            fn a_season_starts_at_its_start_and_has_ended_at_its_end(seasons in seasons()) {
+                let base = Money::from_minor(1, Currency::USD);
+                for season in &seasons {
+                    let at_start = price_in_force(base, true, &seasons, season.start);
+                    prop_assert_eq!(at_start.season.as_ref(), Some(&season.id));
+                    let at_end = price_in_force(base, true, &seasons, season.end);
+                    prop_assert_ne!(at_end.season.as_ref(), Some(&season.id));
+                }
+            }
+        }
+    }
 }

@@ -40,14 +40,15 @@ pub const MAX_TAGS: usize = 20;
 const MAX_TAG_CHARS: usize = 50;
 const MAX_CATEGORY_CHARS: usize = 100;
 
-/// Who acts on the catalog: a signed-in user, an admin user, or an API key (an admin
-/// without a user).
+/// Who acts on the catalog: a signed-in user, a user who manages the catalog (editors,
+/// admins, owners), or an API key (an admin without a user).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     /// The signed-in user; `None` for an API key.
     pub user_id: Option<UserId>,
-    /// Admins (and API keys) see and change every product of their platform and mode.
-    pub is_admin: bool,
+    /// Editors and above (and API keys) see and change every product of their platform and
+    /// mode, and may name another user as a new product's seller.
+    pub manages_catalog: bool,
 }
 
 impl Actor {
@@ -55,15 +56,15 @@ impl Actor {
     pub fn api_key() -> Actor {
         Actor {
             user_id: None,
-            is_admin: true,
+            manages_catalog: true,
         }
     }
 
-    /// A signed-in user; `is_admin` when their role is admin or owner.
-    pub fn user(user_id: UserId, is_admin: bool) -> Actor {
+    /// A signed-in user; `manages_catalog` when their role is editor or above.
+    pub fn user(user_id: UserId, manages_catalog: bool) -> Actor {
         Actor {
             user_id: Some(user_id),
-            is_admin,
+            manages_catalog,
         }
     }
 
@@ -73,12 +74,12 @@ impl Actor {
 
     /// Whether the actor may see the product (live products only reach this check).
     pub fn can_see(&self, product: &Product) -> bool {
-        self.is_admin || product.is_enabled || self.is_seller_of(product)
+        self.manages_catalog || product.is_enabled || self.is_seller_of(product)
     }
 
     /// Whether the actor may change the product.
     pub fn can_change(&self, product: &Product) -> bool {
-        self.is_admin || self.is_seller_of(product)
+        self.manages_catalog || self.is_seller_of(product)
     }
 }
 
@@ -549,7 +550,7 @@ async fn resolve_seller(
     match (named, &actor.user_id) {
         (Some(named), Some(me)) if named == me => Ok(me.clone()),
         (Some(named), _) => {
-            if !actor.is_admin {
+            if !actor.manages_catalog {
                 return Err(CatalogError::NotAllowedForOtherUser);
             }
             match feria_users::user::get(conn, tenant, named).await {

@@ -94,7 +94,7 @@ pub(crate) enum Visibility {
 
 impl Visibility {
     fn of(actor: &Actor) -> Visibility {
-        if actor.is_admin {
+        if actor.manages_catalog {
             Visibility::All
         } else {
             Visibility::EnabledOrOwn(actor.user_id.clone())

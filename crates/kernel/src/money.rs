@@ -584,3 +584,106 @@ pub mod decimal_number {
         }
     }
 }
+
+/// Properties of amounts that every route relies on, over many generated values.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Currencies of every exponent Feria knows.
+    fn currency() -> impl Strategy<Value = Currency> {
+        prop::sample::select(vec!["USD", "JPY", "KWD", "CLF", "EUR", "BHD", "KRW"])
+            .prop_map(|code| Currency::from_code(code).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn formatting_then_parsing_gives_the_same_amount(minor in any::<i64>(), currency in currency()) {
+            let money = Money::from_minor(minor, currency);
+            let text = money.to_major_string();
+            prop_assert_eq!(Money::parse(&text, currency).unwrap(), money);
+            // Exactly the currency's decimal places, no more, no fewer.
+            let places = text.split_once('.').map(|(_, f)| f.len()).unwrap_or(0);
+            prop_assert_eq!(places as u32, currency.exponent());
+        }
+
+        #[test]
+        fn a_digit_beyond_the_minor_unit_is_refused(
+            minor in -1_000_000_000i64..1_000_000_000,
+            extra in 1u8..10,
+            currency in currency(),
+        ) {
+            let text = format!("{}{}", Money::from_minor(minor, currency).to_major_string(), if currency.exponent() == 0 { format!(".{extra}") } else { extra.to_string() });
+            prop_assert!(
+                matches!(Money::parse(&text, currency), Err(MoneyError::TooPrecise { .. })),
+                "{} parsed", text
+            );
+        }
+
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(text in ".{0,40}", currency in currency()) {
+            if let Ok(money) = Money::parse(&text, currency) {
+                prop_assert_eq!(money.currency(), currency);
+            }
+        }
+
+        #[test]
+        fn json_numbers_read_back_exactly(minor in -999_999_999_999_999i64..1_000_000_000_000_000, currency in currency()) {
+            // Amounts travel as JSON numbers (f64, 15 significant digits are exact): every
+            // amount of up to 15 digits survives the trip out and back in, however many
+            // decimal places its currency has.
+            #[derive(serde::Serialize, serde::Deserialize)]
+            struct Amount(#[serde(with = "decimal_number")] Decimal);
+            let money = Money::from_minor(minor, currency);
+            let json = serde_json::to_string(&Amount(money.to_decimal())).unwrap();
+            let Amount(decimal) = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(Money::from_decimal_exact(decimal, currency).unwrap(), money);
+        }
+
+        #[test]
+        fn currency_codes_are_case_insensitive_and_keep_their_exponent(
+            code in prop::sample::select([EXPONENT_0, EXPONENT_2, EXPONENT_3, EXPONENT_4].concat()),
+            lower in any::<bool>(),
+        ) {
+            let asked = if lower { code.to_ascii_lowercase() } else { code.to_owned() };
+            let currency = Currency::from_code(&asked).unwrap();
+            prop_assert_eq!(currency.code(), code);
+            let expected = if EXPONENT_0.contains(&code) { 0 } else if EXPONENT_3.contains(&code) { 3 } else if EXPONENT_4.contains(&code) { 4 } else { 2 };
+            prop_assert_eq!(currency.exponent(), expected);
+        }
+
+        #[test]
+        fn allocation_sums_exactly_and_stays_within_one_unit_of_the_exact_share(
+            minor in any::<i64>(),
+            weights in prop::collection::vec(0u64..1_000_000, 1..12),
+        ) {
+            let total: u128 = weights.iter().map(|w| u128::from(*w)).sum();
+            prop_assume!(total > 0);
+            let money = Money::from_minor(minor, Currency::USD);
+            let parts = money.allocate(&weights).unwrap();
+            let sum: i128 = parts.iter().map(|p| i128::from(p.minor())).sum();
+            prop_assert_eq!(sum, i128::from(minor));
+            for (part, weight) in parts.iter().zip(&weights) {
+                // |part - minor * weight / total| < 1, in exact integer arithmetic.
+                let scaled = i128::from(part.minor()) * total as i128 - i128::from(minor) * *weight as i128;
+                prop_assert!(scaled.unsigned_abs() < total, "part {:?} of weight {}", part, weight);
+                prop_assert!(part.minor() == 0 || part.minor().signum() == minor.signum());
+            }
+        }
+
+        #[test]
+        fn percentages_round_half_even_to_the_nearest_unit(
+            minor in -10_000_000_000i64..10_000_000_000,
+            basis_points in 0i64..100_000,
+        ) {
+            let money = Money::from_minor(minor, Currency::USD);
+            let percent = Decimal::new(basis_points, 2);
+            let fee = money.percent(percent, Rounding::HalfEven).unwrap();
+            let exact = Decimal::from(minor) * percent / Decimal::ONE_HUNDRED;
+            prop_assert!((Decimal::from(fee.minor()) - exact).abs() <= Decimal::new(5, 1));
+            prop_assert_eq!(money.percent(Decimal::ONE_HUNDRED, Rounding::HalfEven).unwrap(), money);
+            prop_assert!(money.percent(Decimal::ZERO, Rounding::HalfEven).unwrap().is_zero());
+        }
+    }
+}

@@ -151,3 +151,60 @@ mod tests {
         );
     }
 }
+
+/// Bounds of pagination for every possible query.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_page_query_is_accepted_exactly_within_bounds_and_never_overflows(
+            page in any::<Option<u32>>(),
+            page_size in any::<Option<u32>>(),
+        ) {
+            let query = PageQuery { page, page_size };
+            let effective_page = page.unwrap_or(1);
+            let effective_size = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+            match PageRequest::try_from(query) {
+                Ok(request) => {
+                    prop_assert!(effective_page >= 1);
+                    prop_assert!((1..=MAX_PAGE_SIZE).contains(&effective_size));
+                    prop_assert_eq!(request.limit(), i64::from(effective_size));
+                    // The offset is exact and never negative, even at page u32::MAX.
+                    prop_assert_eq!(
+                        i128::from(request.offset()),
+                        (i128::from(effective_page) - 1) * i128::from(effective_size)
+                    );
+                    prop_assert!(request.offset() >= 0);
+                }
+                Err(error) => {
+                    prop_assert!(effective_page == 0 || !(1..=MAX_PAGE_SIZE).contains(&effective_size));
+                    prop_assert_eq!(error.status(), 422);
+                    // Each offending field is named.
+                    let fields: Vec<&str> = error.details.iter().map(|d| d.field.as_str()).collect();
+                    prop_assert_eq!(fields.contains(&"page"), effective_page == 0);
+                    prop_assert_eq!(
+                        fields.contains(&"page_size"),
+                        !(1..=MAX_PAGE_SIZE).contains(&effective_size)
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn pages_partition_the_items(total in 0u64..5_000, page_size in 1u32..=MAX_PAGE_SIZE) {
+            // Walking the pages visits every item once: offsets are contiguous.
+            let mut next = 0i64;
+            let mut page = 1u32;
+            while (next as u64) < total {
+                let request = PageRequest::new(page, page_size).unwrap();
+                prop_assert_eq!(request.offset(), next);
+                next += request.limit();
+                page += 1;
+            }
+            prop_assert!(next as u64 >= total && (next as u64) < total + u64::from(page_size) || total == 0);
+        }
+    }
+}

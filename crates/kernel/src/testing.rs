@@ -68,20 +68,31 @@ impl TestDatabase {
                         "{POSTGRES_URL_ENV} must be set to run tests on PostgreSQL"
                     ))
                 })?;
-                let name = format!(
-                    "feria_test_{}",
-                    ulid::Ulid::new().to_string().to_lowercase()
-                );
-                let mut admin = PgConn::establish(&admin_url).await.map_err(|e| {
-                    DbError::Unavailable(format!("cannot reach {POSTGRES_URL_ENV}: {e}"))
-                })?;
-                admin
-                    .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-                    .await?;
-                let url = with_database(&admin_url, &name);
-                (url, Cleanup::Postgres { admin_url, name })
+                return Self::create_postgres(&admin_url).await;
             }
         };
+        Self::connect_and_migrate(url, cleanup).await
+    }
+
+    /// A fresh, migrated database on the PostgreSQL server `admin_url` points at (a
+    /// server the test runs itself, say), whatever `TEST_DATABASE_URL` says.
+    pub async fn create_postgres(admin_url: &str) -> Result<TestDatabase, DbError> {
+        let admin_url = admin_url.to_owned();
+        let name = format!(
+            "feria_test_{}",
+            ulid::Ulid::new().to_string().to_lowercase()
+        );
+        let mut admin = PgConn::establish(&admin_url)
+            .await
+            .map_err(|e| DbError::Unavailable(format!("cannot reach {admin_url}: {e}")))?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        let url = with_database(&admin_url, &name);
+        Self::connect_and_migrate(url, Cleanup::Postgres { admin_url, name }).await
+    }
+
+    async fn connect_and_migrate(url: String, cleanup: Cleanup) -> Result<TestDatabase, DbError> {
         // Build the value first so that its Drop removes the database if set-up fails.
         let mut config = DbConfig::new(url.clone());
         config.max_connections = Some(4);

@@ -46,10 +46,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/products/{id}/disable").route(web::put().to(disable)));
 }
 
-/// The catalog's view of the caller: API keys and admin users are admins.
+/// The catalog's view of the caller: API keys, and users from editor up, manage the whole
+/// catalog (editors moderate every seller's products; docs/API-CONVENTIONS.md, Roles).
 pub fn actor(caller: &Caller) -> Actor {
     match caller.user_id() {
-        Some(user) => Actor::user(user.clone(), caller.role().at_least(Role::Admin)),
+        Some(user) => Actor::user(user.clone(), caller.role().at_least(Role::Editor)),
         None => Actor::api_key(),
     }
 }

@@ -67,6 +67,25 @@ fn constraint_of(info: &dyn diesel::result::DatabaseErrorInformation) -> String 
         .unwrap_or_else(|| message.to_owned())
 }
 
+/// Whether an error message says the database server went away or is not accepting work:
+/// the socket closed, a restart (SQLSTATE 57P01-57P03: "terminating connection due to
+/// administrator command", "the database system is shutting down / starting up / in
+/// recovery mode"), or a connection that could not be made.
+fn lost_server(message: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "connection closed",
+        "communicating with the server",
+        "error connecting to server",
+        "terminating connection",
+        "the database system is",
+        "server closed the connection",
+        "Connection refused",
+        "Connection reset",
+        "Broken pipe",
+    ];
+    SIGNS.iter().any(|sign| message.contains(sign))
+}
+
 impl From<DieselError> for DbError {
     fn from(error: DieselError) -> Self {
         match error {
@@ -89,6 +108,12 @@ impl From<DieselError> for DbError {
                 DatabaseErrorKind::ClosedConnection => {
                     DbError::Unavailable(info.message().to_owned())
                 }
+                // diesel-async reports PostgreSQL errors without an SQLSTATE (the socket
+                // closed under a query, I/O errors) with this kind; they are the server going
+                // away, not a bad statement.
+                DatabaseErrorKind::UnableToSendCommand if lost_server(info.message()) => {
+                    DbError::Unavailable(info.message().to_owned())
+                }
                 _ => {
                     let message = info.message();
                     // SQLITE_BUSY past busy_timeout; PostgreSQL lock timeout (55P03) and
@@ -98,7 +123,9 @@ impl From<DieselError> for DbError {
                         || message.contains("lock timeout")
                     {
                         DbError::Conflict(message.to_owned())
-                    } else if message.contains("canceling statement due to statement timeout") {
+                    } else if message.contains("canceling statement due to statement timeout")
+                        || lost_server(message)
+                    {
                         DbError::Unavailable(message.to_owned())
                     } else {
                         DbError::Query(DieselError::DatabaseError(kind, info))

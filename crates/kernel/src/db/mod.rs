@@ -432,8 +432,13 @@ impl DbConn {
                 Ok(()) => Err(user_error),
                 Err(rollback_error) => {
                     // The caller's error says why; the rollback failure is logged, and the
-                    // pool will discard this connection as broken.
-                    tracing::error!(error = %rollback_error, "rollback failed");
+                    // pool will discard this connection as broken. A server that went away
+                    // rolls the transaction back itself: that is a warning, not a bug.
+                    if matches!(rollback_error, DbError::Unavailable(_)) {
+                        tracing::warn!(error = %rollback_error, "rollback failed");
+                    } else {
+                        tracing::error!(error = %rollback_error, "rollback failed");
+                    }
                     Err(user_error)
                 }
             },

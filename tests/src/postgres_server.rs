@@ -1,0 +1,216 @@
+//! A private PostgreSQL server for one test: its own cluster in a temporary directory, on
+//! its own port, that the test may stop (as a crash or a clean shutdown) and start again
+//! without disturbing the shared server every other test uses.
+//!
+//! It needs the PostgreSQL server programs (`initdb`, `pg_ctl`; Debian's `postgresql`
+//! package, which `.ci/run` installs). PostgreSQL refuses to run as root, so under root the
+//! programs run as the `postgres` user.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How [`PostgresServer::stop`] stops the server.
+#[derive(Debug, Clone, Copy)]
+pub enum StopMode {
+    /// `pg_ctl stop -m immediate`: every process killed at once, as in a crash; the next
+    /// start runs crash recovery.
+    Crash,
+    /// `pg_ctl stop -m fast`: open sessions are terminated, then a clean shutdown.
+    Fast,
+}
+
+/// A running private cluster; stopped and removed on drop.
+pub struct PostgresServer {
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    port: u16,
+    run_as_postgres: bool,
+    // Holds the cluster's directory; removed after the server has stopped (see `Drop`).
+    dir: Option<tempfile::TempDir>,
+}
+
+impl PostgresServer {
+    /// Creates a cluster (trust authentication, loopback only) and starts it.
+    pub fn start_new() -> PostgresServer {
+        let bin_dir = find_bin_dir().unwrap_or_else(|| {
+            panic!(
+                "the PostgreSQL server programs (initdb, pg_ctl) are not installed: \
+                 install Debian's postgresql package"
+            )
+        });
+        let run_as_postgres = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("feria-pg-")
+            .tempdir()
+            .expect("temporary directory for the cluster");
+        let data_dir = dir.path().join("data");
+        if run_as_postgres {
+            // The cluster's files belong to the user that runs it.
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown runs");
+            assert!(
+                status.success(),
+                "cannot give the cluster directory to postgres"
+            );
+        }
+        let port = free_port();
+        let server = PostgresServer {
+            bin_dir,
+            data_dir,
+            port,
+            run_as_postgres,
+            dir: Some(dir),
+        };
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &server.data_dir.display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        server.start();
+        server
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`: the admin URL of the cluster.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(&self) {
+        let socket_dir = self.socket_dir();
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
+            self.port,
+            socket_dir.display()
+        );
+        let log = self.dir().join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                &self.data_dir.display().to_string(),
+                "-l",
+                &log.display().to_string(),
+                "-o",
+                &options,
+            ],
+        );
+    }
+
+    /// Stops the server; it stays stopped until [`PostgresServer::start`].
+    pub fn stop(&self, mode: StopMode) {
+        let mode = match mode {
+            StopMode::Crash => "immediate",
+            StopMode::Fast => "fast",
+        };
+        self.run(
+            "pg_ctl",
+            &[
+                "stop",
+                "-w",
+                "-t",
+                "60",
+                "-m",
+                mode,
+                "-D",
+                &self.data_dir.display().to_string(),
+            ],
+        );
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .map(|dir| dir.path())
+            .expect("the cluster directory exists until drop")
+    }
+
+    fn socket_dir(&self) -> PathBuf {
+        self.dir().to_path_buf()
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin_dir.join(program);
+        if self.run_as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self
+            .command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        if !output.status.success() {
+            let log = std::fs::read_to_string(self.dir().join("server.log")).unwrap_or_default();
+            panic!(
+                "{program} {args:?} failed: {}\n{}\nserver log:\n{log}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        // Whatever state the test left it in; an already stopped server makes pg_ctl fail,
+        // which is fine here.
+        let _ = self
+            .command("pg_ctl")
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(&self.data_dir)
+            .output();
+        drop(self.dir.take());
+    }
+}
+
+/// The newest installed PostgreSQL's program directory.
+fn find_bin_dir() -> Option<PathBuf> {
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    candidates.sort();
+    candidates.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port on loopback")
+}
