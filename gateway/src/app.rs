@@ -312,6 +312,7 @@ impl Server {
         let workers = config.workers;
         let handle_signals = config.handle_signals;
         let shutdown_timeout = config.shutdown_timeout_secs;
+        let client_header_timeout = config.client_header_timeout;
         let renewal_interval = config.subscription_renewal_interval;
         let worker = feria_events::Worker::new(
             db.clone(),
@@ -325,7 +326,13 @@ impl Server {
         let state = AppState::new(db.clone(), config, extra_routes)?;
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
-            .shutdown_timeout(shutdown_timeout);
+            .shutdown_timeout(shutdown_timeout)
+            // Slow clients: the headers must arrive within this (then 408 and the
+            // connection is closed); a body that trickles in is bounded by the request
+            // timeout (503 `request_timeout`); an idle kept-alive connection is closed.
+            .client_request_timeout(client_header_timeout)
+            .client_disconnect_timeout(std::time::Duration::from_secs(1))
+            .keep_alive(std::time::Duration::from_secs(30));
         if let Some(workers) = workers {
             server = server.workers(workers.max(1));
         }

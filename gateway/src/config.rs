@@ -132,6 +132,14 @@ pub struct Settings {
         global = true
     )]
     pub request_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers (slow clients are cut off with 408).
+    #[arg(
+        long,
+        env = "CLIENT_HEADER_TIMEOUT_SECS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub client_header_timeout_secs: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 256 * 1024, global = true)]
     pub body_limit_bytes: usize,
@@ -326,6 +334,8 @@ pub struct Config {
     pub database_pool_size: Option<usize>,
     pub database_acquire_timeout: Duration,
     pub request_timeout: Duration,
+    /// Time a client has to send a request's headers.
+    pub client_header_timeout: Duration,
     pub body_limit_bytes: usize,
     pub workers: Option<usize>,
     pub media_dir: PathBuf,
@@ -410,6 +420,7 @@ impl Settings {
             database_pool_size: self.database_pool_size,
             database_acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
             request_timeout: Duration::from_secs(self.request_timeout_secs),
+            client_header_timeout: Duration::from_secs(self.client_header_timeout_secs),
             body_limit_bytes: self.body_limit_bytes,
             workers: self.workers,
             media_dir: self.data_dir.join("media"),
@@ -501,6 +512,7 @@ impl Config {
             database_pool_size: None,
             database_acquire_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            client_header_timeout: Duration::from_secs(5),
             body_limit_bytes: 256 * 1024,
             workers: None,
             media_dir: data_dir.join("media"),

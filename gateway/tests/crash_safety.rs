@@ -1,12 +1,19 @@
-//! Crash safety: a purchase storm against the real binary, killed with SIGKILL in the
-//! middle, restarted on the same database (`FERIA_TEST_BACKEND` names it). Then:
+//! Crash safety: a purchase and settle storm against the real binary, killed with SIGKILL
+//! in the middle, restarted on the same database (`FERIA_TEST_BACKEND` names it). Buyers
+//! race to buy templates while an admin settles contracts (3 lines, 2 buyers, 2 sellers)
+//! that charge the same buyers' credits. Then:
 //!
 //! - every purchase the client saw succeed is there exactly once, with its clone;
+//! - every settle, replayed with its Idempotency-Key, answers 200 with the one settlement
+//!   (the acknowledged ones with the very answer they had), each contract moved money
+//!   once: the same number of transactions for each, the sellers' revenue is exactly what
+//!   they are owed;
 //! - every request the client sent, acknowledged or cut off, replayed with its
 //!   Idempotency-Key, yields at most one purchase per buyer and listing, and a cut-off
 //!   one that had committed answers with the purchase it made;
-//! - each buyer's credits are the top-up minus exactly the purchases made (nothing
-//!   half-written: no charge without purchase, no purchase without charge);
+//! - each buyer's credits are the top-up minus exactly the purchases made and the shares
+//!   of the contracts they pay (nothing half-written: no charge without purchase or
+//!   settlement, and none of those without its charge);
 //! - `feria ledger verify` passes.
 //!
 //! `CRASH_STORM_ROUNDS` (default 1) repeats kill-and-restart; `make crash-long` runs more.
@@ -31,13 +38,126 @@ const LISTINGS_PER_ROUND: usize = 8;
 /// requests are in flight at every stage (or after 10 s, whatever happened).
 const KILL_AFTER: usize = 15;
 const PRICE: f64 = 2.0;
-const TOP_UP: f64 = 100.0;
+/// Credits per buyer and round: enough for the round's purchases and contract shares.
+const TOP_UP_PER_ROUND: f64 = 100.0;
+/// Contracts settled during each round's storm.
+const CONTRACTS_PER_ROUND: usize = 6;
+/// The three lines of each contract, in cents.
+const CONTRACT_LINES: [i64; 3] = [1000, 600, 400];
+
+/// A JSON request; the status and the body (`null` when there is none).
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn cents(amount: &Value) -> i64 {
+    (amount
+        .as_f64()
+        .unwrap_or_else(|| panic!("not an amount: {amount}"))
+        * 100.0)
+        .round() as i64
+}
+
+/// A contract ready to settle: three custom lines, two of the buyers paying half each, the
+/// two payees owed the net half each; sent.
+async fn contract(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    n: usize,
+    buyers: &[(String, String)],
+    payees: &[String; 2],
+) -> StormContract {
+    use reqwest::Method;
+    let (status, created) = call(
+        client,
+        Method::POST,
+        &format!("{base}/api/v1/contracts"),
+        key,
+        Some(json!({"notes": format!("storm contract {n}")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("{base}/api/v1/contracts/{id}");
+    for (line, amount) in CONTRACT_LINES.iter().enumerate() {
+        let body = json!({"name": format!("Line {line}"), "unit_price": *amount as f64 / 100.0});
+        let (status, answer) = call(
+            client,
+            Method::POST,
+            &format!("{path}/item"),
+            key,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (_, shown) = call(client, Method::GET, &path, key, None).await;
+    let (total, net) = (cents(&shown["total"]), cents(&shown["net"]));
+    let first = (n % buyers.len(), total / 2);
+    let second = ((n + 1) % buyers.len(), total - total / 2);
+    for (buyer, due) in [first, second] {
+        let body = json!({"user_id": buyers[buyer].1, "due": due as f64 / 100.0});
+        let (status, answer) = call(
+            client,
+            Method::POST,
+            &format!("{path}/buyer"),
+            key,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let owed = [net / 2, net - net / 2];
+    for (payee, owed) in payees.iter().zip(owed) {
+        let body = json!({"user_id": payee, "owed": owed as f64 / 100.0});
+        let (status, answer) = call(
+            client,
+            Method::POST,
+            &format!("{path}/seller"),
+            key,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (status, answer) = call(client, Method::POST, &format!("{path}/send"), key, None).await;
+    assert_eq!(status, 200, "{answer}");
+    StormContract {
+        id,
+        shares: [first, second],
+        owed,
+    }
+}
+
+/// A contract of the storm: who pays what, who is owed what (cents).
+struct StormContract {
+    id: String,
+    /// (buyer index, due).
+    shares: [(usize, i64); 2],
+    /// Owed to each payee.
+    owed: [i64; 2],
+}
 
 fn feria(data_dir: &Path, database_url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_feria"));
     command
         .env("RUST_LOG", "warn")
         .env("OTP_REQUESTS_PER_IP", "10000")
+        // Many rounds make more templates (and clones) than a workspace holds by default.
+        .env("WORKSPACE_CHARACTER_LIMIT", "10000")
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--database-url", database_url]);
@@ -207,6 +327,7 @@ async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
             .unwrap();
         listings.push(listing["listing"]["id"].as_str().unwrap().to_owned());
     }
+    let top_up = TOP_UP_PER_ROUND * rounds as f64;
     let mut buyers = Vec::new();
     for n in 0..BUYERS {
         let (token, user) = sign_in(
@@ -221,13 +342,32 @@ async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
             .post(format!("{base}/api/v1/users/{user}/credits"))
             .bearer_auth(&key)
             .header("Idempotency-Key", format!("top-up-{n}"))
-            .json(&json!({"amount": TOP_UP, "currency": "usd"}))
+            .json(&json!({"amount": top_up, "currency": "usd"}))
             .send()
             .await
             .unwrap();
         assert_eq!(topped.status(), 201);
         buyers.push((token, user));
     }
+
+    // Two sellers paid by the contracts, and the contracts each round settles.
+    let mut payees = Vec::new();
+    for n in 0..2 {
+        let email = format!("payee{n}@storm.example");
+        payees.push(
+            sign_in(&client, &base, dir.path(), &platform_id, &email)
+                .await
+                .1,
+        );
+    }
+    let payees: [String; 2] = [payees[0].clone(), payees[1].clone()];
+    let mut contracts = Vec::new();
+    for n in 0..CONTRACTS_PER_ROUND * rounds {
+        contracts.push(contract(&client, &base, &key, n, &buyers, &payees).await);
+    }
+    // Each settle sent, and the answer of each acknowledged one.
+    let settles_sent: Arc<Mutex<BTreeSet<usize>>> = Arc::default();
+    let settles_acknowledged: Arc<Mutex<BTreeMap<usize, Value>>> = Arc::default();
 
     // Every attempt ever sent, and the purchase id of each acknowledged one.
     let attempts: Arc<Mutex<BTreeSet<Attempt>>> = Arc::default();
@@ -267,6 +407,35 @@ async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
                         let body: Value = answer.json().await.unwrap();
                         let id = body["purchase"]["id"].as_str().unwrap().to_owned();
                         acknowledged.lock().unwrap().insert(attempt, id);
+                    }
+                }
+            }));
+        }
+        {
+            // The settler: an admin settling this round's contracts, one after the other.
+            let client = client.clone();
+            let base = server.base.clone();
+            let key = key.clone();
+            let first = round * CONTRACTS_PER_ROUND;
+            let ids: Vec<(usize, String)> = contracts[first..first + CONTRACTS_PER_ROUND]
+                .iter()
+                .enumerate()
+                .map(|(offset, c)| (first + offset, c.id.clone()))
+                .collect();
+            let (sent, acknowledged) = (settles_sent.clone(), settles_acknowledged.clone());
+            tasks.push(tokio::spawn(async move {
+                for (n, id) in ids {
+                    sent.lock().unwrap().insert(n);
+                    let answer = client
+                        .put(format!("{base}/api/v1/contracts/{id}/settle"))
+                        .bearer_auth(&key)
+                        .header("Idempotency-Key", format!("settle-{n}"))
+                        .send()
+                        .await;
+                    let Ok(answer) = answer else { return };
+                    if answer.status() == 200 {
+                        let body: Value = answer.json().await.unwrap();
+                        acknowledged.lock().unwrap().insert(n, body);
                     }
                 }
             }));
@@ -317,6 +486,64 @@ async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
             409 => assert_eq!(body["error"], "already_purchased", "{body}"),
             other => panic!("replay of {attempt:?} answered {other}: {body}"),
         }
+    }
+
+    // Replay every settle sent with its key; settle the ones never sent (a round cut
+    // short) too, so that every contract's money has moved exactly once.
+    let settles_sent = settles_sent.lock().unwrap().clone();
+    let settles_acknowledged = settles_acknowledged.lock().unwrap().clone();
+    let mut transactions_per_contract = BTreeSet::new();
+    let mut due = [0i64; BUYERS];
+    let mut owed = [0i64; 2];
+    for (n, contract) in contracts.iter().enumerate() {
+        let id = &contract.id;
+        let answer = client
+            .put(format!("{base}/api/v1/contracts/{id}/settle"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", format!("settle-{n}"))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(status, 200, "replaying the settle of {id}: {body}");
+        assert_eq!(body["status"], "settled", "{body}");
+        if let Some(first) = settles_acknowledged.get(&n) {
+            assert_eq!(
+                body["paid"], first["paid"],
+                "a replay answers the same settlement"
+            );
+        }
+        let (_, transactions) = call(
+            &client,
+            reqwest::Method::GET,
+            &format!("{base}/api/v1/transactions?contract_id={id}&page_size=100"),
+            &key,
+            None,
+        )
+        .await;
+        transactions_per_contract.insert(transactions["total"].as_u64().unwrap());
+        for (buyer, share) in contract.shares {
+            due[buyer] += share;
+        }
+        owed[0] += contract.owed[0];
+        owed[1] += contract.owed[1];
+    }
+    assert_eq!(
+        transactions_per_contract.len(),
+        1,
+        "contracts of one shape moved money a different number of times: {transactions_per_contract:?}"
+    );
+    for (payee, owed) in payees.iter().zip(owed) {
+        let (_, revenue) = call(
+            &client,
+            reqwest::Method::GET,
+            &format!("{base}/api/v1/transactions/user/{payee}/revenue"),
+            &key,
+            None,
+        )
+        .await;
+        assert_eq!(cents(&revenue["totals"][0]["amount"]), owed, "{revenue}");
     }
 
     for (n, (token, user)) in buyers.iter().enumerate() {
@@ -376,8 +603,9 @@ async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
             .json()
             .await
             .unwrap();
-        let balance = credits["balances"][0]["amount"].as_f64().unwrap();
-        assert_eq!(balance, TOP_UP - PRICE * list.len() as f64, "{credits}");
+        let balance = cents(&credits["balances"][0]["amount"]);
+        let spent = (PRICE * 100.0) as i64 * list.len() as i64 + due[n];
+        assert_eq!(balance, (top_up * 100.0) as i64 - spent, "{credits}");
     }
     drop(server);
 
@@ -392,8 +620,12 @@ async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
         String::from_utf8_lossy(&verify.stderr)
     );
     eprintln!(
-        "crash storm: {rounds} kill(s), {} attempts, {} acknowledged before the kill",
+        "crash storm: {rounds} kill(s), {} purchase attempts, {} acknowledged before a kill; \
+         {} settles sent, {} acknowledged before a kill, {} contracts settled once each",
         attempts.len(),
-        acknowledged.len()
+        acknowledged.len(),
+        settles_sent.len(),
+        settles_acknowledged.len(),
+        contracts.len()
     );
 }

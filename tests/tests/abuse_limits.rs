@@ -113,3 +113,67 @@ async fn every_write_operation_documents_the_rate_limit() {
     }
     assert!(writes > 50, "only {writes} write operations");
 }
+
+/// Slow clients cannot hold a worker: headers that do not arrive in time get 408 and the
+/// connection closed; a body that trickles in is cut off by the request timeout.
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::builder()
+        .config(|c| {
+            c.client_header_timeout = Duration::from_secs(1);
+            c.request_timeout = Duration::from_secs(2);
+        })
+        .spawn()
+        .await;
+
+    // Half a request line, then nothing.
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: feria\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes a connection whose headers never come");
+    read.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+
+    // Headers in time, a body that never completes: the request timeout answers.
+    let acme = app
+        .create_platform("Acme", "acme.example.com", "owner@acme.example")
+        .await;
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/users HTTP/1.1\r\nHost: feria\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"email\":",
+        acme.api_keys.live
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let started = std::time::Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut answer))
+        .await
+        .expect("the server answers a stalled body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Nothing was created.
+    let users = app
+        .get_as(&acme.api_keys.live, "/api/v1/users")
+        .await
+        .assert_status(200)
+        .json_value();
+    assert!(
+        users["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["email"] == "owner@acme.example")
+    );
+}
