@@ -336,7 +336,6 @@ async fn choose(
     let percent = platform_percent(conn, tenant).await?;
     let Ok(planned) = loaded
         .totals(percent, schedule)
-        .map_err(ContractError::from)
         .and_then(|t| plan(&loaded, &t))
     else {
         return Ok(PaymentProvider::Internal);
@@ -417,7 +416,10 @@ enum Prepared {
     /// Answer with the contract as it is: settled, nothing moves.
     Done(bool),
     /// Call Stripe for this attempt; `started` when this call took the stock.
-    Charge { pending: PendingCard, started: bool },
+    Charge {
+        pending: Box<PendingCard>,
+        started: bool,
+    },
 }
 
 /// Settles an open contract by card through Stripe (admins): each buyer's default saved
@@ -487,12 +489,12 @@ pub async fn settle_by_card(
                 Begun::Started(pending) => {
                     take_stock(c, tenant, &loaded).await?;
                     Ok(Prepared::Charge {
-                        pending,
+                        pending: Box::new(pending),
                         started: true,
                     })
                 }
                 Begun::Resumed(pending) => Ok(Prepared::Charge {
-                    pending,
+                    pending: Box::new(pending),
                     started: false,
                 }),
                 // Completed in the ledger, yet the contract is open: finish it.
