@@ -611,6 +611,17 @@ async fn a_crash_after_charging_is_recovered_by_repeating_the_request() {
     .await
     .assert_error(409, "settlement_pending");
     assert_eq!(s.payment_intents_of(&customer).await, 1);
+    // Nor may the buyer's credits pay it now.
+    s.admin(
+        Method::POST,
+        &format!("/api/v1/users/{}/credits", buyer.id),
+        Some(json!({"amount": 500, "currency": "usd"})),
+    )
+    .await
+    .assert_status(201);
+    s.settle(id, "?provider=internal", None)
+        .await
+        .assert_error(409, "settlement_pending");
 
     // The repeat resumes the pending attempt: Stripe answers with the first charge and
     // transfer, nobody pays twice.
@@ -629,5 +640,51 @@ async fn a_crash_after_charging_is_recovered_by_repeating_the_request() {
         payout["stripeChargeId"].as_str(),
         Some(first.transfers[0].transfer.as_str())
     );
+    s.ledger_verifies().await;
+}
+
+/// Concurrent settles of one contract by card charge the buyer once: the first records
+/// the attempt, the others resume it with the same idempotency keys (Stripe replays or
+/// answers `idempotency_key_in_use`, a 503 here), one finalizes.
+#[tokio::test]
+async fn concurrent_card_settles_charge_once() {
+    let s = shop().await;
+    let buyer = s.person("buyer@example.com").await;
+    let seller = s.person("seller@example.com").await;
+    s.save_card(&buyer, "pm_card_visa").await;
+    s.connect(&seller, true).await;
+    let lamp = s.product(&seller, 25.0, 10).await;
+    let contract = s
+        .contract(
+            &buyer,
+            &seller,
+            vec![json!({"product_id": lamp, "quantity": 3})],
+        )
+        .await;
+    let id = contract["id"].as_str().unwrap();
+
+    let attempts = (0..5).map(|_| s.settle(id, "?provider=stripe", Some("together")));
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status.as_u16())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    // Whatever was left pending is finished by one more repeat.
+    s.settle(id, "", Some("together")).await.assert_status(200);
+
+    let customer = s.customer_of(&buyer).await;
+    assert_eq!(s.payment_intents_of(&customer).await, 1);
+    let transactions = s.transactions_of(id).await;
+    assert_eq!(of_type(&transactions, "charge").len(), 1);
+    assert_eq!(of_type(&transactions, "payout").len(), 1);
+    let stock = s
+        .admin(Method::GET, &format!("/api/v1/products/{lamp}"), None)
+        .await
+        .json_value();
+    assert_eq!(stock["quantity"], 7);
     s.ledger_verifies().await;
 }

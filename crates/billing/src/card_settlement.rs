@@ -537,13 +537,15 @@ async fn refund_all(
 }
 
 /// Records a refused attempt (nothing moved in the ledger): the next settle starts the
-/// next attempt.
+/// next attempt. True when this call failed it; false when a concurrent request that
+/// resumed the same attempt already did (so what the attempt held, such as stock, is
+/// given back once).
 pub async fn fail(
     conn: &mut DbConn,
     pending: &PendingCard,
     error: &StripeError,
-) -> Result<(), BillingError> {
-    with_conn!(conn, c => {
+) -> Result<bool, BillingError> {
+    let updated = with_conn!(conn, c => {
         diesel::update(
             provider_settlements::table
                 .find(&pending.id)
@@ -559,7 +561,7 @@ pub async fn fail(
         .await
     })
     .map_err(DbError::from)?;
-    Ok(())
+    Ok(updated == 1)
 }
 
 /// Step 3, in one database transaction: the charge, release and payout entries, the

@@ -249,6 +249,11 @@ pub async fn settle(
             if settleable(&loaded, &idempotency_key)? {
                 return Ok(true);
             }
+            // Stripe may already have charged a pending card settlement: finish that one
+            // (repeat the settle without `provider=internal`), never pay twice.
+            if feria_billing::card_settlement::is_pending(c, tenant, &settlement_key(id)).await? {
+                return Err(ContractError::SettlementPending);
+            }
             let totals = loaded.totals(percent, schedule)?;
             let settlement = plan(&loaded, &totals)?;
             feria_billing::settlement::settle(c, tenant, settlement).await?;
@@ -533,8 +538,9 @@ pub async fn settle_by_card(
             conn.transaction(async |c| -> Result<(), ContractError> {
                 lock(c, id).await?;
                 let loaded = load(c, tenant, id).await?;
-                feria_billing::card_settlement::fail(c, &pending, &error).await?;
-                return_stock(c, tenant, &loaded).await?;
+                if feria_billing::card_settlement::fail(c, &pending, &error).await? {
+                    return_stock(c, tenant, &loaded).await?;
+                }
                 note_attempt(c, id).await
             })
             .await?;
