@@ -6,7 +6,7 @@
 //! payment routes record the references clients send (see `routes/user_payments.rs`).
 
 use feria_billing::stripe::{StripeClient, StripeConfig, StripeError};
-use feria_kernel::{ApiError, ErrorKind, Mode};
+use feria_kernel::{ApiError, Mode};
 
 /// Stripe clients per mode, when configured.
 #[derive(Clone, Default)]
@@ -53,26 +53,9 @@ impl PaymentProviders {
 
 /// A provider failure in the one error shape, Stripe's own code and message in `details`:
 /// a request Stripe refused → 422 `payment_provider_rejected`; Stripe unreachable, slow,
-/// overloaded, or refusing our own key → 503 `payment_provider_unavailable`.
+/// overloaded, or refusing our own key → 503 `payment_provider_unavailable`. The mapping
+/// lives in billing (`feria_billing::stripe::api_error`) so that settlements answer the
+/// same way.
 pub fn provider_error(error: StripeError) -> ApiError {
-    let details = error.details();
-    let rejected = matches!(error.status(), Some(400 | 402 | 404 | 409));
-    let mut api = if rejected {
-        ApiError::new(
-            ErrorKind::Validation,
-            "payment_provider_rejected",
-            "the payment provider refused the request",
-        )
-    } else {
-        tracing::warn!(%error, "payment provider unavailable");
-        ApiError::unavailable(
-            "payment_provider_unavailable",
-            "the payment provider is unavailable; retry later",
-        )
-        .with_retry_after(5)
-    };
-    for detail in details {
-        api = api.with_detail(detail.field, detail.message);
-    }
-    api
+    feria_billing::stripe::api_error(error)
 }

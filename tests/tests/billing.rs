@@ -499,3 +499,253 @@ async fn refunds_totals_and_metrics() {
         .await
         .assert_error(403, "forbidden");
 }
+
+/// One settlement written as contracts write theirs: each buyer topped up with what they
+/// pay, then charged; one seller paid; the platform fee taken from the amount.
+async fn trade(
+    app: &TestApp,
+    tenant: &Tenant,
+    key: &str,
+    charges: &[(&UserId, Money)],
+    seller: &UserId,
+    platform_fee: Money,
+) -> Vec<feria_billing::transactions::Transaction> {
+    let mut conn = app.db().conn().await.unwrap();
+    let currency = charges[0].1.currency();
+    let mut total = Money::zero(currency);
+    for (buyer, amount) in charges {
+        feria_billing::credits::top_up(&mut conn, tenant, buyer, *amount, None)
+            .await
+            .unwrap();
+        total = total.checked_add(*amount).unwrap();
+    }
+    feria_billing::settlement::settle(
+        &mut conn,
+        tenant,
+        Settlement {
+            key: key.into(),
+            contract_id: Some(key.into()),
+            escrow_owner: key.into(),
+            currency,
+            charges: charges.iter().map(|(u, a)| ((*u).clone(), *a)).collect(),
+            earnings: vec![(seller.clone(), total.checked_sub(platform_fee).unwrap())],
+            fees: SettlementFees {
+                platform: platform_fee,
+                ..SettlementFees::zero(currency)
+            },
+            description: None,
+        },
+    )
+    .await
+    .unwrap()
+    .transactions
+}
+
+/// The rankings and metrics are aggregated by the database: many users, three
+/// currencies, a cart with two buyers, a partial refund, ties broken by user id, limits
+/// and a date range that splits the trades in two.
+#[tokio::test]
+async fn metrics_and_rankings_over_many_users_currencies_and_a_date_range() {
+    let (app, acme) = TestApp::spawn_with_platform().await;
+    let key = &acme.api_keys.live;
+    let tenant = Tenant::new(acme.platform.id.clone(), Mode::Live);
+    let users: Vec<UserId> = (0..9).map(|_| UserId::new()).collect();
+    let [b1, b2, b3, b4, b5, b6, s1, s2, s3] = &users[..] else {
+        unreachable!()
+    };
+    let eur = |minor| Money::from_minor(minor, Currency::EUR);
+    let jpy = |minor| Money::from_minor(minor, Currency::JPY);
+
+    // Before the cut.
+    trade(&app, &tenant, "inv_a", &[(b1, usd(5_000))], s1, usd(200)).await;
+    let b2_trade = trade(&app, &tenant, "inv_b", &[(b2, usd(3_000))], s2, usd(300)).await;
+    trade(&app, &tenant, "inv_c", &[(b3, usd(3_000))], s1, usd(0)).await;
+    trade(&app, &tenant, "inv_d", &[(b4, eur(10_000))], s2, eur(0)).await;
+    // One cart, two buyers.
+    trade(
+        &app,
+        &tenant,
+        "inv_e",
+        &[(b1, usd(1_000)), (b5, usd(1_000))],
+        s3,
+        usd(0),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let cut = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // After the cut.
+    trade(&app, &tenant, "inv_f", &[(b5, usd(7_000))], s1, usd(0)).await;
+    trade(&app, &tenant, "inv_g", &[(b3, jpy(1_000))], s3, jpy(0)).await;
+    trade(&app, &tenant, "inv_h", &[(b6, usd(2_000))], s3, usd(0)).await;
+    // b2 gets 10.00 back: 9.00 from s2, 1.00 of the platform fee.
+    let b2_charge = &b2_trade[0];
+    feria_billing::settlement::refund(
+        &mut app.db().conn().await.unwrap(),
+        &tenant,
+        &b2_charge.id,
+        Some(usd(1_000)),
+        None,
+    )
+    .await
+    .unwrap();
+
+    let get = async |path: String| app.get_as(key, &path).await.assert_status(200).json_value();
+    let ranking = |data: &Value| -> Vec<(String, f64)> {
+        data["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                (
+                    row["user_id"].as_str().unwrap().to_owned(),
+                    row["amount"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let tie = |a: &UserId, b: &UserId| {
+        if a.as_str() < b.as_str() {
+            (a.clone(), b.clone())
+        } else {
+            (b.clone(), a.clone())
+        }
+    };
+    let u = |id: &UserId, amount: f64| (id.as_str().to_owned(), amount);
+
+    // All time: b5 80, b1 60, b3 30, then b2 and b6 tied at 20 (by id).
+    let (first, second) = tie(b2, b6);
+    let spenders = get("/api/v1/transactions/top/spenders".into()).await;
+    assert_eq!(
+        ranking(&spenders),
+        vec![
+            u(b5, 80.0),
+            u(b1, 60.0),
+            u(b3, 30.0),
+            u(&first, 20.0),
+            u(&second, 20.0)
+        ]
+    );
+    assert_eq!(spenders["data"][0]["currency"], "usd");
+    let two = get("/api/v1/transactions/top/spenders?limit=2".into()).await;
+    assert_eq!(ranking(&two), vec![u(b5, 80.0), u(b1, 60.0)]);
+    let four = get("/api/v1/transactions/top/spenders?limit=4".into()).await;
+    assert_eq!(ranking(&four)[3], u(&first, 20.0));
+    // Before the cut b2 and b3 tie at 30; after it b2 is refunded more than it spent
+    // there and drops out.
+    let (first, second) = tie(b2, b3);
+    let before = get(format!("/api/v1/transactions/top/spenders?to={cut}")).await;
+    assert_eq!(
+        ranking(&before),
+        vec![u(b1, 60.0), u(&first, 30.0), u(&second, 30.0), u(b5, 10.0)]
+    );
+    let after = get(format!("/api/v1/transactions/top/spenders?from={cut}")).await;
+    assert_eq!(ranking(&after), vec![u(b5, 70.0), u(b6, 20.0)]);
+    let euros = get("/api/v1/transactions/top/spenders?currency=eur".into()).await;
+    assert_eq!(ranking(&euros), vec![u(b4, 100.0)]);
+    let yen = get("/api/v1/transactions/top/spenders?currency=jpy".into()).await;
+    assert_eq!(ranking(&yen), vec![u(b3, 1000.0)]);
+    let none = get("/api/v1/transactions/top/spenders?currency=gbp".into()).await;
+    assert_eq!(none["data"], json!([]));
+
+    // Earners: s1 48 + 30 + 70 = 148, s3 20 + 20 = 40, s2 27 − 9 = 18.
+    let earners = get("/api/v1/transactions/top/earners".into()).await;
+    assert_eq!(
+        ranking(&earners),
+        vec![u(s1, 148.0), u(s3, 40.0), u(s2, 18.0)]
+    );
+    let earners = get(format!(
+        "/api/v1/transactions/top/earners?from={cut}&limit=1"
+    ))
+    .await;
+    assert_eq!(ranking(&earners), vec![u(s1, 70.0)]);
+    let earners = get(format!("/api/v1/transactions/top/earners?to={cut}")).await;
+    assert_eq!(
+        ranking(&earners),
+        vec![u(s1, 78.0), u(s2, 27.0), u(s3, 20.0)]
+    );
+
+    // Metrics, all time: usd charges 50 + 30 + 30 + 10 + 10 + 70 + 20 = 220 over six
+    // carts, less the 10 refunded; fees 2 + 3 − 1.
+    let metrics = get("/api/v1/transactions/metrics".into()).await;
+    assert_eq!(
+        metrics["volume"],
+        json!([
+            {"currency": "eur", "amount": 100.0, "count": 1},
+            {"currency": "jpy", "amount": 1000.0, "count": 1},
+            {"currency": "usd", "amount": 210.0, "count": 8}
+        ])
+    );
+    assert_eq!(
+        metrics["average_cart_value"],
+        json!([
+            {"currency": "eur", "amount": 100.0, "count": 1},
+            {"currency": "jpy", "amount": 1000.0, "count": 1},
+            {"currency": "usd", "amount": 36.67, "count": 6}
+        ])
+    );
+    assert_eq!(
+        metrics["platform_fees"],
+        json!([{"currency": "usd", "amount": 4.0, "count": 3}])
+    );
+    // Before the cut: 130 over four carts, fees 2 + 3.
+    let metrics = get(format!("/api/v1/transactions/metrics?to={cut}")).await;
+    assert_eq!(
+        metrics["volume"],
+        json!([
+            {"currency": "eur", "amount": 100.0, "count": 1},
+            {"currency": "usd", "amount": 130.0, "count": 5}
+        ])
+    );
+    assert_eq!(metrics["average_cart_value"][1]["amount"], 32.5);
+    assert_eq!(metrics["average_cart_value"][1]["count"], 4);
+    assert_eq!(
+        metrics["platform_fees"],
+        json!([{"currency": "usd", "amount": 5.0, "count": 2}])
+    );
+    // After it: 70 + 20 − 10 in usd, the refund's fee reversal alone in fees.
+    let metrics = get(format!("/api/v1/transactions/metrics?from={cut}")).await;
+    assert_eq!(
+        metrics["volume"],
+        json!([
+            {"currency": "jpy", "amount": 1000.0, "count": 1},
+            {"currency": "usd", "amount": 80.0, "count": 3}
+        ])
+    );
+    assert_eq!(
+        metrics["platform_fees"],
+        json!([{"currency": "usd", "amount": -1.0, "count": 1}])
+    );
+    // An empty period.
+    let metrics = get("/api/v1/transactions/metrics?from=2100-01-01T00:00:00Z".into()).await;
+    assert_eq!(metrics["volume"], json!([]));
+    assert_eq!(metrics["average_cart_value"], json!([]));
+
+    // Spend and revenue (per currency, net, with the rows counted) agree with the
+    // rankings. These users exist only in the ledger, so ask billing directly: the
+    // routes first check that the user exists.
+    let mut conn = app.db().conn().await.unwrap();
+    let all = feria_billing::transactions::Period::default();
+    let spend = feria_billing::transactions::spend(&mut conn, &tenant, b3, all)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(spend).unwrap(),
+        json!([
+            {"currency": "jpy", "amount": 1000.0, "count": 1},
+            {"currency": "usd", "amount": 30.0, "count": 1}
+        ])
+    );
+    let revenue = feria_billing::transactions::revenue(&mut conn, &tenant, s2, all)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(revenue).unwrap(),
+        json!([
+            {"currency": "eur", "amount": 100.0, "count": 1},
+            {"currency": "usd", "amount": 18.0, "count": 2}
+        ])
+    );
+}

@@ -39,6 +39,17 @@ pub enum BillingError {
     /// A cycle of a subscription can be charged once only.
     #[error("cycle {cycle} of this subscription is already charged")]
     CycleAlreadyCharged { cycle: i64 },
+    /// The payment provider refused or could not be reached; nothing was recorded.
+    #[error("payment provider: {0}")]
+    Provider(crate::stripe::StripeError),
+    /// The buyers were charged at the provider but a seller could not be paid: the
+    /// settlement stays pending until the same request is repeated.
+    #[error("the settlement is incomplete at the payment provider: {0}")]
+    ProviderIncomplete(crate::stripe::StripeError),
+    /// A settlement with this key is being carried out at the provider (by another
+    /// request, or pending after a failure with other terms).
+    #[error("a settlement with this key is in progress at the payment provider")]
+    SettlementInProgress,
     #[error(transparent)]
     Calendar(#[from] feria_calendar::CalendarError),
     #[error(transparent)]
@@ -86,6 +97,23 @@ impl From<BillingError> for ApiError {
             BillingError::CycleAlreadyCharged { .. } => ApiError::conflict(
                 "cycle_already_charged",
                 "this cycle of the subscription is already charged",
+            ),
+            BillingError::Provider(error) => crate::stripe::api_error(error),
+            BillingError::ProviderIncomplete(error) => {
+                let mut api = ApiError::conflict(
+                    "settlement_incomplete",
+                    "the buyers were charged but a seller could not be paid; fix the \
+                     seller's payout account and repeat the request",
+                );
+                for detail in error.details() {
+                    api = api.with_detail(detail.field, detail.message);
+                }
+                api
+            }
+            BillingError::SettlementInProgress => ApiError::conflict(
+                "settlement_in_progress",
+                "a settlement of this is in progress at the payment provider; repeat the \
+                 same request to complete it",
             ),
             BillingError::Calendar(calendar) => calendar.into(),
             BillingError::Fee(FeeError::FeesExceedAmount) => {

@@ -7,6 +7,9 @@
 //! - [`credits`]: prepaid credits, the `internal` payment provider.
 //! - [`settlement`]: charge buyers, hold in escrow, pay sellers and fees — all or
 //!   nothing, idempotent by key — and refunds.
+//! - [`card_settlement`]: the same settlement with buyers' cards charged and sellers
+//!   paid through Stripe: recorded intent → Stripe calls with idempotency keys → one
+//!   finalizing transaction.
 //! - [`transactions`]: the Transaction objects, per-user totals and platform metrics.
 //! - [`subscriptions`]: a contract's terms charged once per cycle, the renewal worker's
 //!   body ([`subscriptions::run_due_renewals`]) and MRR (see `docs/SUBSCRIPTIONS.md`).
@@ -17,6 +20,7 @@
 //! subscriber's calendar): callers pass in what it needs (the platform's fee, the user
 //! ids they have checked, a contract's terms).
 
+pub mod card_settlement;
 pub mod credits;
 mod error;
 pub mod fees;

@@ -1,5 +1,6 @@
 //! Tables owned by this crate (see `migrations/*/2026-11-21-000007_ledger` and
-//! `migrations/*/2026-11-21-000060_subscriptions`).
+//! `migrations/*/2026-11-21-000060_subscriptions`,
+//! `migrations/*/2026-11-21-000080_provider_settlements`).
 
 diesel::table! {
     ledger_accounts (id) {
@@ -120,6 +121,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    provider_settlements (id) {
+        id -> Text,
+        platform_id -> Text,
+        mode -> Text,
+        settlement_key -> Text,
+        provider -> Text,
+        fingerprint -> Text,
+        attempt -> BigInt,
+        status -> Text,
+        plan -> Text,
+        provider_refs -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(ledger_postings -> journal_entries (entry_id));
 diesel::joinable!(ledger_postings -> ledger_accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -129,5 +148,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     transactions,
     subscriptions,
     subscription_sellers,
-    subscription_charges
+    subscription_charges,
+    provider_settlements
 );

@@ -73,7 +73,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> BillingError {
     }
 }
 
-fn fee_parts(fees: &SettlementFees) -> [(FeeKind, AccountKind, Money); 3] {
+pub(crate) fn fee_parts(fees: &SettlementFees) -> [(FeeKind, AccountKind, Money); 3] {
     [
         (FeeKind::Platform, AccountKind::PlatformFee, fees.platform),
         (FeeKind::Service, AccountKind::ServiceFee, fees.service),
@@ -85,7 +85,7 @@ fn fee_parts(fees: &SettlementFees) -> [(FeeKind, AccountKind, Money); 3] {
     ]
 }
 
-fn check(settlement: &Settlement) -> Result<(), BillingError> {
+pub(crate) fn check(settlement: &Settlement) -> Result<(), BillingError> {
     if settlement.key.is_empty() || settlement.key.len() > 200 {
         return Err(invalid("key", "must be 1 to 200 characters"));
     }
@@ -139,7 +139,7 @@ fn check(settlement: &Settlement) -> Result<(), BillingError> {
 }
 
 /// A digest of everything a settlement moves, to recognise a repeat of the same one.
-fn fingerprint(settlement: &Settlement) -> String {
+pub(crate) fn fingerprint(settlement: &Settlement) -> String {
     let mut text = format!(
         "{}|{}|{}|",
         settlement.escrow_owner,
@@ -304,6 +304,13 @@ pub async fn refund(
         let charge = crate::transactions::get_row(c, tenant, charge_id).await?;
         if charge.kind != TransactionKind::Charge.as_str() {
             return Err(BillingError::NotRefundable("only charges are refunded"));
+        }
+        if charge.provider != INTERNAL {
+            // The money went back through the card network, not to credits: refunds of
+            // card charges go through the provider, which this does not do yet.
+            return Err(BillingError::NotRefundable(
+                "card charges are refunded at the payment provider",
+            ));
         }
         if charge.status != "succeeded" {
             return Err(BillingError::NotRefundable("the charge did not succeed"));

@@ -473,7 +473,8 @@ fn to_totals(sums: BTreeMap<String, (i64, u64)>) -> Result<Vec<CurrencyTotal>, B
         .collect()
 }
 
-/// Signed sums per currency of a user's transactions of some kinds (`+`) minus others (`-`).
+/// Signed sums per currency of a user's transactions of one kind (`+`) minus another
+/// (`-`), with the number of transactions counted: one `GROUP BY currency` query.
 async fn net_totals(
     conn: &mut DbConn,
     tenant: &Tenant,
@@ -483,10 +484,16 @@ async fn net_totals(
     minus: TransactionKind,
     period: Period,
 ) -> Result<Vec<CurrencyTotal>, BillingError> {
+    use diesel::dsl::{count_star, sql};
+    use diesel::sql_types::BigInt;
+
     let Period { from, to } = period;
     let kinds = [plus.as_str(), minus.as_str()];
-    let rows: Vec<(String, String, i64)> = with_conn!(conn, c => {
+    let net = signed_sum(plus);
+    let rows: Vec<(String, i64, i64)> = with_conn!(conn, c => {
         let mut query = transactions::table
+            .group_by(transactions::currency)
+            .select((transactions::currency, sql::<BigInt>(&net), count_star()))
             .filter(transactions::platform_id.eq(&tenant.platform_id))
             .filter(transactions::mode.eq(tenant.mode))
             .filter(transactions::status.eq(TransactionStatus::Succeeded.as_str()))
@@ -502,26 +509,14 @@ async fn net_totals(
         if let Some(to) = to {
             query = query.filter(transactions::created_at.lt(to));
         }
-        query
-            .select((transactions::currency, transactions::kind, transactions::amount))
-            .load(c)
-            .await
+        query.load(c).await
     })
     .map_err(DbError::from)?;
-    let mut sums: BTreeMap<String, (i64, u64)> = BTreeMap::new();
-    for (currency, kind, amount) in rows {
-        let entry = sums.entry(currency).or_default();
-        entry.0 = if kind == plus.as_str() {
-            entry.0.checked_add(amount)
-        } else {
-            entry.0.checked_sub(amount)
-        }
-        .ok_or(BillingError::Money(
-            feria_kernel::money::MoneyError::Overflow,
-        ))?;
-        entry.1 += 1;
-    }
-    to_totals(sums)
+    to_totals(
+        rows.into_iter()
+            .map(|(currency, sum, count)| (currency, (sum, u64::try_from(count).unwrap_or(0))))
+            .collect(),
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -587,16 +582,52 @@ pub struct Metrics {
     pub platform_fees: Vec<CurrencyTotal>,
 }
 
+/// `CAST(SUM(amount) AS BIGINT)`: PostgreSQL sums a BIGINT column as NUMERIC (so that
+/// it cannot overflow), SQLite as an integer; the cast gives both the same type. A sum
+/// beyond the BIGINT range fails the query on PostgreSQL (SQLite raises "integer
+/// overflow"), which is right: no amount in the ledger can be that large.
+const SUM_AMOUNT: &str = "CAST(SUM(amount) AS BIGINT)";
+
+/// The signed sum of a user's `plus` transactions minus their `minus` ones, as SQL.
+/// `plus` is one of [`TransactionKind::as_str`]'s constants, never input, so it is
+/// written into the fragment rather than bound (the fragment appears in SELECT, HAVING
+/// and ORDER BY; a bound value would have to be bound three times).
+fn signed_sum(plus: TransactionKind) -> String {
+    format!(
+        "CAST(SUM(CASE WHEN kind = '{}' THEN amount ELSE -amount END) AS BIGINT)",
+        plus.as_str()
+    )
+}
+
+/// One group of [`metrics`]'s query: a currency, a kind and a fee kind.
+type MetricsGroup = (String, String, Option<String>, i64, i64, i64);
+
 /// Volume, average cart value and fees over `[from, to)`; MRR and ARR of the running
 /// subscriptions ([`crate::subscriptions::mrr`]).
+///
+/// One `GROUP BY currency, kind, fee_kind` query sums the amounts, counts the rows and
+/// counts the distinct journal entries (a settlement's charges share one entry: one
+/// cart); the few groups it returns are combined here.
 pub async fn metrics(
     conn: &mut DbConn,
     tenant: &Tenant,
     period: Period,
 ) -> Result<Metrics, BillingError> {
+    use diesel::dsl::{count, count_star, sql};
+    use diesel::sql_types::BigInt;
+
     let Period { from, to } = period;
-    let rows: Vec<(String, String, Option<String>, EntryId, i64)> = with_conn!(conn, c => {
+    let groups: Vec<MetricsGroup> = with_conn!(conn, c => {
         let mut query = transactions::table
+            .group_by((transactions::currency, transactions::kind, transactions::fee_kind))
+            .select((
+                transactions::currency,
+                transactions::kind,
+                transactions::fee_kind,
+                sql::<BigInt>(SUM_AMOUNT),
+                count_star(),
+                count(transactions::entry_id).aggregate_distinct(),
+            ))
             .filter(transactions::platform_id.eq(&tenant.platform_id))
             .filter(transactions::mode.eq(tenant.mode))
             .filter(transactions::status.eq(TransactionStatus::Succeeded.as_str()))
@@ -613,49 +644,44 @@ pub async fn metrics(
         if let Some(to) = to {
             query = query.filter(transactions::created_at.lt(to));
         }
-        query
-            .select((
-                transactions::currency,
-                transactions::kind,
-                transactions::fee_kind,
-                transactions::entry_id,
-                transactions::amount,
-            ))
-            .load(c)
-            .await
+        query.load(c).await
     })
     .map_err(DbError::from)?;
+
+    let overflow = || BillingError::Money(feria_kernel::money::MoneyError::Overflow);
+    let add = |total: &mut (i64, u64), sum: i64, rows: i64| -> Result<(), BillingError> {
+        total.0 = total.0.checked_add(sum).ok_or_else(overflow)?;
+        total.1 += u64::try_from(rows).unwrap_or(0);
+        Ok(())
+    };
     let mut volume: BTreeMap<String, (i64, u64)> = BTreeMap::new();
-    let mut gross: BTreeMap<String, (i64, std::collections::BTreeSet<EntryId>)> = BTreeMap::new();
+    // Gross charges and the number of distinct carts (charge entries) per currency.
+    let mut gross: BTreeMap<String, (i64, u64)> = BTreeMap::new();
     let mut fees: BTreeMap<String, (i64, u64)> = BTreeMap::new();
-    for (currency, kind, fee_kind, entry, amount) in rows {
+    for (currency, kind, fee_kind, sum, rows, entries) in groups {
         match kind.as_str() {
             "charge" => {
-                let v = volume.entry(currency.clone()).or_default();
-                v.0 += amount;
-                v.1 += 1;
-                let g = gross.entry(currency).or_default();
-                g.0 += amount;
-                g.1.insert(entry);
+                add(volume.entry(currency.clone()).or_default(), sum, rows)?;
+                add(gross.entry(currency).or_default(), sum, entries)?;
             }
             "refund" => {
-                let v = volume.entry(currency).or_default();
-                v.0 -= amount;
-                v.1 += 1;
+                let negated = sum.checked_neg().ok_or_else(overflow)?;
+                add(volume.entry(currency).or_default(), negated, rows)?;
             }
-            "fee" | "fee_reversal" if fee_kind.as_deref() == Some("platform") => {
-                let f = fees.entry(currency).or_default();
-                f.0 += if kind == "fee" { amount } else { -amount };
-                f.1 += 1;
+            "fee" if fee_kind.as_deref() == Some(FeeKind::Platform.as_str()) => {
+                add(fees.entry(currency).or_default(), sum, rows)?;
+            }
+            "fee_reversal" if fee_kind.as_deref() == Some(FeeKind::Platform.as_str()) => {
+                let negated = sum.checked_neg().ok_or_else(overflow)?;
+                add(fees.entry(currency).or_default(), negated, rows)?;
             }
             _ => {}
         }
     }
     let average = gross
         .into_iter()
-        .map(|(code, (sum, carts))| {
+        .map(|(code, (sum, count))| {
             let currency = stored_currency(&code)?;
-            let count = carts.len() as u64;
             let average = if count == 0 {
                 Decimal::ZERO
             } else {
@@ -704,7 +730,12 @@ pub struct UserTotal {
 }
 
 /// The users who spent (buyers) or earned (sellers) most over a period, in one currency,
-/// largest first, at most `limit`.
+/// largest first, at most `limit`; ties by user id. Users whose net is zero or less
+/// (everything refunded) are left out.
+///
+/// One query: `GROUP BY` the buyer (or seller), the signed sum in `HAVING` and
+/// `ORDER BY`, `LIMIT` in SQL, so the database returns `limit` rows however many
+/// transactions the period holds.
 pub async fn top_users(
     conn: &mut DbConn,
     tenant: &Tenant,
@@ -713,58 +744,57 @@ pub async fn top_users(
     period: Period,
     limit: usize,
 ) -> Result<Vec<UserTotal>, BillingError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Bool};
+
     let Period { from, to } = period;
     let (plus, minus) = if earners {
         (TransactionKind::Earning, TransactionKind::EarningReversal)
     } else {
         (TransactionKind::Charge, TransactionKind::Refund)
     };
-    let rows: Vec<(Option<UserId>, Option<UserId>, String, i64)> = with_conn!(conn, c => {
-        let mut query = transactions::table
-            .filter(transactions::platform_id.eq(&tenant.platform_id))
-            .filter(transactions::mode.eq(tenant.mode))
-            .filter(transactions::status.eq(TransactionStatus::Succeeded.as_str()))
-            .filter(transactions::currency.eq(currency.code()))
-            .filter(transactions::kind.eq_any([plus.as_str(), minus.as_str()]))
-            .into_boxed();
-        if let Some(from) = from {
-            query = query.filter(transactions::created_at.ge(from));
+    let net = signed_sum(plus);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    macro_rules! ranked {
+        ($user:expr) => {{
+            let mut query = transactions::table
+                .group_by($user)
+                .select(($user, sql::<BigInt>(&net)))
+                .filter(transactions::platform_id.eq(&tenant.platform_id))
+                .filter(transactions::mode.eq(tenant.mode))
+                .filter(transactions::status.eq(TransactionStatus::Succeeded.as_str()))
+                .filter(transactions::currency.eq(currency.code()))
+                .filter(transactions::kind.eq_any([plus.as_str(), minus.as_str()]))
+                .filter($user.is_not_null())
+                .into_boxed();
+            if let Some(from) = from {
+                query = query.filter(transactions::created_at.ge(from));
+            }
+            if let Some(to) = to {
+                query = query.filter(transactions::created_at.lt(to));
+            }
+            query
+                .having(sql::<Bool>(&format!("{net} > 0")))
+                .order((sql::<BigInt>(&net).desc(), $user.asc()))
+                .limit(limit)
+        }};
+    }
+    let rows: Vec<(Option<UserId>, i64)> = with_conn!(conn, c => {
+        if earners {
+            ranked!(transactions::seller_user_id).load(c).await
+        } else {
+            ranked!(transactions::buyer_user_id).load(c).await
         }
-        if let Some(to) = to {
-            query = query.filter(transactions::created_at.lt(to));
-        }
-        query
-            .select((
-                transactions::buyer_user_id,
-                transactions::seller_user_id,
-                transactions::kind,
-                transactions::amount,
-            ))
-            .load(c)
-            .await
     })
     .map_err(DbError::from)?;
-    let mut sums: BTreeMap<UserId, i64> = BTreeMap::new();
-    for (buyer, seller, kind, amount) in rows {
-        let user = if earners { seller } else { buyer };
-        if let Some(user) = user {
-            let sum = sums.entry(user).or_default();
-            *sum += if kind == plus.as_str() {
-                amount
-            } else {
-                -amount
-            };
-        }
-    }
-    let mut ranked: Vec<(UserId, i64)> = sums.into_iter().filter(|(_, sum)| *sum > 0).collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    ranked.truncate(limit);
-    Ok(ranked
+    Ok(rows
         .into_iter()
-        .map(|(user_id, minor)| UserTotal {
-            user_id,
-            currency: currency.code().to_lowercase(),
-            amount: Money::from_minor(minor, currency).to_decimal(),
+        .filter_map(|(user, minor)| {
+            user.map(|user_id| UserTotal {
+                user_id,
+                currency: currency.code().to_lowercase(),
+                amount: Money::from_minor(minor, currency).to_decimal(),
+            })
         })
         .collect())
 }

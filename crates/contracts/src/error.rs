@@ -60,6 +60,21 @@ pub enum ContractError {
     /// A product of the contract has too little stock at settlement.
     #[error("not enough stock of {product}")]
     InsufficientStock { product: String },
+    /// A card settlement needs every buyer's saved default card.
+    #[error("buyer {user} has no saved default payment method")]
+    PaymentMethodRequired { user: String },
+    /// A card settlement pays every seller by a transfer to their connected account.
+    #[error("seller {user} has no connected payout account")]
+    SellerNotConnected { user: String },
+    /// The seller's connected account cannot receive transfers yet (onboarding).
+    #[error("seller {user}'s payout account cannot receive transfers yet")]
+    SellerAccountNotReady { user: String },
+    /// `provider=stripe` without a Stripe key for the mode.
+    #[error("no payment provider is configured for this")]
+    ProviderNotConfigured,
+    /// A card settlement of the contract is pending: its terms must not change.
+    #[error("a payment of this contract is in progress")]
+    SettlementPending,
     #[error(transparent)]
     Billing(#[from] BillingError),
     #[error(transparent)]
@@ -173,6 +188,28 @@ impl From<ContractError> for ApiError {
             ContractError::InsufficientStock { product } => ApiError::conflict(
                 "insufficient_stock",
                 format!("not enough stock of {product} to settle the contract"),
+            ),
+            ContractError::PaymentMethodRequired { user } => ApiError::conflict(
+                "payment_method_required",
+                format!("buyer {user} has no saved default payment method to charge"),
+            ),
+            ContractError::SellerNotConnected { user } => ApiError::conflict(
+                "seller_not_connected",
+                format!("seller {user} has no connected payout account (`stripeConnectId`)"),
+            ),
+            ContractError::SellerAccountNotReady { user } => ApiError::conflict(
+                "seller_account_not_ready",
+                format!(
+                    "seller {user}'s payout account cannot receive transfers until they finish onboarding"
+                ),
+            ),
+            ContractError::ProviderNotConfigured => ApiError::conflict(
+                "payment_provider_not_configured",
+                "no Stripe key is configured for this mode on this server",
+            ),
+            ContractError::SettlementPending => ApiError::conflict(
+                "settlement_pending",
+                "a card payment of this contract is in progress; repeat the settle request to finish it",
             ),
             ContractError::Billing(billing) => billing.into(),
             ContractError::Catalog(catalog) => catalog.into(),

@@ -206,6 +206,14 @@ async fn editable(
             status: status.as_str(),
         });
     }
+    // Stripe may have charged the terms of a pending card settlement: they stay as they
+    // are until the settlement is finished (or refused).
+    if status == Status::Open
+        && feria_billing::card_settlement::is_pending(conn, tenant, &format!("contract:{id}"))
+            .await?
+    {
+        return Err(ContractError::SettlementPending);
+    }
     Ok(loaded)
 }
 
@@ -638,6 +646,16 @@ pub async fn void(
         match loaded.row.status() {
             Status::Void => Ok(()),
             Status::Settled => Err(ContractError::Locked { status: "settled" }),
+            Status::Open
+                if feria_billing::card_settlement::is_pending(
+                    c,
+                    tenant,
+                    &format!("contract:{id}"),
+                )
+                .await? =>
+            {
+                Err(ContractError::SettlementPending)
+            }
             Status::Draft | Status::Open => {
                 with_conn!(c, c => {
                     diesel::update(contracts::table.find(id))

@@ -8,6 +8,10 @@
 //! rolls all of it back; a failed payment is then recorded in `lastPaymentAttempt` and
 //! the contract stays open for a retry.
 //!
+//! [`settle_by_card`] settles the same plan by card through Stripe in three steps (a
+//! recorded pending attempt, the Stripe calls with idempotency keys and no transaction
+//! open, one finalizing transaction); [`settle_with`] picks the provider.
+//!
 //! [`sync`] recomputes the contract, rebalances shares that no longer add up (largest
 //! remainder, saying who got a rounding unit) and reports what billing recorded for it.
 
@@ -15,11 +19,16 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_billing::BillingError;
+use feria_billing::card_settlement::{
+    Begun, CardFailure, CardPayer, CardSettlement, ConnectedSeller, PendingCard,
+};
 use feria_billing::fees::FeeSchedule;
 use feria_billing::settlement::{Settlement, SettlementFees};
+use feria_billing::stripe::StripeClient;
 use feria_billing::transactions::{TransactionFilter, TransactionKind};
 use feria_catalog::ProductId;
-use feria_kernel::{DbConn, DbError, Money, PageRequest, Tenant, Timestamp, UserId, with_conn};
+use feria_kernel::{Db, DbConn, DbError, Money, PageRequest, Tenant, Timestamp, UserId, with_conn};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -88,7 +97,7 @@ fn plan(loaded: &Loaded, totals: &Totals) -> Result<Settlement, ContractError> {
     }
     let id = loaded.row.id.as_str().to_owned();
     Ok(Settlement {
-        key: format!("contract:{id}"),
+        key: settlement_key(&loaded.row.id),
         contract_id: Some(id.clone()),
         escrow_owner: id.clone(),
         currency,
@@ -101,6 +110,125 @@ fn plan(loaded: &Loaded, totals: &Totals) -> Result<Settlement, ContractError> {
         },
         description: Some(format!("contract {id}")),
     })
+}
+
+/// The products' units a contract takes from stock.
+fn units(loaded: &Loaded) -> BTreeMap<ProductId, i64> {
+    let mut units: BTreeMap<ProductId, i64> = BTreeMap::new();
+    for item in &loaded.items {
+        if let Some(product) = &item.product_id {
+            *units.entry(product.clone()).or_default() += item.quantity;
+        }
+    }
+    units
+}
+
+/// Takes the contract's products from stock (inside the settling transaction).
+async fn take_stock(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    loaded: &Loaded,
+) -> Result<(), ContractError> {
+    for (product, quantity) in units(loaded) {
+        match feria_catalog::stock::reserve(conn, tenant, &product, quantity).await {
+            Ok(_) => {}
+            Err(
+                feria_catalog::CatalogError::OutOfStock
+                | feria_catalog::CatalogError::InsufficientStock { .. }
+                | feria_catalog::CatalogError::ProductNotFound,
+            ) => {
+                return Err(ContractError::InsufficientStock {
+                    product: product.to_string(),
+                });
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Puts back what [`take_stock`] took, when a card payment was refused.
+async fn return_stock(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    loaded: &Loaded,
+) -> Result<(), ContractError> {
+    for (product, quantity) in units(loaded) {
+        match feria_catalog::stock::release(conn, tenant, &product, quantity).await {
+            // A product deleted meanwhile has no stock to give back to.
+            Ok(_) | Err(feria_catalog::CatalogError::ProductNotFound) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Marks the contract settled and records `contract.paid` and `contract.settled`.
+async fn mark_settled(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    schedule: &FeeSchedule,
+    id: &ContractId,
+    idempotency_key: &Option<String>,
+) -> Result<(), ContractError> {
+    let now = Timestamp::now();
+    with_conn!(conn, c => {
+        diesel::update(contracts::table.find(id))
+            .set((
+                contracts::status.eq(Status::Settled.as_str()),
+                contracts::paid_at.eq(now),
+                contracts::last_payment_attempt_at.eq(now),
+                contracts::settle_key.eq(idempotency_key),
+                contracts::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    // Payment and settlement are one step here: both events, in this order.
+    let object = service::render(conn, tenant, schedule, id).await?;
+    feria_events::record(conn, tenant, feria_events::EventType::ContractPaid, &object).await?;
+    feria_events::record(
+        conn,
+        tenant,
+        feria_events::EventType::ContractSettled,
+        &object,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Remembers that payment was tried (the contract stays open).
+async fn note_attempt(conn: &mut DbConn, id: &ContractId) -> Result<(), ContractError> {
+    with_conn!(conn, c => {
+        diesel::update(
+            contracts::table
+                .find(id)
+                .filter(contracts::status.eq(Status::Open.as_str())),
+        )
+        .set(contracts::last_payment_attempt_at.eq(Timestamp::now()))
+        .execute(c)
+        .await
+    })
+    .map_err(DbError::from)?;
+    Ok(())
+}
+
+/// The status check of settling: `Ok(true)` for a settled contract repeated with its
+/// Idempotency-Key (answer as the first time), `Ok(false)` for an open one.
+fn settleable(loaded: &Loaded, idempotency_key: &Option<String>) -> Result<bool, ContractError> {
+    match loaded.row.status() {
+        Status::Settled => {
+            if idempotency_key.is_some() && loaded.row.settle_key == *idempotency_key {
+                Ok(true)
+            } else {
+                Err(ContractError::AlreadySettled)
+            }
+        }
+        Status::Void => Err(ContractError::Locked { status: "void" }),
+        Status::Draft => Err(ContractError::NotSent),
+        Status::Open => Ok(false),
+    }
 }
 
 /// Settles an open contract (admins): see the module documentation. Settling a settled
@@ -118,62 +246,19 @@ pub async fn settle(
         .transaction(async |c| -> Result<bool, ContractError> {
             lock(c, id).await?;
             let loaded = load(c, tenant, id).await?;
-            match loaded.row.status() {
-                Status::Settled => {
-                    return if idempotency_key.is_some() && loaded.row.settle_key == idempotency_key
-                    {
-                        Ok(true)
-                    } else {
-                        Err(ContractError::AlreadySettled)
-                    };
-                }
-                Status::Void => return Err(ContractError::Locked { status: "void" }),
-                Status::Draft => return Err(ContractError::NotSent),
-                Status::Open => {}
+            if settleable(&loaded, &idempotency_key)? {
+                return Ok(true);
+            }
+            // Stripe may already have charged a pending card settlement: finish that one
+            // (repeat the settle without `provider=internal`), never pay twice.
+            if feria_billing::card_settlement::is_pending(c, tenant, &settlement_key(id)).await? {
+                return Err(ContractError::SettlementPending);
             }
             let totals = loaded.totals(percent, schedule)?;
             let settlement = plan(&loaded, &totals)?;
             feria_billing::settlement::settle(c, tenant, settlement).await?;
-            let mut units: BTreeMap<ProductId, i64> = BTreeMap::new();
-            for item in &loaded.items {
-                if let Some(product) = &item.product_id {
-                    *units.entry(product.clone()).or_default() += item.quantity;
-                }
-            }
-            for (product, quantity) in units {
-                match feria_catalog::stock::reserve(c, tenant, &product, quantity).await {
-                    Ok(_) => {}
-                    Err(
-                        feria_catalog::CatalogError::OutOfStock
-                        | feria_catalog::CatalogError::InsufficientStock { .. }
-                        | feria_catalog::CatalogError::ProductNotFound,
-                    ) => {
-                        return Err(ContractError::InsufficientStock {
-                            product: product.to_string(),
-                        });
-                    }
-                    Err(other) => return Err(other.into()),
-                }
-            }
-            let now = Timestamp::now();
-            with_conn!(c, c => {
-                diesel::update(contracts::table.find(id))
-                    .set((
-                        contracts::status.eq(Status::Settled.as_str()),
-                        contracts::paid_at.eq(now),
-                        contracts::last_payment_attempt_at.eq(now),
-                        contracts::settle_key.eq(&idempotency_key),
-                        contracts::updated_at.eq(now),
-                    ))
-                    .execute(c)
-                    .await
-            })
-            .map_err(DbError::from)?;
-            // Payment and settlement are one step here: both events, in this order.
-            let object = service::render(c, tenant, schedule, id).await?;
-            feria_events::record(c, tenant, feria_events::EventType::ContractPaid, &object).await?;
-            feria_events::record(c, tenant, feria_events::EventType::ContractSettled, &object)
-                .await?;
+            take_stock(c, tenant, &loaded).await?;
+            mark_settled(c, tenant, schedule, id, &idempotency_key).await?;
             Ok(false)
         })
         .await;
@@ -184,21 +269,304 @@ pub async fn settle(
         }),
         Err(error) if error.is_payment_failure() => {
             // Nothing moved; remember that payment was tried.
-            with_conn!(conn, c => {
-                diesel::update(
-                    contracts::table
-                        .find(id)
-                        .filter(contracts::status.eq(Status::Open.as_str())),
-                )
-                .set(contracts::last_payment_attempt_at.eq(Timestamp::now()))
-                .execute(c)
-                .await
-            })
-            .map_err(DbError::from)?;
+            note_attempt(conn, id).await?;
             Err(error)
         }
         Err(error) => Err(error),
     }
+}
+
+/// How a settlement is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentProvider {
+    /// The buyers' prepaid credits.
+    Internal,
+    /// The buyers' default saved cards, sellers paid by Stripe Connect transfers.
+    Stripe,
+}
+
+/// The settlement key of a contract: billing's records of its settlement carry it.
+fn settlement_key(id: &ContractId) -> String {
+    format!("contract:{id}")
+}
+
+/// Settles an open contract through the chosen provider, or the one the contract's
+/// parties can pay with (see `docs/MONEY.md`, "Choosing the provider"):
+///
+/// - `internal`: [`settle`], from the buyers' credits.
+/// - `stripe`: [`settle_by_card`]; needs a Stripe client for the tenant's mode.
+/// - none given: `internal` without a Stripe client, when a card settlement of this
+///   contract is pending it is resumed, when every buyer's credits cover their due it is
+///   `internal`, when every buyer has a saved default card it is `stripe`, otherwise
+///   `internal` (which answers `insufficient_funds`).
+pub async fn settle_with(
+    db: &Db,
+    stripe: Option<&StripeClient>,
+    tenant: &Tenant,
+    schedule: &FeeSchedule,
+    id: &ContractId,
+    idempotency_key: Option<String>,
+    provider: Option<PaymentProvider>,
+) -> Result<SettleOutcome, ContractError> {
+    let provider = match (provider, stripe) {
+        (Some(PaymentProvider::Stripe), None) => return Err(ContractError::ProviderNotConfigured),
+        (Some(chosen), _) => chosen,
+        (None, None) => PaymentProvider::Internal,
+        (None, Some(_)) => choose(&mut db.conn().await?, tenant, schedule, id).await?,
+    };
+    match (provider, stripe) {
+        (PaymentProvider::Stripe, Some(stripe)) => {
+            settle_by_card(db, stripe, tenant, schedule, id, idempotency_key).await
+        }
+        _ => settle(&mut db.conn().await?, tenant, schedule, id, idempotency_key).await,
+    }
+}
+
+/// The provider a settle without one uses (see [`settle_with`]).
+async fn choose(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    schedule: &FeeSchedule,
+    id: &ContractId,
+) -> Result<PaymentProvider, ContractError> {
+    if feria_billing::card_settlement::is_pending(conn, tenant, &settlement_key(id)).await? {
+        return Ok(PaymentProvider::Stripe);
+    }
+    let loaded = load(conn, tenant, id).await?;
+    if loaded.row.status() != Status::Open {
+        // Settled, void or draft: the credits path gives the answer.
+        return Ok(PaymentProvider::Internal);
+    }
+    let percent = platform_percent(conn, tenant).await?;
+    let Ok(planned) = loaded
+        .totals(percent, schedule)
+        .and_then(|t| plan(&loaded, &t))
+    else {
+        return Ok(PaymentProvider::Internal);
+    };
+    let mut credits_cover = true;
+    let mut cards_cover = true;
+    for (buyer, due) in &planned.charges {
+        let credits =
+            feria_billing::credits::balance(conn, tenant, buyer, planned.currency).await?;
+        credits_cover &= credits.minor() >= due.minor();
+        cards_cover &= card_of(conn, tenant, buyer).await?.is_some();
+    }
+    Ok(if !credits_cover && cards_cover {
+        PaymentProvider::Stripe
+    } else {
+        PaymentProvider::Internal
+    })
+}
+
+/// A buyer's Stripe customer and default saved payment method, if they have both.
+async fn card_of(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    user_id: &UserId,
+) -> Result<Option<CardPayer>, ContractError> {
+    let user = feria_users::user::get(conn, tenant, user_id).await?;
+    let Some(customer) = user.stripe_customer_id else {
+        return Ok(None);
+    };
+    let methods = feria_users::payments::list(conn, tenant, user_id).await?;
+    Ok(methods
+        .into_iter()
+        .find(|m| m.is_default && m.provider == feria_users::payments::STRIPE)
+        .map(|m| CardPayer {
+            user_id: user_id.clone(),
+            customer,
+            payment_method: m.provider_ref,
+        }))
+}
+
+/// What a card settlement needs before anything is charged: every buyer's card, every
+/// seller's connected account.
+async fn card_plan(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    settlement: Settlement,
+) -> Result<CardSettlement, ContractError> {
+    let mut payers = Vec::new();
+    for (buyer, _) in &settlement.charges {
+        payers.push(card_of(conn, tenant, buyer).await?.ok_or_else(|| {
+            ContractError::PaymentMethodRequired {
+                user: buyer.to_string(),
+            }
+        })?);
+    }
+    let mut sellers = Vec::new();
+    for (seller, _) in &settlement.earnings {
+        let user = feria_users::user::get(conn, tenant, seller).await?;
+        let account = user
+            .stripe_connect_id
+            .ok_or_else(|| ContractError::SellerNotConnected {
+                user: seller.to_string(),
+            })?;
+        sellers.push(ConnectedSeller {
+            user_id: seller.clone(),
+            account,
+        });
+    }
+    Ok(CardSettlement {
+        settlement,
+        payers,
+        sellers,
+    })
+}
+
+/// What the first step of a card settlement found.
+enum Prepared {
+    /// Answer with the contract as it is: settled, nothing moves.
+    Done(bool),
+    /// Call Stripe for this attempt; `started` when this call took the stock.
+    Charge {
+        pending: Box<PendingCard>,
+        started: bool,
+    },
+}
+
+/// Settles an open contract by card through Stripe (admins): each buyer's default saved
+/// card is charged into escrow, each seller paid by a Connect transfer, the fees kept —
+/// without holding a database transaction across Stripe's answers:
+///
+/// 1. checks (a buyer without a card: 409 `payment_method_required`; a seller without a
+///    connected account: 409 `seller_not_connected`; one Stripe will not pay yet: 409
+///    `seller_account_not_ready`), then one transaction takes the stock and records the
+///    pending attempt (`feria_billing::card_settlement::begin`);
+/// 2. Stripe is called with idempotency keys derived from `contract:<id>` and the
+///    attempt: a refusal (declined card) fails the attempt, puts the stock back and
+///    answers 422 `payment_provider_rejected` with Stripe's details — nothing in the
+///    ledger; Stripe unreachable answers 503 and leaves the attempt pending;
+/// 3. one transaction writes the ledger entries and transactions with Stripe's ids and
+///    marks the contract settled.
+///
+/// Repeating the request resumes a pending attempt with the same keys: Stripe answers
+/// the calls it already carried out with their first results, so nobody pays twice.
+pub async fn settle_by_card(
+    db: &Db,
+    stripe: &StripeClient,
+    tenant: &Tenant,
+    schedule: &FeeSchedule,
+    id: &ContractId,
+    idempotency_key: Option<String>,
+) -> Result<SettleOutcome, ContractError> {
+    // Checks that need no lock, so that Stripe's account look-ups hold no connection.
+    let card = {
+        let mut conn = db.conn().await?;
+        let percent = platform_percent(&mut conn, tenant).await?;
+        let loaded = load(&mut conn, tenant, id).await?;
+        if settleable(&loaded, &idempotency_key)? {
+            return Ok(SettleOutcome {
+                contract: service::render(&mut conn, tenant, schedule, id).await?,
+                replayed: true,
+            });
+        }
+        let totals = loaded.totals(percent, schedule)?;
+        card_plan(&mut conn, tenant, plan(&loaded, &totals)?).await?
+    };
+    for seller in &card.sellers {
+        let account = stripe
+            .retrieve_account(&seller.account)
+            .await
+            .map_err(|e| ContractError::Billing(BillingError::Provider(e)))?;
+        if !account.can_receive_transfers() {
+            return Err(ContractError::SellerAccountNotReady {
+                user: seller.user_id.to_string(),
+            });
+        }
+    }
+
+    let mut conn = db.conn().await?;
+    let percent = platform_percent(&mut conn, tenant).await?;
+    let prepared = conn
+        .transaction(async |c| -> Result<Prepared, ContractError> {
+            lock(c, id).await?;
+            let loaded = load(c, tenant, id).await?;
+            if settleable(&loaded, &idempotency_key)? {
+                return Ok(Prepared::Done(true));
+            }
+            let totals = loaded.totals(percent, schedule)?;
+            let settlement = plan(&loaded, &totals)?;
+            let card = CardSettlement { settlement, ..card };
+            match feria_billing::card_settlement::begin(c, tenant, card).await? {
+                Begun::Started(pending) => {
+                    take_stock(c, tenant, &loaded).await?;
+                    Ok(Prepared::Charge {
+                        pending: Box::new(pending),
+                        started: true,
+                    })
+                }
+                Begun::Resumed(pending) => Ok(Prepared::Charge {
+                    pending: Box::new(pending),
+                    started: false,
+                }),
+                // Completed in the ledger, yet the contract is open: finish it.
+                Begun::Settled(_) => {
+                    mark_settled(c, tenant, schedule, id, &idempotency_key).await?;
+                    Ok(Prepared::Done(false))
+                }
+            }
+        })
+        .await;
+    let pending = match prepared {
+        Ok(Prepared::Done(replayed)) => {
+            return Ok(SettleOutcome {
+                contract: service::render(&mut conn, tenant, schedule, id).await?,
+                replayed,
+            });
+        }
+        Ok(Prepared::Charge { pending, started }) => {
+            tracing::info!(contract = %id, attempt = pending.attempt, started, "settling by card");
+            pending
+        }
+        Err(error) => {
+            if error.is_payment_failure() {
+                note_attempt(&mut conn, id).await?;
+            }
+            return Err(error);
+        }
+    };
+    // No connection is held while Stripe answers.
+    drop(conn);
+
+    let outcome = match feria_billing::card_settlement::execute(stripe, &pending).await {
+        Ok(outcome) => outcome,
+        Err(CardFailure::Rejected(error)) => {
+            let mut conn = db.conn().await?;
+            conn.transaction(async |c| -> Result<(), ContractError> {
+                lock(c, id).await?;
+                let loaded = load(c, tenant, id).await?;
+                if feria_billing::card_settlement::fail(c, &pending, &error).await? {
+                    return_stock(c, tenant, &loaded).await?;
+                }
+                note_attempt(c, id).await
+            })
+            .await?;
+            return Err(ContractError::Billing(BillingError::Provider(error)));
+        }
+        Err(other) => return Err(ContractError::Billing(other.into())),
+    };
+
+    let mut conn = db.conn().await?;
+    let replayed = conn
+        .transaction(async |c| -> Result<bool, ContractError> {
+            lock(c, id).await?;
+            let loaded = load(c, tenant, id).await?;
+            if settleable(&loaded, &idempotency_key)? {
+                // A concurrent repeat of this request finished first.
+                return Ok(true);
+            }
+            feria_billing::card_settlement::finalize(c, &pending, &outcome).await?;
+            mark_settled(c, tenant, schedule, id, &idempotency_key).await?;
+            Ok(false)
+        })
+        .await?;
+    Ok(SettleOutcome {
+        contract: service::render(&mut conn, tenant, schedule, id).await?,
+        replayed,
+    })
 }
 
 /// The terms a subscription to this contract charges every cycle, for

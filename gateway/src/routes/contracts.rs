@@ -10,7 +10,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use feria_catalog::CartId;
 use feria_contracts::service::{self, Actor, ListFilter};
-use feria_contracts::settle::{self, SyncObject};
+use feria_contracts::settle::{self, PaymentProvider, SyncObject};
 use feria_contracts::{
     ContractChanges, ContractError, ContractFeeId, ContractId, ContractItemId, ContractObject,
     DueChange, FeeChanges, FeeInclusionChanges, NewBuyer, NewContract, NewFee, NewItem, NewSeller,
@@ -22,7 +22,8 @@ use feria_users::Role;
 use crate::caller::Caller;
 use crate::config::Config;
 use crate::error::HttpError;
-use crate::extract::{Json, Pagination, idempotency_key};
+use crate::extract::{Json, Pagination, Query, idempotency_key};
+use crate::payments::PaymentProviders;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Static segments before `/contracts/{id}`.
@@ -952,12 +953,27 @@ pub async fn send(
     Ok(HttpResponse::Ok().json(contract))
 }
 
-/// Settles an open contract (admins): charges each buyer's `due` from their credits, pays
-/// each seller's `owed` and the fees in one settlement (`contract:<id>`), takes the
-/// products' stock, and marks it settled — all or nothing. Shares that do not add up are
-/// 422 before anything moves; a buyer short of credits is 409 `insufficient_funds`,
-/// recorded in `lastPaymentAttempt`, and can be retried. A repeat with the same
-/// `Idempotency-Key` answers as the first time and moves nothing.
+/// How to pay a settlement (optional; see `docs/MONEY.md`).
+#[derive(Debug, Clone, Default, serde::Deserialize, validator::Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SettleQuery {
+    /// `internal` (the buyers' credits) or `stripe` (their default saved cards, sellers
+    /// paid by Stripe Connect transfers). Absent: credits when they cover every buyer's
+    /// due, else the cards when every buyer has one and Stripe is configured, else
+    /// credits; a pending card settlement of the contract is resumed.
+    #[param(value_type = Option<String>, example = "stripe")]
+    pub provider: Option<PaymentProvider>,
+}
+
+/// Settles an open contract (admins): charges each buyer's `due` (from their credits, or
+/// their default card through Stripe), pays each seller's `owed` (to their receivable, or
+/// by a Stripe Connect transfer) and the fees in one settlement (`contract:<id>`), takes
+/// the products' stock, and marks it settled — all or nothing. Shares that do not add up
+/// are 422 before anything moves; a buyer short of credits is 409 `insufficient_funds`,
+/// a declined card 422 `payment_provider_rejected` with Stripe's code and message in
+/// `details`; both are recorded in `lastPaymentAttempt` and can be retried. A repeat with
+/// the same `Idempotency-Key` answers as the first time and moves nothing; a repeat after
+/// Stripe was unreachable (503) resumes the same payment without charging twice.
 #[utoipa::path(
     put,
     path = "/api/v1/contracts/{id}/settle",
@@ -966,30 +982,42 @@ pub async fn send(
     security(("api_key" = []), ("session" = [])),
     params(
         ("id" = String, Path, description = "The contract's id (`inv_...`)."),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first settlement.")
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer as the first settlement."),
+        SettleQuery
     ),
     responses(
         (status = 200, description = "The settled contract.", body = ContractObject),
-        (status = 400, description = "Malformed `Idempotency-Key`.", body = ErrorBody),
+        (status = 400, description = "Malformed `Idempotency-Key` or `provider`.", body = ErrorBody),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "Not an admin.", body = ErrorBody),
         (status = 404, description = "No such contract.", body = ErrorBody),
-        (status = 409, description = "Not sent (`contract_not_sent`), void (`contract_locked`), already settled (`already_settled`), a buyer short of credits (`insufficient_funds`), or too little stock (`insufficient_stock`).", body = ErrorBody),
-        (status = 422, description = "The shares do not add up (`shares_do_not_add_up`), or the total is zero.", body = ErrorBody)
+        (status = 409, description = "Not sent (`contract_not_sent`), void (`contract_locked`), already settled (`already_settled`), a buyer short of credits (`insufficient_funds`), too little stock (`insufficient_stock`); by card: a buyer without a saved card (`payment_method_required`), a seller without a payout account (`seller_not_connected`) or one that cannot be paid yet (`seller_account_not_ready`), no Stripe key (`payment_provider_not_configured`), a seller Stripe refused to pay after the buyers were charged (`settlement_incomplete`: fix the account and repeat).", body = ErrorBody),
+        (status = 422, description = "The shares do not add up (`shares_do_not_add_up`), the total is zero, or Stripe refused the payment (`payment_provider_rejected`, Stripe's type, code and message in `details`).", body = ErrorBody),
+        (status = 503, description = "Stripe is unavailable (`payment_provider_unavailable`): repeat the request to resume.", body = ErrorBody)
     )
 )]
 pub async fn settle(
     req: HttpRequest,
     caller: Caller,
     path: web::Path<String>,
+    query: Query<SettleQuery>,
     db: web::Data<Db>,
     config: web::Data<Config>,
+    providers: web::Data<PaymentProviders>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let key = idempotency_key(&req)?;
     let id = contract_id(&path)?;
-    let mut conn = db.conn().await?;
-    let outcome = settle::settle(&mut conn, &caller.tenant, &config.fees, &id, key).await?;
+    let outcome = settle::settle_with(
+        &db,
+        providers.stripe(caller.mode()),
+        &caller.tenant,
+        &config.fees,
+        &id,
+        key,
+        query.0.provider,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(outcome.contract))
 }
 

@@ -1,6 +1,6 @@
 //! What can go wrong talking to Stripe, and what of it a client of Feria may see.
 
-use feria_kernel::FieldError;
+use feria_kernel::{ApiError, ErrorKind, FieldError};
 
 /// An error from the Stripe client.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +157,34 @@ impl StripeError {
             }
         }
     }
+}
+
+/// A provider failure in the one wire error shape, Stripe's own type, code and message in
+/// `details`: a request Stripe refused (400, 402, 404, 409 that is not worth retrying)
+/// → 422 `payment_provider_rejected`; Stripe unreachable, slow, overloaded, or refusing
+/// our own key → 503 `payment_provider_unavailable` with `Retry-After`.
+pub fn api_error(error: StripeError) -> ApiError {
+    let details = error.details();
+    let rejected = matches!(error.status(), Some(400 | 402 | 404 | 409)) && !error.is_retryable()
+        || matches!(error, StripeError::InvalidInput { .. });
+    let mut api = if rejected {
+        ApiError::new(
+            ErrorKind::Validation,
+            "payment_provider_rejected",
+            "the payment provider refused the request",
+        )
+    } else {
+        tracing::warn!(%error, "payment provider unavailable");
+        ApiError::unavailable(
+            "payment_provider_unavailable",
+            "the payment provider is unavailable; retry later",
+        )
+        .with_retry_after(5)
+    };
+    for detail in details {
+        api = api.with_detail(detail.field, detail.message);
+    }
+    api
 }
 
 impl StripeApiError {

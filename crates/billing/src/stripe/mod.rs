@@ -30,7 +30,7 @@ pub use config::{
 };
 pub use connect::{Account, AccountType, Capability, CreateAccount, CreateTransfer, Transfer};
 pub use customers::{CreateCustomer, Customer, InvoiceSettings};
-pub use error::{StripeApiError, StripeError};
+pub use error::{StripeApiError, StripeError, api_error};
 pub use payment_methods::{
     Card, CreateSetupIntent, ListParams, PaymentMethod, SetupIntent, SetupIntentStatus,
 };
