@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use feria_testkit::postgres_server::{PostgresServer, StopMode};
-use feria_testkit::{Method, TestApp};
+use feria_testkit::{CreatedPlatform, Method, TestApp};
 use serde_json::json;
 
 /// What the load clients saw, per answer kind.
@@ -40,19 +40,30 @@ async fn postgres_crashed_and_restarted_under_load_answers_503_then_recovers() {
     }
 }
 
-async fn restart_under_load(mode: StopMode) {
-    let postgres = PostgresServer::start_new();
+/// A server on a new database of `postgres`, with its pool and acquire timeout, and a
+/// platform.
+async fn server_on(
+    postgres: &PostgresServer,
+    acquire_timeout: Duration,
+    pool_size: usize,
+) -> (TestApp, CreatedPlatform) {
     let app = TestApp::builder()
         .postgres_server(&postgres.admin_url())
-        .config(|c| {
-            c.database_acquire_timeout = Duration::from_secs(2);
-            c.database_pool_size = Some(8);
+        .config(move |c| {
+            c.database_acquire_timeout = acquire_timeout;
+            c.database_pool_size = Some(pool_size);
         })
         .spawn()
         .await;
     let acme = app
         .create_platform("Acme", "acme.example.com", "owner@acme.example")
         .await;
+    (app, acme)
+}
+
+async fn restart_under_load(mode: StopMode) {
+    let postgres = PostgresServer::start_new();
+    let (app, acme) = server_on(&postgres, Duration::from_secs(2), 8).await;
     let session = app
         .sign_in(acme.platform.id.as_str(), "ana@example.com", "live")
         .await;
@@ -282,17 +293,7 @@ async fn call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_pool_answers_503_quickly_instead_of_hanging() {
     let postgres = PostgresServer::start_new();
-    let app = TestApp::builder()
-        .postgres_server(&postgres.admin_url())
-        .config(|c| {
-            c.database_acquire_timeout = Duration::from_secs(1);
-            c.database_pool_size = Some(2);
-        })
-        .spawn()
-        .await;
-    let acme = app
-        .create_platform("Acme", "acme.example.com", "owner@acme.example")
-        .await;
+    let (app, acme) = server_on(&postgres, Duration::from_secs(1), 2).await;
     // Hold every connection of the server's pool, as slow requests would.
     let held = [
         app.server_db().conn().await.unwrap(),

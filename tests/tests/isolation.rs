@@ -334,6 +334,16 @@ fn param_value<'a>(fixture: &'a Fixture, path: &str, param: &str) -> Option<&'a 
     fixture.ids.get(resource).map(String::as_str)
 }
 
+/// `path` with each `{param}` filled with A's id for it; None when one is missing.
+fn concrete_path(fixture: &Fixture, path: &str) -> Option<String> {
+    let mut concrete = path.to_owned();
+    for param in path.split('{').skip(1).filter_map(|p| p.split('}').next()) {
+        let value = param_value(fixture, path, param)?;
+        concrete = concrete.replace(&format!("{{{param}}}"), value);
+    }
+    Some(concrete)
+}
+
 /// Routes the matrix cannot give real ids, with where their tenancy is tested instead.
 const NOT_IN_MATRIX: &[(&str, &str, &str)] = &[(
     "POST",
@@ -431,21 +441,8 @@ async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data()
             if schemes.is_empty() {
                 continue; // public by design (sign-in, domains, utils)
             }
-            // Fill the path's parameters with A's ids.
-            let mut concrete = path.clone();
-            let mut complete = true;
-            for param in path
-                .split('{')
-                .skip(1)
-                .map(|p| p.split('}').next().unwrap())
-            {
-                match param_value(&fixture, path, param) {
-                    Some(value) => concrete = concrete.replace(&format!("{{{param}}}"), value),
-                    None => complete = false,
-                }
-            }
             let takes_ids = path.contains('{');
-            if !complete {
+            let Some(concrete) = concrete_path(&fixture, path) else {
                 if !NOT_IN_MATRIX
                     .iter()
                     .any(|(m, p, _)| *m == method_upper && p == path)
@@ -453,7 +450,7 @@ async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data()
                     unsupplied.push(format!("{method_upper} {path}"));
                 }
                 continue;
-            }
+            };
             // Routes without ids are only read: a write there acts on the caller's own
             // platform by construction.
             if !takes_ids && method_upper != "GET" {
@@ -666,21 +663,9 @@ async fn each_role_reaches_what_it_may_and_no_more() {
                 if !for_sessions || ends_session {
                     continue;
                 }
-                let mut concrete = path.clone();
-                let mut complete = true;
-                for param in path
-                    .split('{')
-                    .skip(1)
-                    .map(|p| p.split('}').next().unwrap())
-                {
-                    match param_value(&fixture, path, param) {
-                        Some(value) => concrete = concrete.replace(&format!("{{{param}}}"), value),
-                        None => complete = false,
-                    }
-                }
-                if !complete {
+                let Some(concrete) = concrete_path(&fixture, path) else {
                     continue; // the isolation matrix above lists these
-                }
+                };
                 let method = Method::from_bytes(method_upper.as_bytes()).unwrap();
                 let token = &tokens[role];
                 let response = match role_body(&method_upper, path) {
