@@ -7,40 +7,20 @@
 // Test helpers panic on failure: that is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use feria_kernel::testing::{TestDatabase, backend_from_env};
-use serde_json::{Value, json};
 
+mod common;
+use common::{Running, free_port, six_digit_code};
+
+/// The binary, quiet but for warnings.
 fn feria(data_dir: &Path, database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_feria"));
-    command
-        .env("RUST_LOG", "warn")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--database-url", database_url]);
-    command
+    common::feria(data_dir, database_url, "warn")
 }
-
-/// Stops the server however the test ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn six_digit_code(mail: &str) -> String {
-    mail.split(|c: char| !c.is_ascii_digit())
-        .find(|word| word.len() == 6)
-        .unwrap_or_else(|| panic!("no code in {mail}"))
-        .to_owned()
-}
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_platform_made_with_the_cli_signs_users_in_by_mailed_code() {
@@ -92,11 +72,7 @@ async fn a_platform_made_with_the_cli_signs_users_in_by_mailed_code() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("domain"));
 
     // 2. Serve.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let _server = Running(
         feria(dir.path(), database.url())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])

@@ -22,13 +22,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use feria_kernel::testing::{TestDatabase, backend_from_env};
+
+mod common;
+use common::six_digit_code;
 use serde_json::{Value, json};
 
 const BUYERS: usize = 6;
@@ -152,17 +154,13 @@ struct StormContract {
 }
 
 fn feria(data_dir: &Path, database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_feria"));
+    let mut command = common::feria(data_dir, database_url, "warn");
     command
-        .env("RUST_LOG", "warn")
         .env("OTP_REQUESTS_PER_IP", "10000")
         // The storm's set-up writes faster than the write limit lets one key write.
         .env("WRITE_RATE_LIMIT", "0")
         // Many rounds make more templates (and clones) than a workspace holds by default.
-        .env("WORKSPACE_CHARACTER_LIMIT", "10000")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--database-url", database_url]);
+        .env("WORKSPACE_CHARACTER_LIMIT", "10000");
     command
 }
 
@@ -173,11 +171,7 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path, database_url: &str) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let child = feria(dir, database_url)
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
@@ -212,14 +206,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn six_digit_code(mail: &str) -> String {
-    let body = mail.split("\r\n\r\n").nth(1).unwrap_or(mail);
-    body.split(|c: char| !c.is_ascii_digit())
-        .find(|word| word.len() == 6)
-        .unwrap_or_else(|| panic!("no code in {mail}"))
-        .to_owned()
 }
 
 async fn sign_in(

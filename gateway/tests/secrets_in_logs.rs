@@ -7,41 +7,22 @@
 // Test helpers panic on failure: that is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use feria_kernel::testing::{TestDatabase, backend_from_env};
-use serde_json::{Value, json};
 
+mod common;
+use common::{Running, free_port, six_digit_code};
+
+/// The binary at its most talkative, in the format log pipelines read.
 fn feria(data_dir: &Path, database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_feria"));
-    command
-        .env("RUST_LOG", "debug")
-        .env("LOG_FORMAT", "json")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--database-url", database_url]);
+    let mut command = common::feria(data_dir, database_url, "debug");
+    command.env("LOG_FORMAT", "json");
     command
 }
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn six_digit_code(mail: &str) -> String {
-    let body = mail.split("\r\n\r\n").nth(1).unwrap_or(mail);
-    body.split(|c: char| !c.is_ascii_digit())
-        .find(|word| word.len() == 6)
-        .unwrap_or_else(|| panic!("no code in {mail}"))
-        .to_owned()
-}
+use serde_json::{Value, json};
 
 /// Whether `secret` occurs in `text` not as part of a longer run of digits (a sign-in code
 /// is six digits; timestamps and latencies are full of digits).
@@ -75,11 +56,7 @@ async fn no_key_token_or_code_issued_in_a_session_reaches_the_logs() {
     secrets.push(("live API key".into(), live_key.clone()));
     secrets.push(("test API key".into(), test_key.clone()));
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let log_file = std::fs::File::create(&log_path).unwrap();
     let server = Running(
         feria(dir.path(), database.url())
