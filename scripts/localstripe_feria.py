@@ -227,6 +227,44 @@ class Transfer(StripeObject):
         raise UserError(405, 'Method Not Allowed')
 
 
+async def create_reversal(request):
+    """POST /v1/transfers/{id}/reversals: takes (part of) a transfer back from the
+    connected account into the platform's balance, as Stripe does."""
+    transfer = Transfer._api_retrieve(request.match_info['id'])
+    data = await server.get_post_data(request) or {}
+    data.pop('expand', None)
+    unknown = sorted(set(data) - {'amount', 'description', 'metadata'})
+    if unknown:
+        raise invalid('Received unknown parameter: %s' % ', '.join(unknown),
+                      param=unknown[0])
+    left = transfer.amount - transfer.amount_reversed
+    amount = try_convert_to_int(data.get('amount', left))
+    if not isinstance(amount, int) or amount <= 0:
+        raise invalid('Invalid positive integer', param='amount')
+    if amount > left:
+        raise invalid('Amount (%d) is greater than unreversed amount on '
+                      'transfer (%d)' % (amount, left), param='amount')
+    metadata = data.get('metadata') or {}
+    if not isinstance(metadata, dict):
+        raise invalid('Invalid metadata', param='metadata')
+    transfer.amount_reversed += amount
+    transfer.reversed = transfer.amount_reversed == transfer.amount
+    reversal = {
+        'id': 'trr_' + random_id(24),
+        'object': 'transfer_reversal',
+        'amount': amount,
+        'currency': transfer.currency,
+        'transfer': transfer.id,
+        'created': int(time.time()),
+        'description': data.get('description'),
+        'metadata': metadata,
+    }
+    reversals = getattr(transfer, '_reversals', [])
+    reversals.append(reversal)
+    transfer._reversals = reversals
+    return server.json_response(reversal)
+
+
 def available_balance(currency):
     """The platform's available balance in one currency, in minor units.
 
@@ -389,6 +427,7 @@ def install():
                              server.api_create(cls, collection))
         app.router.add_route('GET', collection + '/{id}',
                              server.api_retrieve(cls, collection + '/{id}'))
+    app.router.add_post('/v1/transfers/{id}/reversals', create_reversal)
     app.router.add_get('/_config/feria', extension_info)
     app.router.add_post('/_config/accounts/{id}/complete_onboarding',
                         complete_onboarding)

@@ -377,17 +377,126 @@ async fn a_buyer_without_credits_pays_by_card_and_the_seller_by_transfer() {
     assert_eq!(s.transactions_of(id).await.len(), transactions.len());
     assert_eq!(s.payment_intents_of(&customer).await, 1);
 
-    // A card charge is not refunded to credits.
-    s.admin(
-        Method::POST,
-        &format!(
-            "/api/v1/transactions/{}/refund",
-            charges[0]["id"].as_str().unwrap()
-        ),
-        Some(json!({})),
-    )
-    .await
-    .assert_error(409, "not_refundable");
+    // Refunds go back to the card: the seller's share is taken back by reversing their
+    // transfer, the fees' shares are given back, Stripe refunds the buyer.
+    let refund_path = format!(
+        "/api/v1/transactions/{}/refund",
+        charges[0]["id"].as_str().unwrap()
+    );
+    let refund = |key: &'static str, body: Value| {
+        let request = s
+            .app
+            .request(Method::POST, &refund_path)
+            .bearer_auth(s.key())
+            .header("Idempotency-Key", key)
+            .json(&body);
+        s.app.send(request)
+    };
+    let first = refund("refund-1", json!({"amount": 30.0}))
+        .await
+        .assert_status(201)
+        .json_value();
+    let parts = first["transactions"].as_array().unwrap();
+    assert!(parts.iter().all(|t| t["provider"] == "stripe"), "{parts:?}");
+    let to_buyer = of_type(parts, "refund");
+    assert_eq!(to_buyer.len(), 1);
+    assert_eq!(cents(&to_buyer[0]["amount"]), 3_000);
+    assert_eq!(to_buyer[0]["buyer_user_id"], buyer.id.as_str());
+    assert!(
+        to_buyer[0]["stripeChargeId"]
+            .as_str()
+            .unwrap()
+            .starts_with("re_")
+    );
+    let from_seller = of_type(parts, "earning_reversal");
+    assert_eq!(from_seller.len(), 1);
+    assert!(
+        from_seller[0]["stripeChargeId"]
+            .as_str()
+            .unwrap()
+            .starts_with("trr_")
+    );
+    let taken_back: i64 = parts
+        .iter()
+        .filter(|t| t["type"] != "refund")
+        .map(|t| cents(&t["amount"]))
+        .sum();
+    assert_eq!(
+        taken_back, 3_000,
+        "the shares add up to the refund: {parts:?}"
+    );
+    let seller_share = cents(&from_seller[0]["amount"]);
+    assert_eq!(
+        s.stripe
+            .retrieve_charge(charge_id)
+            .await
+            .unwrap()
+            .amount_refunded,
+        3_000
+    );
+    assert_eq!(
+        s.stripe
+            .retrieve_transfer(transfer_id)
+            .await
+            .unwrap()
+            .amount_reversed,
+        seller_share
+    );
+    s.ledger_verifies().await;
+
+    // The same key again: the same refund, nothing moves twice (at Stripe either).
+    let again = refund("refund-1", json!({"amount": 30.0}))
+        .await
+        .assert_status(201)
+        .json_value();
+    assert_eq!(
+        again["transactions"][0]["id"],
+        first["transactions"][0]["id"]
+    );
+    assert_eq!(
+        s.stripe
+            .retrieve_charge(charge_id)
+            .await
+            .unwrap()
+            .amount_refunded,
+        3_000
+    );
+    // More than is left: refused before Stripe is asked.
+    refund("refund-2", json!({"amount": total as f64 / 100.0}))
+        .await
+        .assert_error(422, "validation_failed");
+
+    // The rest: the charge is fully refunded and the seller's transfer fully reversed.
+    refund("refund-3", json!({})).await.assert_status(201);
+    let at_stripe = s.stripe.retrieve_charge(charge_id).await.unwrap();
+    assert_eq!(at_stripe.amount_refunded, total);
+    assert_eq!(
+        s.stripe
+            .retrieve_transfer(transfer_id)
+            .await
+            .unwrap()
+            .amount_reversed,
+        net
+    );
+    refund("refund-4", json!({}))
+        .await
+        .assert_error(409, "not_refundable");
+    let revenue = s
+        .admin(
+            Method::GET,
+            &format!("/api/v1/transactions/user/{}/revenue", seller.id),
+            None,
+        )
+        .await
+        .json_value();
+    assert_eq!(
+        revenue["totals"]
+            .as_array()
+            .map_or(0, |t| t.first().map_or(0, |t| cents(&t["amount"]))),
+        0,
+        "{revenue}"
+    );
+    s.ledger_verifies().await;
 }
 
 #[tokio::test]

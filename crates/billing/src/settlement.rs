@@ -10,6 +10,8 @@
 //! accounts that charge's settlement credited (sellers and fees), in proportion to what
 //! each received (largest-remainder allocation, so the parts sum exactly to the refund);
 //! a seller who no longer holds their share makes the refund fail as a whole.
+//! [`refund_card`] refunds a card charge to the card through Stripe, reversing the
+//! sellers' transfers for their shares first.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -291,8 +293,8 @@ pub async fn settle(
     .await
 }
 
-/// Refunds `amount` of a buyer's charge (all that is left when `None`) to the buyer's
-/// credits, once per idempotency key.
+/// Refunds `amount` of a buyer's credits charge (all that is left when `None`) to the
+/// buyer's credits, once per idempotency key. Card charges go through [`refund_card`].
 pub async fn refund(
     conn: &mut DbConn,
     tenant: &Tenant,
@@ -301,148 +303,403 @@ pub async fn refund(
     idempotency_key: Option<String>,
 ) -> Result<Settled, BillingError> {
     conn.transaction(async |c| -> Result<Settled, BillingError> {
-        let charge = crate::transactions::get_row(c, tenant, charge_id).await?;
-        if charge.kind != TransactionKind::Charge.as_str() {
-            return Err(BillingError::NotRefundable("only charges are refunded"));
-        }
-        if charge.provider != INTERNAL {
-            // The money went back through the card network, not to credits: refunds of
-            // card charges go through the provider, which this does not do yet.
+        let plan = match plan_refund(c, tenant, charge_id, amount, idempotency_key).await? {
+            Planned::Replayed(settled) => return Ok(settled),
+            Planned::New(plan) => plan,
+        };
+        if plan.provider != INTERNAL {
+            // The money went out through the card network, not from credits.
             return Err(BillingError::NotRefundable(
-                "card charges are refunded at the payment provider",
+                "card charges are refunded through the payment provider",
             ));
         }
-        if charge.status != "succeeded" {
-            return Err(BillingError::NotRefundable("the charge did not succeed"));
+        record_refund(c, tenant, &plan, &Funding::Credits).await
+    })
+    .await
+}
+
+/// Refunds `amount` of a buyer's card charge (all that is left when `None`) to the card,
+/// once per idempotency key: each seller's share is taken back from their connected
+/// account by reversing the transfer that paid them, then Stripe refunds the buyer, then
+/// one database transaction records it. No transaction is held across Stripe's calls;
+/// they carry idempotency keys derived from the refund's key (or, without one, from the
+/// charge's refunded amount so far), so a retry after a crash replays them instead of
+/// moving money twice.
+pub async fn refund_card(
+    conn: &mut DbConn,
+    stripe: &crate::stripe::StripeClient,
+    tenant: &Tenant,
+    charge_id: &TransactionId,
+    amount: Option<Money>,
+    idempotency_key: Option<String>,
+) -> Result<Settled, BillingError> {
+    use crate::stripe::{CreateRefund, CreateTransferReversal, IdempotencyKey};
+
+    let plan = match plan_refund(conn, tenant, charge_id, amount, idempotency_key).await? {
+        Planned::Replayed(settled) => return Ok(settled),
+        Planned::New(plan) => plan,
+    };
+    if plan.provider != crate::card_settlement::STRIPE {
+        return Err(BillingError::NotRefundable(
+            "credit charges are refunded to credits",
+        ));
+    }
+    let stripe_key = |step: &str| {
+        IdempotencyKey::new(format!(
+            "feria:{}:{}:{}:{step}",
+            tenant.platform_id, tenant.mode, plan.key
+        ))
+        .map_err(BillingError::Provider)
+    };
+    // The sellers' shares first: the refund is never paid before the money is back.
+    let mut reversals = Vec::new();
+    for (account, part) in &plan.sources {
+        if account.kind != AccountKind::SellerReceivable {
+            continue;
         }
-        let currency = crate::ledger::stored_currency(&charge.currency)?;
-        let buyer = charge
-            .buyer_user_id
-            .clone()
-            .ok_or(BillingError::NotRefundable("the charge has no buyer"))?;
-        let remaining = charge.amount - charge.refunded_amount;
-        let amount = match amount {
-            Some(amount) if amount.currency() != currency => {
-                return Err(invalid("currency", format!("the charge is in {currency}")));
+        let transfer = payout_transfer(conn, tenant, &plan, &account.owner_id).await?;
+        let reversal = stripe
+            .create_transfer_reversal(
+                &CreateTransferReversal {
+                    transfer,
+                    amount: *part,
+                    metadata: Default::default(),
+                },
+                &stripe_key(&format!("reversal:{}", account.owner_id))?,
+            )
+            .await
+            .map_err(BillingError::Provider)?;
+        reversals.push((account.owner_id.clone(), reversal.id));
+    }
+    let payment_intent = match plan.provider_ref.as_deref() {
+        Some(id) if id.starts_with("pi_") => id.to_owned(),
+        Some(id) => stripe
+            .retrieve_charge(id)
+            .await
+            .map_err(BillingError::Provider)?
+            .payment_intent
+            .ok_or(BillingError::NotRefundable(
+                "the card charge has no payment intent",
+            ))?,
+        None => {
+            return Err(BillingError::NotRefundable(
+                "the card charge has no reference at the provider",
+            ));
+        }
+    };
+    let refund = stripe
+        .create_refund(
+            &CreateRefund {
+                payment_intent,
+                amount: Some(plan.amount),
+                reason: None,
+                metadata: Default::default(),
+            },
+            &stripe_key("refund")?,
+        )
+        .await
+        .map_err(BillingError::Provider)?;
+    let funding = Funding::Card {
+        refund: refund.id,
+        reversals,
+    };
+    conn.transaction(async |c| record_refund(c, tenant, &plan, &funding).await)
+        .await
+}
+
+/// A refund checked and allocated, not yet recorded.
+struct RefundPlan {
+    charge_id: TransactionId,
+    provider: String,
+    provider_ref: Option<String>,
+    contract_id: Option<String>,
+    buyer: UserId,
+    currency: Currency,
+    amount: Money,
+    remaining: i64,
+    /// The ledger key of the refund (`refund:<key>`), and its fingerprint.
+    key: String,
+    print: String,
+    /// The settlement's ledger key prefix (`settle:<key>`).
+    settlement_key: String,
+    /// Who gives back what: the accounts the settlement's release credited.
+    sources: Vec<(AccountKey, Money)>,
+}
+
+enum Planned {
+    New(Box<RefundPlan>),
+    Replayed(Settled),
+}
+
+/// Where the refund goes: back to credits, or to the card (with Stripe's ids).
+enum Funding {
+    Credits,
+    Card {
+        refund: String,
+        reversals: Vec<(String, String)>,
+    },
+}
+
+/// Checks a refund of `amount` of a charge and allocates it over the accounts that
+/// charge's settlement credited, in proportion to what each received.
+async fn plan_refund(
+    c: &mut DbConn,
+    tenant: &Tenant,
+    charge_id: &TransactionId,
+    amount: Option<Money>,
+    idempotency_key: Option<String>,
+) -> Result<Planned, BillingError> {
+    let charge = crate::transactions::get_row(c, tenant, charge_id).await?;
+    if charge.kind != TransactionKind::Charge.as_str() {
+        return Err(BillingError::NotRefundable("only charges are refunded"));
+    }
+    if charge.status != "succeeded" {
+        return Err(BillingError::NotRefundable("the charge did not succeed"));
+    }
+    let currency = crate::ledger::stored_currency(&charge.currency)?;
+    let buyer = charge
+        .buyer_user_id
+        .clone()
+        .ok_or(BillingError::NotRefundable("the charge has no buyer"))?;
+    let remaining = charge.amount - charge.refunded_amount;
+    let amount = match amount {
+        Some(amount) if amount.currency() != currency => {
+            return Err(invalid("currency", format!("the charge is in {currency}")));
+        }
+        Some(amount) if amount.minor() <= 0 => {
+            return Err(invalid("amount", "must be greater than zero"));
+        }
+        Some(amount) => amount,
+        None => Money::from_minor(remaining, currency),
+    };
+    let print = format!("refund:{charge_id}:{}", amount.minor());
+    // Without a key, the refund is named by the state it starts from: a retry of the same
+    // request after a crash finds the same name (and Stripe the same keys); a new refund
+    // after this one committed gets a new one.
+    let key = match idempotency_key {
+        Some(key) => format!("refund:{key}"),
+        None => format!(
+            "refund:{charge_id}:{}:{}",
+            charge.refunded_amount,
+            amount.minor()
+        ),
+    };
+    // A repeat of an earlier refund: answer before checking what is left.
+    if let Some(entry) = crate::ledger::replayed(c, tenant, &key, Some(&print)).await? {
+        return Ok(Planned::Replayed(Settled {
+            transactions: crate::transactions::for_entries(c, tenant, &[entry]).await?,
+            replayed: true,
+        }));
+    }
+    if remaining <= 0 {
+        return Err(BillingError::NotRefundable("it is already fully refunded"));
+    }
+    if amount.minor() > remaining {
+        return Err(BillingError::RefundTooLarge { remaining });
+    }
+
+    let not_settled =
+        || BillingError::NotRefundable("the charge was not settled through the ledger");
+    let charge_key = crate::ledger::key_of(c, &charge.entry_id)
+        .await?
+        .ok_or_else(not_settled)?;
+    let settlement_key = charge_key
+        .strip_suffix(":charge")
+        .ok_or_else(not_settled)?
+        .to_owned();
+    let release_key = format!("{settlement_key}:release");
+    let release_entry = crate::ledger::entry_by_key(c, tenant, &release_key)
+        .await?
+        .ok_or_else(|| {
+            BillingError::Corrupt(format!("settlement `{release_key}` has no release"))
+        })?;
+    let credited = crate::ledger::credits_of(c, &release_entry).await?;
+    let weights: Vec<u64> = credited
+        .iter()
+        .map(|(_, a)| u64::try_from(*a).unwrap_or(0))
+        .collect();
+    let parts = amount.allocate(&weights)?;
+    let sources = credited
+        .into_iter()
+        .zip(parts)
+        .filter(|(_, part)| !part.is_zero())
+        .map(|((account, _), part)| (account, part))
+        .collect();
+    Ok(Planned::New(Box::new(RefundPlan {
+        charge_id: charge_id.clone(),
+        provider: charge.provider.clone(),
+        provider_ref: charge.provider_ref.clone(),
+        contract_id: charge.contract_id.clone(),
+        buyer,
+        currency,
+        amount,
+        remaining,
+        key,
+        print,
+        settlement_key,
+        sources,
+    })))
+}
+
+/// The transfer that paid `seller` out of the refund's settlement (`tr_...`).
+async fn payout_transfer(
+    c: &mut DbConn,
+    tenant: &Tenant,
+    plan: &RefundPlan,
+    seller: &str,
+) -> Result<String, BillingError> {
+    let payout_key = format!("{}:payout", plan.settlement_key);
+    let missing = || BillingError::NotRefundable("the seller was not paid out by transfer");
+    let entry = crate::ledger::entry_by_key(c, tenant, &payout_key)
+        .await?
+        .ok_or_else(missing)?;
+    crate::transactions::for_entries(c, tenant, &[entry])
+        .await?
+        .into_iter()
+        .find(|t| {
+            t.kind == TransactionKind::Payout
+                && t.seller_user_id
+                    .as_ref()
+                    .is_some_and(|s| s.as_str() == seller)
+        })
+        .and_then(|t| t.stripe_charge_id)
+        .ok_or_else(missing)
+}
+
+/// Writes a planned refund: its journal entries (for a card, first the reversals that
+/// brought the sellers' shares back from the provider), the charge's refunded amount
+/// (never beyond the charge, even against concurrent refunds) and its transactions.
+async fn record_refund(
+    c: &mut DbConn,
+    tenant: &Tenant,
+    plan: &RefundPlan,
+    funding: &Funding,
+) -> Result<Settled, BillingError> {
+    let currency = plan.currency;
+    let external = AccountKey::new(
+        AccountKind::External,
+        crate::card_settlement::STRIPE,
+        currency,
+    );
+    let (provider, destination) = match funding {
+        Funding::Credits => (
+            INTERNAL,
+            AccountKey::new(AccountKind::UserCredit, plan.buyer.as_str(), currency),
+        ),
+        Funding::Card { .. } => (crate::card_settlement::STRIPE, external.clone()),
+    };
+    if let Funding::Card { reversals, .. } = funding
+        && !reversals.is_empty()
+    {
+        // The sellers' shares came back from their connected accounts.
+        let mut postings = Vec::new();
+        for (account, part) in &plan.sources {
+            if account.kind == AccountKind::SellerReceivable {
+                postings.push((external.clone(), part.checked_neg()?));
+                postings.push((account.clone(), *part));
             }
-            Some(amount) if amount.minor() <= 0 => {
-                return Err(invalid("amount", "must be greater than zero"));
-            }
-            Some(amount) => amount,
-            None => Money::from_minor(remaining, currency),
+        }
+        crate::ledger::post(
+            c,
+            tenant,
+            NewEntry {
+                kind: EntryKind::Refund,
+                reference: Some(plan.charge_id.as_str().to_owned()),
+                idempotency_key: Some(format!("{}:reversal", plan.key)),
+                fingerprint: Some(plan.print.clone()),
+                postings,
+            },
+        )
+        .await?;
+    }
+    let mut postings = vec![(destination, plan.amount)];
+    let mut reversals = Vec::new();
+    for (account, part) in &plan.sources {
+        postings.push((account.clone(), part.checked_neg()?));
+        let reversal = match account.kind {
+            AccountKind::SellerReceivable => NewTransaction {
+                seller_user_id: account.owner_id.parse().ok(),
+                provider_ref: match funding {
+                    Funding::Card { reversals, .. } => reversals
+                        .iter()
+                        .find(|(seller, _)| *seller == account.owner_id)
+                        .map(|(_, id)| id.clone()),
+                    Funding::Credits => None,
+                },
+                ..NewTransaction::new(TransactionKind::EarningReversal, provider, *part)
+            },
+            AccountKind::PlatformFee => NewTransaction {
+                fee_kind: Some(FeeKind::Platform),
+                ..NewTransaction::new(TransactionKind::FeeReversal, provider, *part)
+            },
+            AccountKind::ServiceFee => NewTransaction {
+                fee_kind: Some(FeeKind::Service),
+                ..NewTransaction::new(TransactionKind::FeeReversal, provider, *part)
+            },
+            AccountKind::ProcessorFee => NewTransaction {
+                fee_kind: Some(FeeKind::Processor),
+                ..NewTransaction::new(TransactionKind::FeeReversal, provider, *part)
+            },
+            _ => continue,
         };
-        let key = idempotency_key.map(|key| format!("refund:{key}"));
-        let print = format!("refund:{charge_id}:{}", amount.minor());
-        // A repeat of an earlier refund: answer before checking what is left.
-        if let Some(key) = &key
-            && let Some(entry) = crate::ledger::replayed(c, tenant, key, Some(&print)).await?
-        {
+        reversals.push(reversal);
+    }
+    let posted = crate::ledger::post(
+        c,
+        tenant,
+        NewEntry {
+            kind: EntryKind::Refund,
+            reference: Some(plan.charge_id.as_str().to_owned()),
+            idempotency_key: Some(plan.key.clone()),
+            fingerprint: Some(plan.print.clone()),
+            postings,
+        },
+    )
+    .await?;
+    let entry = match posted {
+        Posted::New(entry) => entry,
+        Posted::Replayed(entry) => {
             return Ok(Settled {
                 transactions: crate::transactions::for_entries(c, tenant, &[entry]).await?,
                 replayed: true,
             });
         }
-        if remaining <= 0 {
-            return Err(BillingError::NotRefundable("it is already fully refunded"));
-        }
-        if amount.minor() > remaining {
-            return Err(BillingError::RefundTooLarge { remaining });
-        }
-
-        // Who funds the refund: whatever the settlement's release credited.
-        let charge_key = crate::ledger::key_of(c, &charge.entry_id)
-            .await?
-            .ok_or(BillingError::NotRefundable("the charge was not settled through the ledger"))?;
-        let release_key = charge_key
-            .strip_suffix(":charge")
-            .map(|prefix| format!("{prefix}:release"))
-            .ok_or(BillingError::NotRefundable("the charge was not settled through the ledger"))?;
-        let release_entry = crate::ledger::entry_by_key(c, tenant, &release_key)
-            .await?
-            .ok_or_else(|| BillingError::Corrupt(format!("settlement `{release_key}` has no release")))?;
-        let sources = crate::ledger::credits_of(c, &release_entry).await?;
-        let weights: Vec<u64> = sources.iter().map(|(_, a)| u64::try_from(*a).unwrap_or(0)).collect();
-        let parts = amount.allocate(&weights)?;
-
-        let mut postings = vec![(AccountKey::new(AccountKind::UserCredit, buyer.as_str(), currency), amount)];
-        let mut reversals = Vec::new();
-        for ((account, _), part) in sources.iter().zip(parts) {
-            if part.is_zero() {
-                continue;
-            }
-            postings.push((account.clone(), part.checked_neg()?));
-            let reversal = match account.kind {
-                AccountKind::SellerReceivable => NewTransaction {
-                    seller_user_id: account.owner_id.parse().ok(),
-                    ..NewTransaction::new(TransactionKind::EarningReversal, INTERNAL, part)
-                },
-                AccountKind::PlatformFee => NewTransaction {
-                    fee_kind: Some(FeeKind::Platform),
-                    ..NewTransaction::new(TransactionKind::FeeReversal, INTERNAL, part)
-                },
-                AccountKind::ServiceFee => NewTransaction {
-                    fee_kind: Some(FeeKind::Service),
-                    ..NewTransaction::new(TransactionKind::FeeReversal, INTERNAL, part)
-                },
-                AccountKind::ProcessorFee => NewTransaction {
-                    fee_kind: Some(FeeKind::Processor),
-                    ..NewTransaction::new(TransactionKind::FeeReversal, INTERNAL, part)
-                },
-                _ => continue,
-            };
-            reversals.push(reversal);
-        }
-        let posted = crate::ledger::post(
-            c,
-            tenant,
-            NewEntry {
-                kind: EntryKind::Refund,
-                reference: Some(charge_id.as_str().to_owned()),
-                idempotency_key: key,
-                fingerprint: Some(print),
-                postings,
-            },
+    };
+    let updated = with_conn!(c, c => {
+        diesel::update(
+            transactions::table
+                .find(&plan.charge_id)
+                .filter((transactions::refunded_amount + plan.amount.minor()).le(transactions::amount)),
         )
-        .await?;
-        let entry = match posted {
-            Posted::New(entry) => entry,
-            Posted::Replayed(entry) => {
-                return Ok(Settled {
-                    transactions: crate::transactions::for_entries(c, tenant, &[entry]).await?,
-                    replayed: true,
-                });
-            }
-        };
-        // Never more than the charge, even with concurrent refunds.
-        let updated = with_conn!(c, c => {
-            diesel::update(
-                transactions::table
-                    .find(charge_id)
-                    .filter((transactions::refunded_amount + amount.minor()).le(transactions::amount)),
-            )
-            .set(transactions::refunded_amount.eq(transactions::refunded_amount + amount.minor()))
-            .execute(c)
-            .await
-        })
-        .map_err(DbError::from)?;
-        if updated == 0 {
-            return Err(BillingError::RefundTooLarge { remaining });
-        }
-        let mut new = vec![NewTransaction {
-            buyer_user_id: Some(buyer),
-            refund_of: Some(charge_id.clone()),
-            ..NewTransaction::new(TransactionKind::Refund, INTERNAL, amount)
-        }];
-        new.extend(reversals);
-        let contract_id = charge.contract_id.clone();
-        let new = new
-            .into_iter()
-            .map(|t| NewTransaction { contract_id: contract_id.clone(), ..t })
-            .collect();
-        Ok(Settled {
-            transactions: crate::transactions::record(c, tenant, &entry, new).await?,
-            replayed: false,
-        })
+        .set(transactions::refunded_amount.eq(transactions::refunded_amount + plan.amount.minor()))
+        .execute(c)
+        .await
     })
-    .await
+    .map_err(DbError::from)?;
+    if updated == 0 {
+        return Err(BillingError::RefundTooLarge {
+            remaining: plan.remaining,
+        });
+    }
+    let mut new = vec![NewTransaction {
+        buyer_user_id: Some(plan.buyer.clone()),
+        refund_of: Some(plan.charge_id.clone()),
+        provider_ref: match funding {
+            Funding::Card { refund, .. } => Some(refund.clone()),
+            Funding::Credits => None,
+        },
+        ..NewTransaction::new(TransactionKind::Refund, provider, plan.amount)
+    }];
+    new.extend(reversals);
+    let new = new
+        .into_iter()
+        .map(|t| NewTransaction {
+            contract_id: plan.contract_id.clone(),
+            ..t
+        })
+        .collect();
+    Ok(Settled {
+        transactions: crate::transactions::record(c, tenant, &entry, new).await?,
+        replayed: false,
+    })
 }

@@ -171,9 +171,11 @@ pub struct RefundResult {
     pub transactions: Vec<Transaction>,
 }
 
-/// Refunds a charge in full or in part to the buyer (admins). The refund is taken back
-/// from the sellers and fees in proportion to what each received. Send an
-/// `Idempotency-Key` header to make a retry safe.
+/// Refunds a charge in full or in part to the buyer (admins): a credits charge to their
+/// credits, a card charge to their card through Stripe (each seller's share taken back
+/// by reversing the transfer that paid them). The refund is taken back from the sellers
+/// and fees in proportion to what each received. Send an `Idempotency-Key` header to make
+/// a retry safe.
 #[utoipa::path(
     post,
     path = "/api/v1/transactions/{id}/refund",
@@ -190,8 +192,9 @@ pub struct RefundResult {
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "Not an admin.", body = ErrorBody),
         (status = 404, description = "No such transaction.", body = ErrorBody),
-        (status = 409, description = "Not a charge, fully refunded (`not_refundable`), a seller no longer holds their share (`insufficient_funds`), or the key was used with another body.", body = ErrorBody),
-        (status = 422, description = "The amount is not positive or exceeds what is left.", body = ErrorBody)
+        (status = 409, description = "Not a charge, fully refunded (`not_refundable`), a seller no longer holds their share (`insufficient_funds`), no Stripe key for a card charge (`payment_provider_not_configured`), or the key was used with another body.", body = ErrorBody),
+        (status = 422, description = "The amount is not positive or exceeds what is left, or Stripe refused the refund or a reversal (`payment_provider_rejected`, Stripe's error in `details`).", body = ErrorBody),
+        (status = 503, description = "Stripe is unreachable (`payment_provider_unavailable`): repeat the request (with the same key).", body = ErrorBody)
     )
 )]
 pub async fn refund(
@@ -200,6 +203,7 @@ pub async fn refund(
     id: web::Path<String>,
     body: Json<RefundRequest>,
     db: web::Data<Db>,
+    payments: web::Data<crate::payments::PaymentProviders>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let key = idempotency_key(&req)?;
@@ -213,8 +217,17 @@ pub async fn refund(
         }
         None => None,
     };
-    let refunded =
-        feria_billing::settlement::refund(&mut conn, &caller.tenant, &id, amount, key).await?;
+    let refunded = if charge.provider == feria_billing::card_settlement::STRIPE {
+        // Back to the card: Stripe refunds the buyer after the sellers' transfers are
+        // reversed; no connection is held while Stripe answers.
+        drop(conn);
+        let stripe = payments.require_stripe(caller.tenant.mode)?;
+        let mut conn = db.conn().await?;
+        feria_billing::settlement::refund_card(&mut conn, stripe, &caller.tenant, &id, amount, key)
+            .await?
+    } else {
+        feria_billing::settlement::refund(&mut conn, &caller.tenant, &id, amount, key).await?
+    };
     Ok(HttpResponse::Created().json(RefundResult {
         transactions: refunded.transactions,
     }))

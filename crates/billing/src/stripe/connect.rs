@@ -133,6 +133,30 @@ impl Transfer {
     }
 }
 
+/// Takes (part of) a transfer back from the connected account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTransferReversal {
+    /// `tr_...`
+    pub transfer: String,
+    /// What to take back; at most what is not reversed yet.
+    pub amount: Money,
+    pub metadata: Metadata,
+}
+
+/// A transfer reversal.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TransferReversal {
+    /// `trr_...`
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    /// `tr_...`
+    #[serde(default, with = "super::client::expandable")]
+    pub transfer: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
 impl StripeClient {
     /// Creates a connected account for a seller (`acct_...`). It cannot receive
     /// transfers until its holder finishes onboarding (`details_submitted`, capability
@@ -184,6 +208,29 @@ impl StripeClient {
             .push_map("metadata", &request.metadata);
         self.post("/v1/transfers", &form, Some(idempotency_key))
             .await
+    }
+
+    /// Reverses (part of) a transfer: the money comes back from the connected account to
+    /// the platform's balance (to fund a refund of the charge it was paid out of).
+    pub async fn create_transfer_reversal(
+        &self,
+        request: &CreateTransferReversal,
+        idempotency_key: &IdempotencyKey,
+    ) -> Result<TransferReversal, StripeError> {
+        let (amount, _currency) = to_stripe_amount(request.amount)?;
+        if amount <= 0 {
+            return Err(StripeError::invalid("amount", "must be positive"));
+        }
+        let id = path_id("transfer", &request.transfer)?;
+        let mut form = Form::new();
+        form.push("amount", amount)
+            .push_map("metadata", &request.metadata);
+        self.post(
+            &format!("/v1/transfers/{id}/reversals"),
+            &form,
+            Some(idempotency_key),
+        )
+        .await
     }
 
     /// Retrieves a transfer.

@@ -28,7 +28,10 @@ pub use client::{IdempotencyKey, List, StripeClient};
 pub use config::{
     DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, STRIPE_API_VERSION, StripeConfig,
 };
-pub use connect::{Account, AccountType, Capability, CreateAccount, CreateTransfer, Transfer};
+pub use connect::{
+    Account, AccountType, Capability, CreateAccount, CreateTransfer, CreateTransferReversal,
+    Transfer, TransferReversal,
+};
 pub use customers::{CreateCustomer, Customer, InvoiceSettings};
 pub use error::{StripeApiError, StripeError, api_error};
 pub use payment_methods::{
