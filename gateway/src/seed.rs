@@ -307,6 +307,10 @@ pub struct SeedArgs {
     /// Credits per credited user, in USD cents.
     #[arg(long, default_value_t = 100_000)]
     pub credit_minor: i64,
+    /// Credited users of the first platform given a session, for the purchase storm
+    /// (their workspaces get room for what they buy).
+    #[arg(long, default_value_t = 0)]
+    pub buyers: u64,
 }
 
 /// How the load generator builds ids of one table: `<prefix>_<stem><%010d of n>`, where
@@ -367,10 +371,27 @@ pub struct SeedReport {
     pub credited_users: u64,
     pub words: Vec<String>,
     pub niches: Vec<String>,
+    /// Signed-in credited users of the first platform (`--buyers`).
+    #[serde(default)]
+    pub buyers: Vec<SeededBuyer>,
+    /// A few active, cheap (at most 100 USD) listings of the first platform sold by none
+    /// of the buyers: the purchase storm's hot listings.
+    #[serde(default)]
+    pub hot_listings: Vec<String>,
     /// Seconds per phase, and in all.
     pub seconds: Vec<(String, f64)>,
     pub total_seconds: f64,
 }
+
+/// A signed-in buyer with credits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeededBuyer {
+    pub user_id: String,
+    pub access_token: String,
+}
+
+/// How many hot listings the report names.
+const HOT_LISTINGS: usize = 5;
 
 /// A pseudo-random number in 0..modulus from row `n` and salt `k` (multiplicative hash).
 fn mix(n: u64, k: u64, modulus: u64) -> u64 {
@@ -498,7 +519,15 @@ pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
                 owner_id: id,
                 name: "Default".to_owned(),
                 is_default: true,
-                character_limit: None,
+                // Credited users buy in the purchase storm: room for it.
+                character_limit: (n <= args.credited_users.min(users))
+                    .then(|| {
+                        character_counts
+                            .get(usize::try_from(n).unwrap_or(0))
+                            .copied()
+                    })
+                    .flatten()
+                    .map(|count| count + 1_000),
                 character_count: character_counts
                     .get(usize::try_from(n)?)
                     .copied()
@@ -720,6 +749,33 @@ pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
             refresh_token: tokens.refresh_token,
         });
     }
+    // Buyers: credited users of platform 0 (n = 1 + k * platforms), signed in.
+    let first_platform = created.first().context("no platform")?;
+    let tenant = Tenant::new(first_platform.platform.id.clone(), mode);
+    let mut buyers = Vec::new();
+    let mut n = 1;
+    while (buyers.len() as u64) < args.buyers && n <= credited {
+        let user: UserId = user_ids.parse(n)?;
+        let tokens = feria_auth::sessions::create(&mut conn, &settings, &tenant, &user, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating a session: {e}"))?;
+        buyers.push(SeededBuyer {
+            user_id: user.to_string(),
+            access_token: tokens.access_token,
+        });
+        n += platforms;
+    }
+    // Hot listings: platform 0's, active, at most 100 USD, sold by someone not credited.
+    let mut hot_listings = Vec::new();
+    let mut n = 1;
+    while hot_listings.len() < HOT_LISTINGS && n <= args.listings {
+        let active = mix(n, 5, 100) >= 5;
+        let cheap = 100 + mix(n, 3, 20_000) <= 10_000;
+        if active && cheap && seller_of_listing(n) > credited {
+            hot_listings.push(listing_ids.id(n));
+        }
+        n += platforms;
+    }
     lap(&mut seconds, "sessions", &mut phase);
 
     Ok(SeedReport {
@@ -730,6 +786,8 @@ pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
         listings: listing_ids,
         products: product_ids,
         credited_users: credited,
+        buyers,
+        hot_listings,
         words: WORDS.iter().map(|w| (*w).to_owned()).collect(),
         niches: NICHES.iter().map(|w| (*w).to_owned()).collect(),
         seconds,
