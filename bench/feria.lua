@@ -6,6 +6,12 @@
 --   product  GET /api/v1/products/:id                       (API key, random product id)
 --   browse   GET /api/v1/marketplace?q=&niche=&min_price=&max_price=&page_size=20
 --                                                           (session of a member)
+--   purchase POST /api/v1/marketplace/:id/purchase          (S3: a random buyer's session,
+--            one of a few hot listings, Idempotency-Key = buyer + listing, so a repeat
+--            is answered with the first purchase: every answer is a 201)
+--   signin   POST /api/v1/auth/otp/verify, POST /api/v1/auth/session/refresh
+--            (S4: codes requested and read from the mail directory beforehand, each used
+--            once; every other request rotates a refresh token a verify or refresh returned)
 local scenario = os.getenv("BENCH_SCENARIO") or "healthz"
 local cfg = dofile(os.getenv("BENCH_CONFIG"))
 local counter = 0
@@ -15,8 +21,50 @@ function setup(thread)
    thread:set("thread_id", counter)
 end
 
+local next_code
+local pending = {}
+local toggle = false
+
 function init(args)
    math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
+   -- Thread i uses codes i, i + threads, ...: no code is verified twice.
+   next_code = thread_id or 1
+end
+
+local json_headers = { ["Content-Type"] = "application/json" }
+
+local function signin_request()
+   toggle = not toggle
+   if toggle and #pending > 0 then
+      local token = table.remove(pending)
+      return wrk.format("POST", "/api/v1/auth/session/refresh", json_headers,
+         '{"refresh_token":"' .. token .. '"}')
+   end
+   local c = cfg.codes[next_code]
+   if c == nil then
+      -- Out of codes: rotate what is left (or fall back to one refresh chain).
+      local token = table.remove(pending)
+      if token then
+         return wrk.format("POST", "/api/v1/auth/session/refresh", json_headers,
+            '{"refresh_token":"' .. token .. '"}')
+      end
+      return wrk.format("GET", "/healthz")
+   end
+   next_code = next_code + cfg.threads
+   return wrk.format("POST", "/api/v1/auth/otp/verify", json_headers, string.format(
+      '{"platform_id":"%s","email":"%s","code":"%s","mode":"test"}',
+      cfg.platform_id, c[1], c[2]))
+end
+
+if scenario == "signin" then
+   -- Defined only for S4: wrk parses response bodies only when this exists.
+   function response(status, headers, body)
+      local token = body:match('"refresh_token"%s*:%s*"([^"]+)"')
+      if token then
+         table.insert(pending, token)
+         if #pending > 64 then table.remove(pending, 1) end
+      end
+   end
 end
 
 local function product_path()
@@ -35,8 +83,21 @@ local function browse_path()
       word, niche, min, min + 50)
 end
 
+local function purchase_request()
+   local b = math.random(1, #cfg.buyers)
+   local h = math.random(1, #cfg.hot_listings)
+   return wrk.format("POST", "/api/v1/marketplace/" .. cfg.hot_listings[h] .. "/purchase", {
+      ["Authorization"] = "Bearer " .. cfg.buyers[b],
+      ["Idempotency-Key"] = string.format("s3-%d-%d", b, h),
+   })
+end
+
 function request()
-   if scenario == "product" then
+   if scenario == "signin" then
+      return signin_request()
+   elseif scenario == "purchase" then
+      return purchase_request()
+   elseif scenario == "product" then
       return wrk.format("GET", product_path(), { ["Authorization"] = "Bearer " .. cfg.api_key })
    elseif scenario == "browse" then
       return wrk.format("GET", browse_path(), { ["Authorization"] = "Bearer " .. cfg.access_token })

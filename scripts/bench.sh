@@ -15,7 +15,8 @@
 # (wrk threads, 2), BENCH_PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
 # BENCH_PG_DB (feria_bench), BENCH_PORT (18080), BENCH_OUT (BENCHMARKS.md), FERIA_BIN (skip
 # the build), BENCH_RUST_LOG (the server's RUST_LOG, default info: request logs included),
-# BENCH_NOTE (a line added to the report's notes, e.g. what else the machine was doing).
+# BENCH_NOTE (a line added to the report's notes, e.g. what else the machine was doing),
+# BENCH_LISTINGS / BENCH_PRODUCTS / BENCH_USERS (override the size's counts).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,11 +25,15 @@ say() { printf 'bench.sh: %s\n' "$*" >&2; }
 
 size="${BENCH_SIZE:-medium}"
 case "$size" in
-    small) listings=20000; products=20000; users=1000; credited=200; duration=10 ;;
-    medium) listings=200000; products=200000; users=5000; credited=500; duration=20 ;;
-    full) listings=1000000; products=1000000; users=20000; credited=1000; duration=30 ;;
+    small) listings=20000; products=20000; users=1000; credited=200; buyers=50; duration=10 ;;
+    medium) listings=200000; products=200000; users=5000; credited=500; buyers=100; duration=20 ;;
+    full) listings=1000000; products=1000000; users=20000; credited=1000; buyers=200; duration=30 ;;
     *) say "BENCH_SIZE must be small, medium or full (got $size)"; exit 2 ;;
 esac
+# Size overrides, e.g. the issue's 1,000,000 listings for S1 without as many products.
+listings="${BENCH_LISTINGS:-$listings}"
+products="${BENCH_PRODUCTS:-$products}"
+users="${BENCH_USERS:-$users}"
 duration="${BENCH_DURATION:-$duration}"
 concurrency="${BENCH_CONCURRENCY:-32}"
 threads="${BENCH_THREADS:-2}"
@@ -61,7 +66,8 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/feria-bench.XXXXXX")"
 server_pid=""
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
+    # BENCH_KEEP_WORK=1 keeps the run's directory (server logs, seed JSON, pgbench output).
+    if [ -n "${BENCH_KEEP_WORK:-}" ]; then say "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 rows="$work/rows.md"
@@ -86,7 +92,9 @@ watch_rss() {
 
 start_server() { # backend database_url
     local log="$work/server-$1.log"
-    RUST_LOG="${BENCH_RUST_LOG:-info}" "$FERIA_BIN" serve --database-url "$2" \
+    # Sign-in codes are rate limited per client address; the load comes from one.
+    OTP_REQUESTS_PER_IP=100000000 \
+        RUST_LOG="${BENCH_RUST_LOG:-info}" "$FERIA_BIN" serve --database-url "$2" \
         --data-dir "$work/data-$1" --bind "127.0.0.1:$port" --log-format json >"$log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do
@@ -181,9 +189,11 @@ bench_backend() { # backend
     seed="$work/seed-$backend.json"
     "$FERIA_BIN" seed --database-url "$url" --data-dir "$work/data-$backend" --log-format json \
         --listings "$listings" --products "$products" --users "$users" \
-        --platforms "$platforms" --credited-users "$credited" >"$seed" 2>"$work/seed-$backend.log"
+        --platforms "$platforms" --credited-users "$credited" --buyers "$buyers" \
+        >"$seed" 2>"$work/seed-$backend.log"
     local seed_secs
     seed_secs="$(jq -r '.total_seconds * 10 | round / 10' "$seed")"
+    hot_count="$(jq -r '.hot_listings | length' "$seed")"
     echo "- $backend: \`feria seed\` took ${seed_secs} s ($(jq -r '[.seconds[] | "\(.[0]) \(.[1] * 10 | round / 10) s"] | join(", ")' "$seed"))." >>"$notes"
     jq -r '
         "return {",
@@ -193,45 +203,134 @@ bench_backend() { # backend
         "  products = { prefix = \"" + .products.prefix + "\", stem = \"" + .products.stem + "\", count = " + (.products.count | tostring) + " },",
         "  words = { " + (.words | map("\"" + . + "\"") | join(", ")) + " },",
         "  niches = { " + (.niches | map("\"" + . + "\"") | join(", ")) + " },",
+        "  buyers = { " + (.buyers | map("\"" + .access_token + "\"") | join(", ")) + " },",
+        "  hot_listings = { " + (.hot_listings | map("\"" + . + "\"") | join(", ")) + " },",
+        "  platform_id = \"" + .platforms[0].id + "\",",
+        "  threads = '"$threads"',",
+        "  codes = (function() local ok, t = pcall(dofile, \"'"$work/codes.lua"'\"); if ok then return t end return {} end)(),",
         "}"' "$seed" >"$work/config.lua"
 
     start_server "$backend" "$url"
     # A short warm-up so the first scenario does not pay for cold caches alone.
     BENCH_SCENARIO=product BENCH_CONFIG="$work/config.lua" wrk -t1 -c4 -d2s \
         -s "$root/bench/feria.lua" "http://127.0.0.1:$port" >/dev/null 2>&1 || true
-    local r_health r_product r_browse
+    local r_health r_product r_browse r_purchase r_signin
     say "$backend: GET /healthz"
     r_health="$(run_wrk healthz)"
     say "$backend: S2 product lookup"
     r_product="$(run_wrk product)"
     say "$backend: S1 browse"
     r_browse="$(run_wrk browse)"
+    say "$backend: S3 purchase storm"
+    r_purchase="$(run_wrk purchase)"
+    s4_prepare "$backend" "$(jq -r '.platforms[0].id' "$seed")"
+    say "$backend: S4 sign-in"
+    r_signin="$(run_wrk signin)"
     stop_server
+    s3_check "$backend" "$url"
 
     # Baselines, with the server stopped.
-    local b_product_pg="-" b_browse_pg="-" b_product_ip b_browse_ip
+    local b_product_pg="-" b_browse_pg="-" b_obvious_pg="-" b_product_ip b_browse_ip b_obvious_ip
     if [ "$backend" = postgres ] && command -v pgbench >/dev/null; then
         make_pgbench_scripts "$seed"
         say "$backend: pgbench baselines"
         b_product_pg="$(run_pgbench "$work/product.sql")"
         b_browse_pg="$(run_pgbench "$work/browse.sql")"
+        b_obvious_pg="$(run_pgbench "$work/browse-obvious.sql")"
     fi
     say "$backend: in-process baselines"
     b_product_ip="$(run_inprocess "$backend" "$url" product)"
     b_browse_ip="$(run_inprocess "$backend" "$url" browse)"
+    b_obvious_ip="$(run_inprocess "$backend" "$url" browse-full-text)"
+    say "$backend: S1 overlap with the full-text engine"
+    "$FERIA_BIN" bench-baseline --database-url "$url" --seed-report "$seed" \
+        --scenario overlap --samples 50 --log-format json \
+        2>>"$work/baseline-$backend.log" >"$work/overlap-$backend.json" || true
+    local overlap
+    overlap="$(jq -r '.overlap | "mean \(.mean * 1000 | round / 1000), min \(.min * 100 | round / 100) over \(.queries) queries (\(.non_empty) with results)"' "$work/overlap-$backend.json" 2>/dev/null || echo "not measured")"
+    echo "- $backend: S1 top-20 overlap, feria's browse against the obvious full-text query ($( [ "$backend" = postgres ] && echo "GIN + ts_rank" || echo "FTS5 + bm25" )), random queries drawn like wrk's: $overlap." >>"$notes"
 
     # shellcheck disable=SC2086
     row "floor GET /healthz" "$backend" $r_health "-" "-"
+
     if [ "$backend" = postgres ]; then
         # shellcheck disable=SC2086
         row "S2 product lookup" "$backend" $r_product "$b_product_pg" "pgbench"
         # shellcheck disable=SC2086
-        row "S1 browse" "$backend" $r_browse "$b_browse_pg" "pgbench"
+        row "S1 browse" "$backend" $r_browse "$b_browse_pg" "pgbench, same SQL"
+        # shellcheck disable=SC2086
+        row "S1 browse" "$backend" $r_browse "$b_obvious_pg" "pgbench, obvious SQL"
     fi
     # shellcheck disable=SC2086
     row "S2 product lookup" "$backend" $r_product "$b_product_ip" "in-process"
     # shellcheck disable=SC2086
     row "S1 browse" "$backend" $r_browse "$b_browse_ip" "in-process"
+    # shellcheck disable=SC2086
+    row "S1 browse" "$backend" $r_browse "$b_obvious_ip" "in-process, obvious (full-text engine)"
+    # shellcheck disable=SC2086
+    row "S3 purchase storm" "$backend" $r_purchase "-" "-"
+    # shellcheck disable=SC2086
+    row "S4 sign-in (OTP verify + refresh)" "$backend" $r_signin "-" "-"
+}
+
+# S4's codes: requests them (4 clients in parallel) for fresh addresses of the first
+# platform, reads them from the server's mail directory into $work/codes.lua, and notes
+# what a code request costs (argon2 hashing the code dominates it).
+s4_prepare() { # backend platform_id
+    local count=$((60 * duration)) started elapsed mail_dir="$work/data-$1/mail"
+    say "$1: S4 requesting $count sign-in codes"
+    started="$(date +%s.%N)"
+    seq 1 "$count" | xargs -P 4 -I{} curl -fsS -o /dev/null -X POST \
+        -H 'Content-Type: application/json' \
+        -d "{\"platform_id\":\"$2\",\"email\":\"s4-{}-$1@bench.example.com\",\"mode\":\"test\"}" \
+        "http://127.0.0.1:$port/api/v1/auth/otp/email" || say "some code requests failed"
+    elapsed="$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+    {
+        echo "return {"
+        for mail in "$mail_dir"/*.eml; do
+            [ -e "$mail" ] || continue
+            awk '{ sub(/\r$/, "") }
+                /^To:/ && !to { to = $0; sub(/^To:[ \t]*/, "", to); if (match(to, /<[^>]+>/)) to = substr(to, RSTART + 1, RLENGTH - 2) }
+                body == 0 && /^$/ { body = 1; next }
+                body && !code && match($0, /[0-9][0-9][0-9][0-9][0-9][0-9]/) { code = substr($0, RSTART, 6) }
+                END { if (to && code) printf "  { \"%s\", \"%s\" },\n", to, code }' "$mail"
+        done
+        echo "}"
+    } >"$work/codes.lua"
+    local got
+    got="$(grep -c '^  {' "$work/codes.lua" || true)"
+    echo "- $1: S4 set-up: $count code requests (\`POST /auth/otp/email\`, 4 clients) took ${elapsed} s, $(awk -v t="$elapsed" -v n="$count" 'BEGIN { printf "%.1f", t * 1000 / n }') ms each at 4 in flight on 2 cores: argon2 (m = 19 MiB, t = 2, p = 1) hashing the code is most of it, and verify pays it again; $got codes read back from the mail directory for the run." >>"$notes"
+}
+
+# After the purchase storm: exactly once (one purchase per buyer and listing, one
+# settlement journal entry per purchase, buyers' credits down by exactly the prices) and
+# `feria ledger verify`. A note either way.
+s3_check() { # backend database_url
+    local sql result verify
+    sql="SELECT (SELECT COUNT(*) FROM purchases) || ' ' ||
+        (SELECT COUNT(*) FROM (SELECT DISTINCT buyer_id, listing_id FROM purchases) AS d) || ' ' ||
+        (SELECT COUNT(*) FROM journal_entries WHERE idempotency_key LIKE 'settle:purchase:%:charge') || ' ' ||
+        (SELECT COALESCE(SUM(price_minor), 0) FROM purchases) || ' ' ||
+        (SELECT COALESCE(-SUM(p.amount), 0) FROM ledger_postings p
+            JOIN journal_entries e ON e.id = p.entry_id
+            JOIN ledger_accounts a ON a.id = p.account_id
+            WHERE e.idempotency_key LIKE 'settle:purchase:%:charge' AND a.kind = 'user_credit')"
+    case "$1" in
+        sqlite) result="$(sqlite3 "${2#sqlite://}" "$sql" 2>&1 || echo "query failed")" ;;
+        postgres) result="$(psql -Atq "$2" -c "$sql" 2>&1 || echo "query failed")" ;;
+    esac
+    if "$FERIA_BIN" ledger verify --database-url "$2" --log-format json >"$work/ledger-$1.json" 2>/dev/null; then
+        verify="passes"
+    else
+        verify="FAILS (see the run's ledger-$1.json)"
+    fi
+    # shellcheck disable=SC2086
+    set -- "$1" $result
+    if [ "$#" -eq 6 ] && [ "$2" = "$3" ] && [ "$2" = "$4" ] && [ "$5" = "$6" ]; then
+        echo "- $1: S3 exactly once: $2 purchases of $hot_count hot listings by $buyers buyers, each (buyer, listing) once, one settlement entry each, credits charged $(awk -v c="$5" 'BEGIN{printf "%.2f", c / 100}') USD = the prices' sum; \`feria ledger verify\` $verify." >>"$notes"
+    else
+        echo "- $1: S3 exactly-once check FAILED: purchases, distinct pairs, settlement entries, prices, charged = ${*:2}; \`feria ledger verify\` $verify." >>"$notes"
+    fi
 }
 
 # The SQL the routes run (the domain queries; not the credential lookup), for pgbench.
@@ -251,7 +350,18 @@ make_pgbench_scripts() { # seed_json
 SELECT id, platform_id, mode, user_id, parent_product_id, name, description, image, quantity, is_enabled, category, subcategory, tags, price_minor, currency, use_seasonal_prices, created_at, updated_at, deleted_at FROM products WHERE id = '$stem' || lpad(:n::text, 10, '0') AND platform_id = '$platform' AND mode = 'test' AND deleted_at IS NULL LIMIT 1;
 SELECT s.id, s.product_id, s.name, s.price_minor, s.start_at, s.end_at, p.currency FROM seasonal_prices s JOIN products p ON p.id = s.product_id WHERE s.product_id IN ('$stem' || lpad(:n::text, 10, '0')) ORDER BY s.start_at, s.id;
 SQL
+    # S1 as feria runs it now: the search index's page, then the count (feria counts only
+    # when the page is full, which is nearly always here).
     cat >"$work/browse.sql" <<SQL
+\set w random(1, $nwords)
+\set c random(1, $nniches)
+\set lo random(0, 149)
+SELECT l.id, l.platform_id, l.mode, l.seller_id, l.character_id, l.title, l.description, l.niche, l.character_name, l.price_minor, l.currency, l.license_type, l.status, l.preview_images, l.sales_count, l.revenue_minor, l.earnings_minor, l.rating_sum, l.rating_count, l.created_at, l.updated_at FROM listing_search_terms t JOIN listings l ON l.id = t.listing_id WHERE t.platform_id = '$platform' AND t.mode = 'test' AND t.term = (tsvector_to_array(to_tsvector('english'::regconfig, (ARRAY[$words])[:w])))[1] AND t.niche = (ARRAY[$niches])[:c] AND t.currency = 'USD' AND t.price_minor >= :lo * 100 AND t.price_minor <= (:lo + 50) * 100 ORDER BY t.score DESC, t.created_at DESC, t.listing_id DESC LIMIT 20 OFFSET 0;
+SELECT COUNT(*) AS total FROM listing_search_terms t WHERE t.platform_id = '$platform' AND t.mode = 'test' AND t.term = (tsvector_to_array(to_tsvector('english'::regconfig, (ARRAY[$words])[:w])))[1] AND t.niche = (ARRAY[$niches])[:c] AND t.currency = 'USD' AND t.price_minor >= :lo * 100 AND t.price_minor <= (:lo + 50) * 100;
+SQL
+    # S1 the obvious way (the issue's reference): GIN match + btree filters, every match
+    # ranked by ts_rank, top 20. No count: the reference is the cheapest obvious page.
+    cat >"$work/browse-obvious.sql" <<SQL
 \set w random(1, $nwords)
 \set c random(1, $nniches)
 \set lo random(0, 149)
@@ -273,6 +383,9 @@ mem="$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 cpu_model="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 pg_version="$(psql -Atq "$pg_admin" -c 'SHOW server_version' 2>/dev/null || echo "not reachable")"
 command_line="make bench BENCH_SIZE=$size"
+for knob in BENCH_LISTINGS BENCH_PRODUCTS BENCH_USERS BENCH_DURATION; do
+    [ -n "${!knob:-}" ] && command_line="$knob=${!knob} $command_line"
+done
 [ -n "${BENCH_BACKENDS:-}" ] && command_line="BENCH_BACKENDS=\"$backends\" $command_line"
 cat >"$out" <<EOF
 # Benchmarks

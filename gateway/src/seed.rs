@@ -18,7 +18,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use feria_kernel::{Backend, Currency, Db, DbConn, Mode, Money, PageRequest, PlatformId, Tenant};
+use feria_kernel::{
+    Backend, Currency, Db, DbConn, Mode, Money, PageRequest, PlatformId, Tenant, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// Words titles and descriptions are drawn from (skewed: early words are frequent).
@@ -305,6 +307,10 @@ pub struct SeedArgs {
     /// Credits per credited user, in USD cents.
     #[arg(long, default_value_t = 100_000)]
     pub credit_minor: i64,
+    /// Credited users of the first platform given a session, for the purchase storm
+    /// (their workspaces get room for what they buy).
+    #[arg(long, default_value_t = 0)]
+    pub buyers: u64,
 }
 
 /// How the load generator builds ids of one table: `<prefix>_<stem><%010d of n>`, where
@@ -333,13 +339,11 @@ impl IdScheme {
         format!("{}_{}{:010}", self.prefix, self.stem, n)
     }
 
-    /// The SQL expression of the id of row `expr`.
-    fn sql(&self, backend: Backend, expr: &str) -> String {
-        format!("'{}_{}' || {}", self.prefix, self.stem, pad(backend, expr))
-    }
-
-    fn like(&self) -> String {
-        format!("{}_{}%", self.prefix, self.stem)
+    /// The typed id of row `n`.
+    fn parse<T: std::str::FromStr>(&self, n: u64) -> anyhow::Result<T> {
+        self.id(n)
+            .parse()
+            .map_err(|_| anyhow::anyhow!("a seeded id of {}", self.prefix))
     }
 }
 
@@ -367,94 +371,62 @@ pub struct SeedReport {
     pub credited_users: u64,
     pub words: Vec<String>,
     pub niches: Vec<String>,
+    /// Signed-in credited users of the first platform (`--buyers`).
+    #[serde(default)]
+    pub buyers: Vec<SeededBuyer>,
+    /// A few active, cheap (at most 100 USD) listings of the first platform sold by none
+    /// of the buyers: the purchase storm's hot listings.
+    #[serde(default)]
+    pub hot_listings: Vec<String>,
     /// Seconds per phase, and in all.
     pub seconds: Vec<(String, f64)>,
     pub total_seconds: f64,
 }
 
-fn pad(backend: Backend, expr: &str) -> String {
-    match backend {
-        Backend::Sqlite => format!("printf('%010d', {expr})"),
-        Backend::Postgres => format!("lpad(({expr})::text, 10, '0')"),
-    }
+/// A signed-in buyer with credits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeededBuyer {
+    pub user_id: String,
+    pub access_token: String,
 }
 
-/// `FROM` item giving the column `seq.n` = 1..=count.
-fn series(backend: Backend, count: u64) -> String {
-    match backend {
-        Backend::Sqlite => format!(
-            "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) \
-             SELECT n FROM s) AS seq"
-        ),
-        Backend::Postgres => format!("generate_series(1::bigint, {count}::bigint) AS seq(n)"),
-    }
-}
+/// How many hot listings the report names.
+const HOT_LISTINGS: usize = 5;
 
 /// A pseudo-random number in 0..modulus from row `n` and salt `k` (multiplicative hash).
-fn hash(n: &str, k: u64, modulus: u64) -> String {
-    format!(
-        "(((({n}) + {salt}) * 2654435761) % 4294967291) % {modulus}",
-        salt = k * 1_000_003
-    )
+fn mix(n: u64, k: u64, modulus: u64) -> u64 {
+    (n.wrapping_add(k * 1_000_003).wrapping_mul(2_654_435_761) % 4_294_967_291) % modulus.max(1)
 }
 
-/// A word for row `n`: skewed, so a few words are common and most are rare.
-fn word(backend: Backend, n: &str, k: u64) -> String {
+/// A word for row `n`: skewed (the product of two uniform draws), so a few words are
+/// common and most are rare.
+fn word(n: u64, k: u64) -> &'static str {
     let w = WORDS.len() as u64;
-    let index = format!("(({}) * ({})) / {w}", hash(n, k, w), hash(n, k + 50, w));
-    match backend {
-        Backend::Sqlite => format!("(SELECT w FROM bench_words WHERE i = {index})"),
-        Backend::Postgres => {
-            let quoted: Vec<String> = WORDS.iter().map(|w| format!("'{w}'")).collect();
-            format!(
-                "((ARRAY[{}]::text[])[(({index}) + 1)::int])",
-                quoted.join(",")
-            )
-        }
-    }
+    let index = mix(n, k, w) * mix(n, k + 50, w) / w;
+    WORDS.get(index as usize).copied().unwrap_or("dragon")
 }
 
-fn words(backend: Backend, n: &str, first_salt: u64, count: u64) -> String {
+fn words(n: u64, first_salt: u64, count: u64) -> String {
     (0..count)
-        .map(|i| word(backend, n, first_salt + i))
+        .map(|i| word(n, first_salt + i))
         .collect::<Vec<_>>()
-        .join(" || ' ' || ")
-}
-
-/// A timestamp `minutes` before the run's base time.
-fn minutes_ago(backend: Backend, base: &str, minutes: &str) -> String {
-    match backend {
-        Backend::Sqlite => format!("datetime('{base}', '-' || ({minutes}) || ' minutes')"),
-        Backend::Postgres => {
-            format!("(TIMESTAMP '{base}' - ({minutes}) * INTERVAL '1 minute')")
-        }
-    }
-}
-
-/// `CASE` over the platform index `(n - 1) % platforms`.
-fn platform_of(ids: &[PlatformId], n: &str) -> String {
-    let mut sql = format!("CASE (({n}) - 1) % {} ", ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        sql.push_str(&format!("WHEN {i} THEN '{id}' "));
-    }
-    sql.push_str("END");
-    sql
+        .join(" ")
 }
 
 /// The 1-based user of row `n` of some table, in the same platform as row `n`.
-fn user_of(platforms: u64, per_platform: u64, n: &str, salt: u64) -> String {
-    format!(
-        "({} * {platforms} + (({n}) - 1) % {platforms} + 1)",
-        hash(n, salt, per_platform)
-    )
+fn user_of(platforms: u64, per_platform: u64, n: u64, salt: u64) -> u64 {
+    mix(n, salt, per_platform) * platforms + (n - 1) % platforms + 1
 }
+
+/// Rows generated and inserted per database transaction.
+const BATCH: u64 = 10_000;
 
 /// Seeds the database at `db` (migrated here) and reports what was made.
 pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
     let started = Instant::now();
     let mut seconds = Vec::new();
     let mut phase = Instant::now();
-    let mut lap = |name: &str, phase: &mut Instant| {
+    let lap = |seconds: &mut Vec<(String, f64)>, name: &str, phase: &mut Instant| {
         seconds.push((name.to_owned(), phase.elapsed().as_secs_f64()));
         *phase = Instant::now();
     };
@@ -480,142 +452,234 @@ pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
         created.push(platform);
     }
     let platform_ids: Vec<PlatformId> = created.iter().map(|c| c.platform.id.clone()).collect();
-    lap("platforms", &mut phase);
+    lap(&mut seconds, "platforms", &mut phase);
 
     let user_ids = IdScheme::new("user", users);
     let workspace_ids = IdScheme::new("ws", users);
     let character_ids = IdScheme::new("char", args.listings);
     let listing_ids = IdScheme::new("mkt", args.listings);
     let product_ids = IdScheme::new("prod", args.products);
-    let base = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day] [hour]:[minute]:[second]"
-        ))
-        .context("formatting the base time")?;
-    let m = mode.as_str();
-    let n = "seq.n";
+    // Row n is made `n * step` minutes before now, whole seconds.
+    let base = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ago = |minutes: u64| -> anyhow::Result<Timestamp> {
+        Timestamp::from_unix(base - i64::try_from(minutes)? * 60).context("a seeded time")
+    };
+    let platform_of = |n: u64| -> anyhow::Result<PlatformId> {
+        platform_ids
+            .get(usize::try_from((n - 1) % platforms)?)
+            .cloned()
+            .context("a platform index")
+    };
 
     let mut conn = db.conn().await.context("connecting to the database")?;
-    if backend == Backend::Sqlite {
-        let values: Vec<String> = WORDS
-            .iter()
-            .enumerate()
-            .map(|(i, w)| format!("({i}, '{w}')"))
-            .collect();
-        conn.batch_execute(&format!(
-            "DROP TABLE IF EXISTS temp.bench_words; \
-             CREATE TEMP TABLE bench_words (i INTEGER PRIMARY KEY, w TEXT NOT NULL); \
-             INSERT INTO bench_words (i, w) VALUES {};",
-            values.join(", ")
-        ))
-        .await
-        .context("creating the word table")?;
+
+    // Users, each with a default workspace that counts the characters seeded into it.
+    // Every table is written by the crate that owns it (its `bulk` module), in batches
+    // of multi-row inserts, one transaction per batch.
+    let seller_of_listing = |n: u64| user_of(platforms, per_platform, n, 1);
+    let mut character_counts = vec![0i64; usize::try_from(users)? + 1];
+    for n in 1..=args.listings {
+        if let Some(count) = character_counts.get_mut(usize::try_from(seller_of_listing(n))?) {
+            *count += 1;
+        }
     }
+    for first in (1..=users).step_by(BATCH as usize) {
+        let last = (first + BATCH - 1).min(users);
+        let mut people = Vec::new();
+        let mut spaces = Vec::new();
+        for n in first..=last {
+            let at = ago(n * 7)?;
+            let id: UserId = user_ids.parse(n)?;
+            people.push(feria_users::User {
+                id: id.clone(),
+                platform_id: platform_of(n)?,
+                mode,
+                email: format!("bench-{n}-{run}@bench.example.com"),
+                role: feria_users::Role::Member,
+                username: None,
+                name: Some(words(n, 90, 2)),
+                first_name: None,
+                last_name: None,
+                bio: None,
+                image: None,
+                timezone: None,
+                stripe_connect_id: None,
+                stripe_customer_id: None,
+                charges_enabled: false,
+                details_submitted: false,
+                authenticated_at: None,
+                scheduled_deletion_at: None,
+                created_at: at,
+                updated_at: at,
+            });
+            spaces.push(feria_template_marketplace::workspace::Workspace {
+                id: workspace_ids.parse(n)?,
+                platform_id: platform_of(n)?,
+                mode,
+                owner_id: id,
+                name: "Default".to_owned(),
+                is_default: true,
+                // Credited users buy in the purchase storm: room for it.
+                character_limit: (n <= args.credited_users.min(users))
+                    .then(|| {
+                        character_counts
+                            .get(usize::try_from(n).unwrap_or(0))
+                            .copied()
+                    })
+                    .flatten()
+                    .map(|count| count + 1_000),
+                character_count: character_counts
+                    .get(usize::try_from(n)?)
+                    .copied()
+                    .unwrap_or(0),
+                created_at: at,
+                updated_at: at,
+            });
+        }
+        conn.transaction(async |c| -> anyhow::Result<()> {
+            feria_users::bulk::insert_users(c, &people)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding users: {e}"))?;
+            feria_template_marketplace::bulk::insert_workspaces(c, &spaces)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding workspaces: {e}"))?;
+            Ok(())
+        })
+        .await?;
+    }
+    lap(&mut seconds, "users", &mut phase);
 
-    // Users, each with a default workspace.
-    let sql = format!(
-        "INSERT INTO users (id, platform_id, mode, email, role, name, charges_enabled, \
-         details_submitted, created_at, updated_at) \
-         SELECT {id}, {platform}, '{m}', 'bench-' || {n} || '-{run}@bench.example.com', 'member', \
-         {name}, FALSE, FALSE, {at}, {at} FROM {series}; \
-         INSERT INTO workspaces (id, platform_id, mode, owner_id, name, is_default, \
-         character_count, created_at, updated_at) \
-         SELECT {ws}, {platform}, '{m}', {id}, 'Default', TRUE, 0, {at}, {at} FROM {series};",
-        id = user_ids.sql(backend, n),
-        ws = workspace_ids.sql(backend, n),
-        platform = platform_of(&platform_ids, n),
-        name = words(backend, n, 90, 2),
-        at = minutes_ago(backend, &base, &format!("{n} * 7")),
-        series = series(backend, users),
-    );
-    execute(&mut conn, &sql, "seeding users").await?;
-    lap("users", &mut phase);
+    // Characters and one listing per character, by the same seller: 95 % active, priced
+    // 1 to 200 USD, 10 % commercial; the listings' search-index rows come with them.
+    let (mut characters_seconds, mut listings_seconds) = (0.0, 0.0);
+    for first in (1..=args.listings).step_by(BATCH as usize) {
+        let last = (first + BATCH - 1).min(args.listings);
+        let mut made = Vec::new();
+        let mut listed = Vec::new();
+        for n in first..=last {
+            let seller = seller_of_listing(n);
+            let at = ago(n)?;
+            let owner: UserId = user_ids.parse(seller)?;
+            let niche = NICHES
+                .get(mix(n, 2, NICHES.len() as u64) as usize)
+                .copied()
+                .unwrap_or("fantasy");
+            let character_id: feria_template_marketplace::CharacterId = character_ids.parse(n)?;
+            let name = words(n, 10, 2);
+            made.push(feria_template_marketplace::character::Character {
+                id: character_id.clone(),
+                platform_id: platform_of(n)?,
+                mode,
+                workspace_id: workspace_ids.parse(seller)?,
+                owner_id: owner.clone(),
+                name: name.clone(),
+                niche: niche.to_owned(),
+                description: words(n, 20, 8),
+                avatar_url: None,
+                traits: "[]".to_owned(),
+                source_listing_id: None,
+                source_character_id: None,
+                source_seller_id: None,
+                license_type: None,
+                created_at: at,
+                updated_at: at,
+                deleted_at: None,
+            });
+            listed.push(feria_template_marketplace::listing::Listing {
+                id: listing_ids.parse(n)?,
+                platform_id: platform_of(n)?,
+                mode,
+                seller_id: owner,
+                character_id,
+                title: words(n, 30, 3),
+                description: words(n, 40, 14),
+                niche: niche.to_owned(),
+                character_name: name,
+                price_minor: 100 + i64::try_from(mix(n, 3, 20_000))?,
+                currency: "USD".to_owned(),
+                license_type: if mix(n, 4, 100) < 10 {
+                    "commercial"
+                } else {
+                    "personal"
+                }
+                .to_owned(),
+                status: if mix(n, 5, 100) < 5 {
+                    "draft"
+                } else {
+                    "active"
+                }
+                .to_owned(),
+                preview_images: "[]".to_owned(),
+                sales_count: 0,
+                revenue_minor: 0,
+                earnings_minor: 0,
+                rating_sum: 0,
+                rating_count: 0,
+                created_at: at,
+                updated_at: at,
+            });
+        }
+        let (c_secs, l_secs) = conn
+            .transaction(async |c| -> anyhow::Result<(f64, f64)> {
+                let t = Instant::now();
+                feria_template_marketplace::bulk::insert_characters(c, &made)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("seeding characters: {e}"))?;
+                let c_secs = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                feria_template_marketplace::bulk::insert_listings(c, &listed)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("seeding listings: {e}"))?;
+                Ok((c_secs, t.elapsed().as_secs_f64()))
+            })
+            .await?;
+        characters_seconds += c_secs;
+        listings_seconds += l_secs;
+    }
+    seconds.push(("characters".to_owned(), characters_seconds));
+    seconds.push(("listings".to_owned(), listings_seconds));
+    phase = Instant::now();
 
-    // Characters and one listing per character, by the same seller.
-    let seller = user_of(platforms, per_platform, n, 1);
-    let niche = case_of(NICHES, &hash(n, 2, NICHES.len() as u64));
-    let at = minutes_ago(backend, &base, n);
-    let sql = format!(
-        "INSERT INTO characters (id, platform_id, mode, workspace_id, owner_id, name, niche, \
-         description, traits, created_at, updated_at) \
-         SELECT {chr}, {platform}, '{m}', {ws}, {owner}, {name}, {niche}, {desc}, '[]', {at}, {at} \
-         FROM {series};",
-        chr = character_ids.sql(backend, n),
-        platform = platform_of(&platform_ids, n),
-        ws = workspace_ids.sql(backend, &seller),
-        owner = user_ids.sql(backend, &seller),
-        name = words(backend, n, 10, 2),
-        desc = words(backend, n, 20, 8),
-        series = series(backend, args.listings),
-    );
-    execute(&mut conn, &sql, "seeding characters").await?;
-    lap("characters", &mut phase);
-
-    let chr_name = words(backend, n, 10, 2);
-    let sql = format!(
-        "INSERT INTO listings (id, platform_id, mode, seller_id, character_id, title, \
-         description, niche, character_name, price_minor, currency, license_type, status, \
-         preview_images, created_at, updated_at) \
-         SELECT {id}, {platform}, '{m}', {owner}, {chr}, {title}, {desc}, {niche}, {chr_name}, \
-         100 + {price}, 'USD', \
-         CASE WHEN {lic} < 10 THEN 'commercial' ELSE 'personal' END, \
-         CASE WHEN {status} < 5 THEN 'draft' ELSE 'active' END, '[]', {at}, {at} \
-         FROM {series};",
-        id = listing_ids.sql(backend, n),
-        platform = platform_of(&platform_ids, n),
-        owner = user_ids.sql(backend, &seller),
-        chr = character_ids.sql(backend, n),
-        title = words(backend, n, 30, 3),
-        desc = words(backend, n, 40, 14),
-        price = hash(n, 3, 20_000),
-        lic = hash(n, 4, 100),
-        status = hash(n, 5, 100),
-        series = series(backend, args.listings),
-    );
-    execute(&mut conn, &sql, "seeding listings").await?;
-    let sql = format!(
-        "UPDATE workspaces SET character_count = (SELECT COUNT(*) FROM characters c \
-         WHERE c.workspace_id = workspaces.id AND c.deleted_at IS NULL) \
-         WHERE id LIKE '{}';",
-        workspace_ids.like()
-    );
-    execute(&mut conn, &sql, "counting characters").await?;
-    lap("listings", &mut phase);
-
-    // Products, and their tags one per row.
-    let seller = user_of(platforms, per_platform, n, 6);
-    let category = case_of(CATEGORIES, &hash(n, 7, CATEGORIES.len() as u64));
-    let sql = format!(
-        "INSERT INTO products (id, platform_id, mode, user_id, name, description, quantity, \
-         is_enabled, category, tags, price_minor, currency, use_seasonal_prices, created_at, \
-         updated_at) \
-         SELECT {id}, {platform}, '{m}', {owner}, {name}, {desc}, 1 + {qty}, TRUE, {category}, \
-         '[\"' || {tag1} || '\",\"' || {tag2} || '\"]', 100 + {price}, 'USD', FALSE, {at}, {at} \
-         FROM {series};",
-        id = product_ids.sql(backend, n),
-        platform = platform_of(&platform_ids, n),
-        owner = user_ids.sql(backend, &seller),
-        name = words(backend, n, 60, 3),
-        desc = words(backend, n, 70, 10),
-        qty = hash(n, 8, 100),
-        tag1 = word(backend, n, 80),
-        tag2 = word(backend, n, 81),
-        price = hash(n, 9, 50_000),
-        series = series(backend, args.products),
-    );
-    execute(&mut conn, &sql, "seeding products").await?;
-    let tags = match backend {
-        Backend::Sqlite => "json_each(p.tags) AS j",
-        Backend::Postgres => "jsonb_array_elements_text(p.tags::jsonb) AS j(value)",
-    };
-    let sql = format!(
-        "INSERT INTO product_tags (product_id, platform_id, mode, tag) \
-         SELECT DISTINCT p.id, p.platform_id, p.mode, j.value FROM products p, {tags} \
-         WHERE p.id LIKE '{}' ON CONFLICT DO NOTHING;",
-        product_ids.like()
-    );
-    execute(&mut conn, &sql, "seeding product tags").await?;
-    lap("products", &mut phase);
+    // Products (1 to 500 USD, two tags each, with their product_tags rows).
+    let seller_of_product = |n: u64| user_of(platforms, per_platform, n, 6);
+    for first in (1..=args.products).step_by(BATCH as usize) {
+        let last = (first + BATCH - 1).min(args.products);
+        let mut rows = Vec::new();
+        for n in first..=last {
+            let at = ago(n)?;
+            let tags = serde_json::to_string(&[word(n, 80), word(n, 81)])?;
+            rows.push(feria_catalog::Product {
+                id: product_ids.parse(n)?,
+                platform_id: platform_of(n)?,
+                mode,
+                user_id: user_ids.parse(seller_of_product(n))?,
+                parent_product_id: None,
+                name: words(n, 60, 3),
+                description: words(n, 70, 10),
+                image: None,
+                quantity: 1 + i64::try_from(mix(n, 8, 100))?,
+                is_enabled: true,
+                category: CATEGORIES
+                    .get(mix(n, 7, CATEGORIES.len() as u64) as usize)
+                    .map(|c| (*c).to_owned()),
+                subcategory: None,
+                tags,
+                price_minor: 100 + i64::try_from(mix(n, 9, 50_000))?,
+                currency: "USD".to_owned(),
+                use_seasonal_prices: false,
+                created_at: at,
+                updated_at: at,
+                deleted_at: None,
+            });
+        }
+        conn.transaction(async |c| -> anyhow::Result<()> {
+            feria_catalog::bulk::insert_products(c, &rows)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding products: {e}"))
+        })
+        .await?;
+    }
+    lap(&mut seconds, "products", &mut phase);
 
     // Credits through the ledger, in batches of one transaction each.
     let credited = args.credited_users.min(users);
@@ -649,17 +713,23 @@ pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
         .await?;
         n_user = last + 1;
     }
-    lap("credits", &mut phase);
+    lap(&mut seconds, "credits", &mut phase);
 
     // Planner statistics for the new rows.
     let analyze = match backend {
         Backend::Sqlite => "ANALYZE;",
         Backend::Postgres => {
-            "ANALYZE users, workspaces, characters, listings, products, product_tags;"
+            "ANALYZE users, workspaces, characters, listings, listing_search_terms, products, \
+             product_tags;"
         }
     };
     execute(&mut conn, analyze, "analyzing").await?;
-    lap("analyze", &mut phase);
+    if backend == Backend::Postgres {
+        // The search index is read by index-only scans, which need the visibility map
+        // that only VACUUM sets (autovacuum would, later); alone: not in a transaction.
+        execute(&mut conn, "VACUUM listing_search_terms;", "vacuuming").await?;
+    }
+    lap(&mut seconds, "analyze", &mut phase);
 
     // One signed-in member per platform: user number p + 1 is in platform p.
     let settings = feria_auth::AuthSettings::default();
@@ -679,7 +749,34 @@ pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
             refresh_token: tokens.refresh_token,
         });
     }
-    lap("sessions", &mut phase);
+    // Buyers: credited users of platform 0 (n = 1 + k * platforms), signed in.
+    let first_platform = created.first().context("no platform")?;
+    let tenant = Tenant::new(first_platform.platform.id.clone(), mode);
+    let mut buyers = Vec::new();
+    let mut n = 1;
+    while (buyers.len() as u64) < args.buyers && n <= credited {
+        let user: UserId = user_ids.parse(n)?;
+        let tokens = feria_auth::sessions::create(&mut conn, &settings, &tenant, &user, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating a session: {e}"))?;
+        buyers.push(SeededBuyer {
+            user_id: user.to_string(),
+            access_token: tokens.access_token,
+        });
+        n += platforms;
+    }
+    // Hot listings: platform 0's, active, at most 100 USD, sold by someone not credited.
+    let mut hot_listings = Vec::new();
+    let mut n = 1;
+    while hot_listings.len() < HOT_LISTINGS && n <= args.listings {
+        let active = mix(n, 5, 100) >= 5;
+        let cheap = 100 + mix(n, 3, 20_000) <= 10_000;
+        if active && cheap && seller_of_listing(n) > credited {
+            hot_listings.push(listing_ids.id(n));
+        }
+        n += platforms;
+    }
+    lap(&mut seconds, "sessions", &mut phase);
 
     Ok(SeedReport {
         backend: backend.name().to_owned(),
@@ -689,20 +786,13 @@ pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
         listings: listing_ids,
         products: product_ids,
         credited_users: credited,
+        buyers,
+        hot_listings,
         words: WORDS.iter().map(|w| (*w).to_owned()).collect(),
         niches: NICHES.iter().map(|w| (*w).to_owned()).collect(),
         seconds,
         total_seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-fn case_of(list: &[&str], index: &str) -> String {
-    let mut sql = format!("CASE {index} ");
-    for (i, w) in list.iter().enumerate() {
-        sql.push_str(&format!("WHEN {i} THEN '{w}' "));
-    }
-    sql.push_str("END");
-    sql
 }
 
 async fn execute(conn: &mut DbConn, sql: &str, what: &'static str) -> anyhow::Result<()> {
@@ -719,6 +809,13 @@ pub enum BaselineScenario {
     /// `GET /api/v1/marketplace?q=..&niche=..&min_price=..&max_price=..&page_size=20`:
     /// `feria_template_marketplace::listing::browse`.
     Browse,
+    /// The same browse from the full-text engine alone (the obvious query: GIN or FTS5
+    /// match, ranked by `ts_rank` or `bm25`): `listing::browse_full_text`.
+    BrowseFullText,
+    /// Not a load: the top 20 of `browse` against `browse_full_text` over
+    /// `--samples` random browse queries (the share of the reference's ids browse
+    /// returns, per query; both empty counts as 1).
+    Overlap,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -734,6 +831,19 @@ pub struct BaselineArgs {
     /// Seconds to run.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Queries compared by `--scenario overlap`.
+    #[arg(long, default_value_t = 50)]
+    pub samples: u64,
+}
+
+/// What `--scenario overlap` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct OverlapReport {
+    pub queries: u64,
+    /// Queries where the reference found at least one listing.
+    pub non_empty: u64,
+    pub mean: f64,
+    pub min: f64,
 }
 
 /// What `feria bench-baseline` prints.
@@ -748,6 +858,8 @@ pub struct BaselineReport {
     pub requests_per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<OverlapReport>,
 }
 
 /// xorshift64*: enough randomness to pick ids and words, no dependency.
@@ -794,6 +906,9 @@ pub async fn baseline(db: &Db, args: &BaselineArgs) -> anyhow::Result<BaselineRe
         .first()
         .context("no platform in the report")?;
     let tenant = Tenant::new(platform.id.parse().context("a platform id")?, Mode::Test);
+    if args.scenario == BaselineScenario::Overlap {
+        return overlap(db, &tenant, &report, args).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -828,15 +943,25 @@ pub async fn baseline(db: &Db, args: &BaselineArgs) -> anyhow::Result<BaselineRe
                             Err(_) => false,
                         }
                     }
-                    BaselineScenario::Browse => {
+                    BaselineScenario::Browse
+                    | BaselineScenario::BrowseFullText
+                    | BaselineScenario::Overlap => {
                         let filter = browse_filter(&report, rng.below(u64::MAX));
                         match (db.conn().await, PageRequest::new(1, 20)) {
                             (Ok(mut conn), Ok(page)) => {
-                                feria_template_marketplace::listing::browse(
-                                    &mut conn, &tenant, &filter, page,
-                                )
-                                .await
-                                .is_ok()
+                                if scenario == BaselineScenario::BrowseFullText {
+                                    feria_template_marketplace::listing::browse_full_text(
+                                        &mut conn, &tenant, &filter, page,
+                                    )
+                                    .await
+                                    .is_ok()
+                                } else {
+                                    feria_template_marketplace::listing::browse(
+                                        &mut conn, &tenant, &filter, page,
+                                    )
+                                    .await
+                                    .is_ok()
+                                }
                             }
                             _ => false,
                         }
@@ -880,5 +1005,66 @@ pub async fn baseline(db: &Db, args: &BaselineArgs) -> anyhow::Result<BaselineRe
         requests_per_second: latencies.len() as f64 / elapsed,
         p50_ms: quantile(0.50),
         p99_ms: quantile(0.99),
+        overlap: None,
+    })
+}
+
+/// Browse's top 20 against the full-text engine's over `args.samples` random queries
+/// drawn like the load's.
+async fn overlap(
+    db: &Db,
+    tenant: &Tenant,
+    report: &SeedReport,
+    args: &BaselineArgs,
+) -> anyhow::Result<BaselineReport> {
+    let started = Instant::now();
+    let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+    let page = PageRequest::new(1, 20).map_err(|e| anyhow::anyhow!("a page: {e:?}"))?;
+    let mut conn = db.conn().await.context("connecting to the database")?;
+    let (mut sum, mut min, mut non_empty) = (0.0, 1.0f64, 0u64);
+    for _ in 0..args.samples {
+        let filter = browse_filter(report, rng.below(u64::MAX));
+        let ids = |page: feria_template_marketplace::listing::ListingPage| -> Vec<String> {
+            page.listings
+                .into_iter()
+                .map(|l| l.id.to_string())
+                .collect()
+        };
+        let got = ids(feria_template_marketplace::listing::browse(
+            &mut conn, tenant, &filter, page,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("browse: {e}"))?);
+        let want = ids(feria_template_marketplace::listing::browse_full_text(
+            &mut conn, tenant, &filter, page,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("browse_full_text: {e}"))?);
+        let share = if want.is_empty() {
+            if got.is_empty() { 1.0 } else { 0.0 }
+        } else {
+            non_empty += 1;
+            want.iter().filter(|id| got.contains(id)).count() as f64 / want.len() as f64
+        };
+        sum += share;
+        min = min.min(share);
+    }
+    let queries = args.samples.max(1);
+    Ok(BaselineReport {
+        scenario: "overlap".to_owned(),
+        backend: db.backend().name().to_owned(),
+        concurrency: 1,
+        requests: args.samples,
+        errors: 0,
+        seconds: started.elapsed().as_secs_f64(),
+        requests_per_second: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        overlap: Some(OverlapReport {
+            queries: args.samples,
+            non_empty,
+            mean: sum / queries as f64,
+            min,
+        }),
     })
 }

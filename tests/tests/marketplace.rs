@@ -1008,6 +1008,227 @@ async fn browse_filters_pages_and_ranks_full_text() {
     }
 }
 
+// ---- the search index ------------------------------------------------------------------
+//
+// One-word browse reads the crate's search index (`listing_search_terms`), not the
+// full-text engine: these tests hold it to the engine's answers and follow it through
+// every write that changes what a listing shows to search.
+
+/// `GET /marketplace?q=<one word>...`'s ids and total.
+async fn searched(w: &World, query: &str) -> (Vec<String>, Value) {
+    let page = w
+        .get(&w.buyer.token, &format!("/api/v1/marketplace{query}"))
+        .await;
+    (ids(&page, "listings"), page["total"].clone())
+}
+
+#[tokio::test]
+async fn the_search_index_follows_creates_updates_archives_renames_and_sales() {
+    let w = world().await;
+    let active = |character: &Value, title: &str, price: f64, license: &str| {
+        json!({"character_id": character["id"], "price": price, "currency": "USD",
+               "license_type": license, "status": "active", "title": title,
+               "description": "Keeps watch"})
+    };
+    let keeper = w.character_as(&w.seller.token, "Ada", "fantasy", "x").await;
+    let a = w
+        .listing_as(
+            &w.seller.token,
+            active(&keeper, "Lantern keeper", 100.0, "personal"),
+        )
+        .await;
+    let a_id = a["id"].as_str().unwrap().to_owned();
+    // A draft is not searchable until it becomes active.
+    let other = w.character_as(&w.seller.token, "Bea", "fantasy", "x").await;
+    let b = w
+        .listing_as(
+            &w.seller.token,
+            json!({"character_id": other["id"], "price": 100, "currency": "USD",
+                   "license_type": "personal", "title": "Lantern maker",
+                   "description": "Keeps watch"}),
+        )
+        .await;
+    let b_id = b["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        searched(&w, "?q=lantern").await,
+        (vec![a_id.clone()], json!(1))
+    );
+    let listing_path = |id: &str| format!("/api/v1/marketplace/listings/{id}");
+    let put = |id: String, body: Value| {
+        let w = &w;
+        let path = listing_path(&id);
+        async move {
+            w.send(&w.seller.token, Method::PUT, &path, &body)
+                .await
+                .assert_status(200);
+        }
+    };
+    put(b_id.clone(), json!({"status": "active"})).await;
+    let (found, total) = searched(&w, "?q=lanterns").await;
+    assert_eq!(total, 2);
+    assert!(found.contains(&a_id) && found.contains(&b_id));
+
+    // Text, niche and price changes move the listing in the index.
+    put(a_id.clone(), json!({"title": "Compass keeper"})).await;
+    assert_eq!(
+        searched(&w, "?q=lantern").await,
+        (vec![b_id.clone()], json!(1))
+    );
+    assert_eq!(
+        searched(&w, "?q=compass").await,
+        (vec![a_id.clone()], json!(1))
+    );
+    put(a_id.clone(), json!({"niche": "Nautical"})).await;
+    assert_eq!(searched(&w, "?q=compass&niche=fantasy").await.1, 0);
+    assert_eq!(
+        searched(&w, "?q=compass&niche=nautical").await,
+        (vec![a_id.clone()], json!(1))
+    );
+    put(a_id.clone(), json!({"price": 300})).await;
+    assert_eq!(searched(&w, "?q=compass&max_price=150").await.1, 0);
+    assert_eq!(
+        searched(&w, "?q=compass&min_price=250&max_price=350").await,
+        (vec![a_id.clone()], json!(1))
+    );
+    put(a_id.clone(), json!({"currency": "EUR", "price": 20})).await;
+    assert_eq!(searched(&w, "?q=compass&max_price=400").await.1, 0);
+    assert_eq!(
+        searched(&w, "?q=compass&currency=eur").await,
+        (vec![a_id.clone()], json!(1))
+    );
+    // Paused and archived listings leave search; the other one stays.
+    put(b_id.clone(), json!({"status": "paused"})).await;
+    assert_eq!(searched(&w, "?q=lantern").await.1, 0);
+    w.send(
+        &w.seller.token,
+        Method::DELETE,
+        &listing_path(&a_id),
+        &json!({}),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(searched(&w, "?q=compass&currency=eur").await.1, 0);
+    assert_eq!(searched(&w, "?q=keeper").await.1, 0);
+
+    // Renaming a character renames its listings in search.
+    let named = w
+        .character_as(&w.seller.token, "Mirabel", "fantasy", "x")
+        .await;
+    let c = w
+        .listing_as(
+            &w.seller.token,
+            active(&named, "Plain title", 50.0, "personal"),
+        )
+        .await;
+    let c_id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        searched(&w, "?q=mirabel").await,
+        (vec![c_id.clone()], json!(1))
+    );
+    w.send(
+        &w.seller.token,
+        Method::PUT,
+        &format!("/api/v1/characters/{}", named["id"].as_str().unwrap()),
+        &json!({"name": "Ophelia"}),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(searched(&w, "?q=mirabel").await.1, 0);
+    assert_eq!(
+        searched(&w, "?q=ophelia").await,
+        (vec![c_id.clone()], json!(1))
+    );
+
+    // An exclusive license leaves search when it sells; another license stays.
+    let unique = w.character_as(&w.seller.token, "Uma", "fantasy", "x").await;
+    let e = w
+        .listing_as(
+            &w.seller.token,
+            active(&unique, "Beacon unique", 10.0, "exclusive"),
+        )
+        .await;
+    let shared = w.character_as(&w.seller.token, "Sol", "fantasy", "x").await;
+    let s = w
+        .listing_as(
+            &w.seller.token,
+            active(&shared, "Beacon shared", 10.0, "personal"),
+        )
+        .await;
+    assert_eq!(searched(&w, "?q=beacon").await.1, 2);
+    w.top_up_user(&w.buyer.id, 100.0).await;
+    w.purchase(&w.buyer.token, &e).await.assert_status(201);
+    w.purchase(&w.buyer.token, &s).await.assert_status(201);
+    assert_eq!(
+        searched(&w, "?q=beacon").await,
+        (vec![s["id"].as_str().unwrap().to_owned()], json!(1))
+    );
+}
+
+#[tokio::test]
+async fn one_word_browse_agrees_with_the_full_text_engine() {
+    use feria_template_marketplace::listing::{self, ListingFilter};
+    let w = world().await;
+    // 24 listings (a workspace holds 25) over three niches and prices 10..=240, titles and
+    // descriptions of the same length (so SQLite's fixed-length bm25 and FTS5's agree on
+    // order), words repeated in different fields so ranks differ and tie.
+    let words = ["amber", "birch", "cedar", "delta"];
+    let niches = ["fantasy", "scifi", "romance"];
+    for i in 0..24usize {
+        let niche = niches[i % 3];
+        let name = format!("Char{i}");
+        let character = w.character_as(&w.seller.token, &name, niche, "x").await;
+        let title = format!("{} {}", words[i % 4], words[(i / 4) % 4]);
+        let description = format!(
+            "{} {} {}",
+            words[(i / 2) % 4],
+            words[(i / 3) % 4],
+            words[i % 3]
+        );
+        w.listing_as(
+            &w.seller.token,
+            json!({"character_id": character["id"], "price": 10 * (i + 1), "currency": "USD",
+                   "license_type": "personal", "status": "active", "title": title,
+                   "description": description}),
+        )
+        .await;
+    }
+    let tenant = Tenant::new(w.acme.platform.id.clone(), Mode::Live);
+    let mut conn = w.app.db().conn().await.unwrap();
+    let mut compared = 0;
+    for word in words.iter().chain(["char7", "fantasy", "nothing"].iter()) {
+        for niche in [None, Some("scifi")] {
+            for (min, max) in [(None, None), (Some("50"), Some("250"))] {
+                for (page, size) in [(1, 20), (2, 5), (1, 3)] {
+                    let filter = ListingFilter {
+                        q: Some((*word).to_owned()),
+                        niche: niche.map(str::to_owned),
+                        min_price: min.map(str::to_owned),
+                        max_price: max.map(str::to_owned),
+                        ..Default::default()
+                    };
+                    let request = feria_kernel::PageRequest::new(page, size).unwrap();
+                    let got = listing::browse(&mut conn, &tenant, &filter, request)
+                        .await
+                        .unwrap();
+                    let want = listing::browse_full_text(&mut conn, &tenant, &filter, request)
+                        .await
+                        .unwrap();
+                    let ids = |p: &listing::ListingPage| -> Vec<String> {
+                        p.listings.iter().map(|l| l.id.to_string()).collect()
+                    };
+                    assert_eq!(
+                        (ids(&got), got.total),
+                        (ids(&want), want.total),
+                        "q={word} niche={niche:?} price={min:?}..{max:?} page={page}/{size}"
+                    );
+                    compared += usize::from(!want.listings.is_empty());
+                }
+            }
+        }
+    }
+    assert!(compared > 30, "only {compared} non-empty pages compared");
+}
+
 // ---- reviews -------------------------------------------------------------------------
 
 #[tokio::test]

@@ -34,10 +34,14 @@ async fn a_tiny_seed_makes_working_keys_sessions_ids_and_searchable_listings() {
         platforms: 2,
         credited_users: 5,
         credit_minor: 2_500,
+        buyers: 2,
     };
     let report: SeedReport = feria::seed::seed(app.db(), &args).await.unwrap();
     assert_eq!(report.platforms.len(), 2);
     assert_eq!(report.listings.count, 300);
+    // Buyers: the credited users of platform 0 (rows 1, 3, 5 of 5 credited: capped at 2).
+    assert_eq!(report.buyers.len(), 2);
+    assert!(!report.hot_listings.is_empty());
 
     let like = |scheme: &feria::seed::IdScheme| format!("{}_{}%", scheme.prefix, scheme.stem);
     assert_eq!(count(&app, "listings", &like(&report.listings)).await, 300);

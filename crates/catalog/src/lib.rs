@@ -14,6 +14,7 @@
 //! Calls `users` (to check a named seller) and the kernel.
 
 mod backend;
+pub mod bulk;
 pub mod cart;
 mod error;
 pub mod pricing;

@@ -7,6 +7,10 @@
 //!   title and character name over niche over description) joined on the listing's
 //!   rowid; PostgreSQL's generated `listings.search` tsvector (weights A, A, B, C) with
 //!   its GIN index, ranked by `ts_rank`. Both match every term of the query.
+//!   A one-word query (the common case) reads the crate's own search index instead:
+//!   `listing_search_terms`, one row per (browsable listing, term) with the listing's
+//!   single-term rank precomputed, scanned in rank order through one index range; see
+//!   [`reindex`] and docs/MARKETPLACE.md.
 //! - **Row locks** for read-then-write transactions: `SELECT ... FOR UPDATE` on
 //!   PostgreSQL; nothing on SQLite, whose `BEGIN IMMEDIATE` already serialises writers.
 
@@ -129,8 +133,34 @@ struct Total {
     total: i64,
 }
 
-/// One page of the listings matching `query`, and how many match in all.
+/// One page of the listings matching `query`, and how many match in all: from the search
+/// index for a one-word query, from the full-text engine otherwise.
 pub(crate) async fn browse(
+    conn: &mut DbConn,
+    query: &BrowseQuery,
+    page: PageRequest,
+) -> Result<(Vec<Listing>, u64), MarketplaceError> {
+    if let [word] = query.terms.as_slice() {
+        match conn.backend() {
+            Backend::Postgres => {
+                let term = IndexTerm::LexemeOf(word.clone());
+                return browse_indexed(conn, query, term, page).await;
+            }
+            Backend::Sqlite => {
+                // FTS5's term for the word; a word FTS5 splits in several is left to it.
+                if let [term] = sqlite_terms(conn, word).await?.as_slice() {
+                    return browse_indexed(conn, query, IndexTerm::Value(term.clone()), page).await;
+                }
+            }
+        }
+    }
+    browse_full_text(conn, query, page).await
+}
+
+/// The same page from the full-text engine alone (GIN + `ts_rank`, FTS5 + `bm25`): what
+/// browse runs for several words, and the reference the search index is measured
+/// against (`feria bench-baseline --scenario overlap`).
+pub(crate) async fn browse_full_text(
     conn: &mut DbConn,
     query: &BrowseQuery,
     page: PageRequest,
@@ -164,6 +194,302 @@ pub(crate) async fn browse(
     count_sql
         .push("SELECT COUNT(*) AS total")
         .push(&shared.text);
+    let total: Total = with_conn!(conn,
+        sqlite: c => feria_kernel::bind_dynamic!(count_sql, diesel::sqlite::Sqlite).get_result(c).await,
+        postgres: c => feria_kernel::bind_dynamic!(count_sql, diesel::pg::Pg).get_result(c).await,
+    )
+    .map_err(DbError::from)?;
+    Ok((rows, u64::try_from(total.total).unwrap_or(0)))
+}
+
+// ---- the search index ----------------------------------------------------------------
+//
+// `listing_search_terms` holds one row per (browsable listing, term of its text) with the
+// listing's rank for that term alone and copies of the columns browse filters on
+// (niche, currency, price). Browse with one word reads the top of the index range
+// (platform, mode, term, niche) backwards — score, created_at, listing_id descending —
+// filtering currency and price inside the index, and joins the page's 20 listings; the
+// count reads the same range. Nothing fetches or ranks the thousands of full-text
+// matches. Rows exist only for listings browse shows (active, not an exclusive license
+// already sold), so no status check is needed at read time.
+//
+// Kept in step by [`reindex`] inside the transaction of every write that changes what
+// the rows hold: listing create and update (status, price, currency, niche, text),
+// a character's rename (its listings' `character_name`), and the sale of an exclusive
+// license. [`reindex_like`] rebuilds many listings set-based (bulk loads).
+//
+// Scores:
+// - PostgreSQL: `ts_rank(search, '<lexeme>'::tsquery)` computed by PostgreSQL itself,
+//   stored as float4 (what ts_rank returns): the order and ties are exactly those of the
+//   full-text query `ORDER BY ts_rank(search, plainto_tsquery('english', word)) DESC`,
+//   whose lexeme is the word's single lexeme.
+// - SQLite: FTS5's own terms (porter unicode61, read back through fts5vocab, so a term
+//   here is what `listings_fts MATCH` matches) and FTS5's bm25 term component for the
+//   listing: f (k1 + 1) / (f + k1 (1 - b + b |D| / avgdl)), f the column-weighted count
+//   (10, 10, 5, 2), |D| the listing's tokens, k1 = 1.2, b = 0.75. bm25 multiplies it by
+//   the term's IDF, the same for every listing of a one-word query, so the order is
+//   bm25's except that avgdl is fixed (AVG_TOKENS) instead of the live average: a
+//   listing's score never goes stale when others are written.
+
+/// The listings browse can show, as SQL over `listings l`.
+const BROWSABLE: &str =
+    "l.status = 'active' AND (l.license_type <> 'exclusive' OR l.sales_count = 0)";
+
+/// SQLite's fixed average listing length in tokens for bm25's length normalisation.
+const AVG_TOKENS: f64 = 64.0;
+
+/// A private FTS5 table (per connection, in `temp`) with `listings_fts`'s tokenizer, and
+/// its token instances: how SQLite tells the terms of a few listings or of a query word
+/// exactly as FTS5 makes them, without scanning the whole index.
+const SQLITE_TOKENIZER: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS temp.listing_tokens \
+    USING fts5 (title, character_name, niche, description, \
+    tokenize = 'porter unicode61 remove_diacritics 2'); \
+    CREATE VIRTUAL TABLE IF NOT EXISTS temp.listing_tokens_instances \
+    USING fts5vocab (temp, listing_tokens, instance); \
+    DELETE FROM temp.listing_tokens;";
+
+/// `INSERT INTO listing_search_terms` from the token instances of FTS5 table
+/// `instances` (rowid = the listing's rowid), for browsable listings matching `filter`.
+fn sqlite_insert_postings(instances: &str, filter: &str) -> String {
+    let k1 = 1.2;
+    let b = 0.75;
+    format!(
+        "INSERT INTO listing_search_terms (platform_id, mode, term, niche, score, created_at, \
+         listing_id, currency, price_minor) \
+         SELECT l.platform_id, l.mode, v.term, l.niche, \
+         (v.f * {k1p1}) / (v.f + {k1} * ({one_b} + {b} * d.n / {AVG_TOKENS:.1})), \
+         l.created_at, l.id, l.currency, l.price_minor \
+         FROM (SELECT doc, term, SUM(CASE col WHEN 'title' THEN 10.0 \
+         WHEN 'character_name' THEN 10.0 WHEN 'niche' THEN 5.0 ELSE 2.0 END) AS f \
+         FROM {instances} GROUP BY doc, term) AS v \
+         JOIN (SELECT doc, COUNT(*) AS n FROM {instances} GROUP BY doc) AS d ON d.doc = v.doc \
+         JOIN listings l ON l.rowid = v.doc \
+         WHERE {BROWSABLE}{filter}",
+        k1p1 = k1 + 1.0,
+        one_b = 1.0 - b,
+    )
+}
+
+/// `INSERT INTO listing_search_terms` of the browsable listings matching `filter`.
+fn pg_insert_postings(filter: &str) -> String {
+    format!(
+        "INSERT INTO listing_search_terms (listing_id, term, platform_id, mode, niche, score, \
+         created_at, currency, price_minor) \
+         SELECT l.id, t.lexeme, l.platform_id, l.mode, l.niche, \
+         ts_rank(l.search, quote_literal(t.lexeme)::tsquery), l.created_at, l.currency, \
+         l.price_minor \
+         FROM listings l, unnest(tsvector_to_array(l.search)) AS t(lexeme) \
+         WHERE {BROWSABLE}{filter}"
+    )
+}
+
+/// ` IN (?, ?, ...)` over `ids`.
+fn push_in(sql: &mut Sql, ids: &[ListingId]) {
+    sql.push(" IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.text_arg(id.as_str());
+    }
+    sql.push(")");
+}
+
+async fn execute(conn: &mut DbConn, sql: Sql) -> Result<usize, MarketplaceError> {
+    let done = with_conn!(conn,
+        sqlite: c => feria_kernel::bind_dynamic!(sql, diesel::sqlite::Sqlite).execute(c).await,
+        postgres: c => feria_kernel::bind_dynamic!(sql, diesel::pg::Pg).execute(c).await,
+    )
+    .map_err(DbError::from)?;
+    Ok(done)
+}
+
+/// Rewrites the search-index rows of `ids` from their listings as they are now (none
+/// for a listing browse does not show). Call it in the transaction that changed them.
+pub(crate) async fn reindex(conn: &mut DbConn, ids: &[ListingId]) -> Result<(), MarketplaceError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let backend = conn.backend();
+    let mut delete = Sql::new(backend);
+    delete.push("DELETE FROM listing_search_terms WHERE listing_id");
+    push_in(&mut delete, ids);
+    execute(conn, delete).await?;
+    match backend {
+        Backend::Postgres => {
+            let mut insert = Sql::new(backend);
+            insert.push(&pg_insert_postings(" AND l.id"));
+            push_in(&mut insert, ids);
+            execute(conn, insert).await?;
+        }
+        Backend::Sqlite => {
+            conn.batch_execute(SQLITE_TOKENIZER).await?;
+            let mut tokens = Sql::new(backend);
+            tokens
+                .push(
+                    "INSERT INTO temp.listing_tokens (rowid, title, character_name, niche, \
+                     description) SELECT l.rowid, l.title, l.character_name, l.niche, \
+                     l.description FROM listings l WHERE ",
+                )
+                .push(BROWSABLE)
+                .push(" AND l.id");
+            push_in(&mut tokens, ids);
+            execute(conn, tokens).await?;
+            let insert = sqlite_insert_postings("temp.listing_tokens_instances", "");
+            execute(conn, Sql::new(backend).push(&insert).clone()).await?;
+            conn.batch_execute("DELETE FROM temp.listing_tokens;")
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds the search-index rows of every listing whose id is `LIKE id_like`, set-based
+/// (bulk loads: one statement over all of them). On SQLite it reads every token of the
+/// full-text index once (`listings_fts_instances`).
+pub(crate) async fn reindex_like(conn: &mut DbConn, id_like: &str) -> Result<(), MarketplaceError> {
+    let backend = conn.backend();
+    let mut delete = Sql::new(backend);
+    delete
+        .push("DELETE FROM listing_search_terms WHERE listing_id LIKE ")
+        .text_arg(id_like);
+    execute(conn, delete).await?;
+    let mut insert = Sql::new(backend);
+    match backend {
+        Backend::Postgres => insert.push(&pg_insert_postings(" AND l.id LIKE ")),
+        Backend::Sqlite => insert.push(&sqlite_insert_postings(
+            "listings_fts_instances",
+            " AND l.id LIKE ",
+        )),
+    };
+    insert.text_arg(id_like);
+    execute(conn, insert).await?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Term {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    term: String,
+}
+
+/// FTS5's terms of `word` (SQLite): what `listings_fts MATCH` would look up.
+async fn sqlite_terms(conn: &mut DbConn, word: &str) -> Result<Vec<String>, MarketplaceError> {
+    conn.batch_execute(SQLITE_TOKENIZER).await?;
+    let mut put = Sql::new(Backend::Sqlite);
+    put.push(
+        "INSERT INTO temp.listing_tokens (rowid, title, character_name, niche, description) \
+         VALUES (1, ",
+    )
+    .text_arg(word)
+    .push(", '', '', '')");
+    execute(conn, put).await?;
+    let read = Sql::new(Backend::Sqlite)
+        .push("SELECT DISTINCT term FROM temp.listing_tokens_instances")
+        .clone();
+    let terms: Vec<Term> = with_conn!(conn,
+        sqlite: c => feria_kernel::bind_dynamic!(read, diesel::sqlite::Sqlite).load(c).await,
+        postgres: c => feria_kernel::bind_dynamic!(read, diesel::pg::Pg).load(c).await,
+    )
+    .map_err(DbError::from)?;
+    conn.batch_execute("DELETE FROM temp.listing_tokens;")
+        .await?;
+    Ok(terms.into_iter().map(|t| t.term).collect())
+}
+
+/// How a browse names its term in SQL.
+enum IndexTerm {
+    /// The term itself (SQLite: FTS5's term, computed before).
+    Value(String),
+    /// PostgreSQL: the English lexeme of this word, computed inside the statement (an
+    /// immutable expression of a bound value, folded before planning, so the planner
+    /// sees the lexeme); NULL for a stop word, which then matches nothing, as
+    /// `plainto_tsquery` does.
+    LexemeOf(String),
+}
+
+/// `FROM listing_search_terms t ... WHERE ...` of a one-word browse; `join` adds the
+/// listing (for the page's columns or the rating filter).
+fn index_from_where(backend: Backend, query: &BrowseQuery, term: &IndexTerm, join: bool) -> Sql {
+    let mut sql = Sql::new(backend);
+    sql.push(" FROM listing_search_terms t");
+    if join {
+        // CROSS JOIN (SQLite) keeps the index scan outermost; PostgreSQL plans it so.
+        sql.push(match backend {
+            Backend::Sqlite => " CROSS JOIN listings l ON l.id = t.listing_id",
+            Backend::Postgres => " JOIN listings l ON l.id = t.listing_id",
+        });
+    }
+    sql.push(" WHERE t.platform_id = ")
+        .text_arg(query.tenant.platform_id.as_str())
+        .push(" AND t.mode = ")
+        .text_arg(query.tenant.mode.as_str())
+        .push(" AND t.term = ");
+    match term {
+        IndexTerm::Value(value) => {
+            sql.text_arg(value);
+        }
+        IndexTerm::LexemeOf(word) => {
+            sql.push("(tsvector_to_array(to_tsvector('english'::regconfig, ")
+                .text_arg(word)
+                .push(")))[1]");
+        }
+    }
+    if let Some(niche) = &query.niche {
+        sql.push(" AND t.niche = ").text_arg(niche);
+    }
+    if let Some(currency) = &query.currency {
+        sql.push(" AND t.currency = ").text_arg(currency);
+    }
+    if let Some(min) = query.min_price_minor {
+        sql.push(" AND t.price_minor >= ").arg(Arg::BigInt(min));
+    }
+    if let Some(max) = query.max_price_minor {
+        sql.push(" AND t.price_minor <= ").arg(Arg::BigInt(max));
+    }
+    if let Some(hundredths) = query.min_rating_hundredths {
+        sql.push(" AND l.rating_count > 0 AND l.rating_sum * 100 >= l.rating_count * ")
+            .arg(Arg::BigInt(hundredths));
+    }
+    sql
+}
+
+async fn browse_indexed(
+    conn: &mut DbConn,
+    query: &BrowseQuery,
+    term: IndexTerm,
+    page: PageRequest,
+) -> Result<(Vec<Listing>, u64), MarketplaceError> {
+    let backend = conn.backend();
+    let shared = index_from_where(backend, query, &term, true);
+    let mut rows_sql = Sql::new(backend);
+    rows_sql.args = shared.args.clone();
+    rows_sql
+        .push("SELECT ")
+        .push(COLUMNS)
+        .push(&shared.text)
+        // The full-text query's order: rank, then newest, then id.
+        .push(" ORDER BY t.score DESC, t.created_at DESC, t.listing_id DESC LIMIT ")
+        .arg(Arg::BigInt(page.limit()))
+        .push(" OFFSET ")
+        .arg(Arg::BigInt(page.offset()));
+    let rows: Vec<Listing> = with_conn!(conn,
+        sqlite: c => feria_kernel::bind_dynamic!(rows_sql, diesel::sqlite::Sqlite).load(c).await,
+        postgres: c => feria_kernel::bind_dynamic!(rows_sql, diesel::pg::Pg).load(c).await,
+    )
+    .map_err(DbError::from)?;
+    let fetched = rows.len() as u64;
+    if fetched < u64::from(page.page_size()) && (fetched > 0 || page.offset() == 0) {
+        let offset = u64::try_from(page.offset()).unwrap_or(0);
+        return Ok((rows, offset + fetched));
+    }
+    // The count reads the index alone unless the rating filter needs the listing.
+    let counted = index_from_where(backend, query, &term, query.min_rating_hundredths.is_some());
+    let mut count_sql = Sql::new(backend);
+    count_sql.args = counted.args;
+    count_sql
+        .push("SELECT COUNT(*) AS total")
+        .push(&counted.text);
     let total: Total = with_conn!(conn,
         sqlite: c => feria_kernel::bind_dynamic!(count_sql, diesel::sqlite::Sqlite).get_result(c).await,
         postgres: c => feria_kernel::bind_dynamic!(count_sql, diesel::pg::Pg).get_result(c).await,

@@ -458,6 +458,15 @@ pub async fn update(
                     .execute(c)
                     .await
             })?;
+            // The name is searchable text: the listings' index rows follow it.
+            let listed: Vec<crate::listing::ListingId> = with_conn!(c, c => {
+                listings::table
+                    .filter(listings::character_id.eq(id))
+                    .select(listings::id)
+                    .load(c)
+                    .await
+            })?;
+            crate::backend::reindex(c, &listed).await?;
         }
         Ok(owned(c, tenant, owner, id).await?.to_object())
     })

@@ -14,6 +14,7 @@
 //! `docs/MARKETPLACE.md`.
 
 mod backend;
+pub mod bulk;
 pub mod character;
 mod error;
 pub mod listing;

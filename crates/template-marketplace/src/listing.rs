@@ -573,6 +573,26 @@ pub async fn browse(
     })
 }
 
+/// The same page as [`browse`] from the full-text engine alone (PostgreSQL: GIN match,
+/// `ORDER BY ts_rank`; SQLite: FTS5 `MATCH`, `ORDER BY bm25`), never from the search
+/// index: the reference the index is measured against (`feria bench-baseline
+/// --scenario overlap`). Browse itself uses it for queries of several words.
+pub async fn browse_full_text(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    filter: &ListingFilter,
+    page: PageRequest,
+) -> Result<ListingPage, MarketplaceError> {
+    let query = BrowseQuery::new(tenant, filter)?;
+    let (rows, total) = backend::browse_full_text(conn, &query, page).await?;
+    Ok(ListingPage {
+        listings: rows.iter().map(Listing::to_object).collect(),
+        page: page.page(),
+        page_size: page.page_size(),
+        total,
+    })
+}
+
 /// The seller's listings (every status), newest first, with sales and revenue.
 pub async fn mine(
     conn: &mut DbConn,
@@ -683,6 +703,7 @@ pub async fn create(
                 .execute(c)
                 .await
         })?;
+        backend::reindex(c, std::slice::from_ref(&listing.id)).await?;
         let object = listing.to_object();
         feria_events::record(c, tenant, EventType::ListingCreated, &object).await?;
         Ok(object)
@@ -775,6 +796,9 @@ pub async fn update(
                 .execute(c)
                 .await
         })?;
+        // Any change may move the listing in or out of browse, or change its text,
+        // niche or price: its search-index rows are rewritten with it.
+        backend::reindex(c, std::slice::from_ref(id)).await?;
         let object = get(c, tenant, id).await?.to_object();
         let archived = ListingStatus::Archived.as_str();
         let event = if changes.status == Some(ListingStatus::Archived) && listing.status != archived

@@ -309,6 +309,10 @@ pub async fn purchase(
         if sold == 0 {
             return Err(MarketplaceError::ListingUnavailable);
         }
+        if listing.license() == LicenseType::Exclusive {
+            // Sold once, an exclusive license leaves browse: so do its index rows.
+            backend::reindex(c, std::slice::from_ref(&listing_id)).await?;
+        }
 
         let purchase = Purchase {
             id: purchase_id,

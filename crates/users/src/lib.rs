@@ -3,6 +3,7 @@
 //! One account per platform, mode and email, with a role (owner, admin, editor, member),
 //! a profile, and references to payment-provider objects. Calls `platforms` only.
 
+pub mod bulk;
 mod error;
 pub mod links;
 pub mod payments;

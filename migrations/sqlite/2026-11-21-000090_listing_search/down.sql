@@ -1,0 +1,2 @@
+DROP TABLE listings_fts_instances;
+DROP TABLE listing_search_terms;
