@@ -38,10 +38,34 @@ fn argon2(settings: &AuthSettings) -> Result<Argon2<'static>, AuthError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-/// argon2 is CPU-heavy by design: it runs on a blocking thread, never on the event loop.
+/// The argon2 computations allowed at once: one per core. Each holds
+/// `argon2_memory_kib` (19 MiB by default) while it runs; more at once would not finish
+/// sooner on the same cores, only multiply the memory (a burst of sign-ins took the server
+/// to gigabytes). The rest wait their turn here, without a thread.
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+async fn argon2_slot() -> Result<tokio::sync::SemaphorePermit<'static>, AuthError> {
+    argon2_slots()
+        .acquire()
+        .await
+        .map_err(|_| AuthError::Db(DbError::Config("the argon2 slots are closed".into())))
+}
+
+/// argon2 is CPU-heavy by design: it runs on a blocking thread, never on the event loop,
+/// and at most one per core at once.
 async fn hash_code(settings: &AuthSettings, code: String) -> Result<String, AuthError> {
     let hasher = argon2(settings)?;
+    // The slot moves into the blocking task: it is held until the hash is done, even if
+    // the request goes away meanwhile.
+    let slot = argon2_slot().await?;
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
         let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
@@ -65,7 +89,9 @@ async fn code_matches(
     code: String,
 ) -> Result<bool, AuthError> {
     let verifier = argon2(settings)?;
+    let slot = argon2_slot().await?;
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         PasswordHash::new(&hash)
             .map(|parsed| verifier.verify_password(code.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
