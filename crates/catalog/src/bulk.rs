@@ -2,38 +2,13 @@
 //! one domain call per product. They skip the per-row rules of [`crate::product`]
 //! (validation, events), so callers hand in rows that already hold them.
 
-use feria_kernel::{DbConn, Mode, PlatformId};
+use feria_kernel::db::MAX_BULK_BINDS;
+use feria_kernel::{DbConn, Mode, PlatformId, bulk_insert};
 
 use crate::error::CatalogError;
 use crate::product::{Product, ProductId};
 use crate::schema::{product_tags, products};
 
-/// A multi-row insert of a slice of owned models into `table`. PostgreSQL takes it as one
-/// statement. diesel's SQLite batch insert (one statement, or one per row when `None`
-/// means `DEFAULT`) exists only for the synchronous connection, so on SQLite it runs on
-/// the connection's blocking thread: one call, every row in native code.
-macro_rules! insert {
-    ($conn:expr, $table:ident, $rows:expr) => {{
-        let rows = $rows.to_vec();
-        feria_kernel::with_conn!($conn,
-            sqlite: c => {
-                c.spawn_blocking(move |inner| {
-                    diesel::RunQueryDsl::execute(diesel::insert_into($table::table).values(rows), inner)
-                })
-                .await
-            },
-            postgres: c => {
-                diesel_async::RunQueryDsl::execute(diesel::insert_into($table::table).values(rows), c)
-                    .await
-            },
-        )
-        .map_err(feria_kernel::DbError::from)?;
-    }};
-}
-
-/// Bound values per statement, under both backends' limits (SQLite 32,766, PostgreSQL
-/// 65,535).
-const MAX_BINDS: usize = 30_000;
 const PRODUCT_COLUMNS: usize = 19;
 const TAG_COLUMNS: usize = 4;
 
@@ -50,8 +25,8 @@ struct TagRow {
 /// which the tag filter reads) with multi-row `INSERT`s. Wrap the call in a transaction
 /// to make it all-or-nothing.
 pub async fn insert_products(conn: &mut DbConn, rows: &[Product]) -> Result<(), CatalogError> {
-    for chunk in rows.chunks(MAX_BINDS / PRODUCT_COLUMNS) {
-        insert!(conn, products, chunk);
+    for chunk in rows.chunks(MAX_BULK_BINDS / PRODUCT_COLUMNS) {
+        bulk_insert!(conn, products, chunk)?;
     }
     let mut tags = Vec::new();
     for product in rows {
@@ -65,8 +40,8 @@ pub async fn insert_products(conn: &mut DbConn, rows: &[Product]) -> Result<(), 
             tag,
         }));
     }
-    for chunk in tags.chunks(MAX_BINDS / TAG_COLUMNS) {
-        insert!(conn, product_tags, chunk);
+    for chunk in tags.chunks(MAX_BULK_BINDS / TAG_COLUMNS) {
+        bulk_insert!(conn, product_tags, chunk)?;
     }
     Ok(())
 }

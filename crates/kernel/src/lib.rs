@@ -36,5 +36,6 @@ pub use time::Timestamp;
 #[doc(hidden)]
 pub mod __private {
     pub use diesel;
+    pub use diesel_async;
     pub use utoipa;
 }

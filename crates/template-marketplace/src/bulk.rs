@@ -4,7 +4,8 @@
 //! already hold them (e.g. `workspaces.character_count` equal to the characters
 //! inserted into each workspace).
 
-use feria_kernel::DbConn;
+use feria_kernel::db::MAX_BULK_BINDS;
+use feria_kernel::{DbConn, bulk_insert};
 
 use crate::backend;
 use crate::character::Character;
@@ -13,40 +14,13 @@ use crate::listing::{Listing, ListingId};
 use crate::schema::{characters, listings, workspaces};
 use crate::workspace::Workspace;
 
-/// A multi-row insert of a slice of owned models into `table`. PostgreSQL takes it as one
-/// statement. diesel's SQLite batch insert (one statement, or one per row when `None`
-/// means `DEFAULT`) exists only for the synchronous connection, so on SQLite it runs on
-/// the connection's blocking thread: one call, every row in native code.
-macro_rules! insert {
-    ($conn:expr, $table:ident, $rows:expr) => {{
-        let rows = $rows.to_vec();
-        feria_kernel::with_conn!($conn,
-            sqlite: c => {
-                c.spawn_blocking(move |inner| {
-                    diesel::RunQueryDsl::execute(diesel::insert_into($table::table).values(rows), inner)
-                })
-                .await
-            },
-            postgres: c => {
-                diesel_async::RunQueryDsl::execute(diesel::insert_into($table::table).values(rows), c)
-                    .await
-            },
-        )
-        .map_err(feria_kernel::DbError::from)?;
-    }};
-}
-
-/// Bound values per statement, under both backends' limits (SQLite 32,766, PostgreSQL
-/// 65,535).
-const MAX_BINDS: usize = 30_000;
-
 /// Inserts workspaces with multi-row `INSERT`s.
 pub async fn insert_workspaces(
     conn: &mut DbConn,
     rows: &[Workspace],
 ) -> Result<(), MarketplaceError> {
-    for chunk in rows.chunks(MAX_BINDS / 10) {
-        insert!(conn, workspaces, chunk);
+    for chunk in rows.chunks(MAX_BULK_BINDS / 10) {
+        bulk_insert!(conn, workspaces, chunk)?;
     }
     Ok(())
 }
@@ -57,8 +31,8 @@ pub async fn insert_characters(
     conn: &mut DbConn,
     rows: &[Character],
 ) -> Result<(), MarketplaceError> {
-    for chunk in rows.chunks(MAX_BINDS / 18) {
-        insert!(conn, characters, chunk);
+    for chunk in rows.chunks(MAX_BULK_BINDS / 18) {
+        bulk_insert!(conn, characters, chunk)?;
     }
     Ok(())
 }
@@ -67,8 +41,8 @@ pub async fn insert_characters(
 /// index, as the domain's writes do. Call it inside a transaction so a listing is never
 /// visible without its index rows.
 pub async fn insert_listings(conn: &mut DbConn, rows: &[Listing]) -> Result<(), MarketplaceError> {
-    for chunk in rows.chunks(MAX_BINDS / 21) {
-        insert!(conn, listings, chunk);
+    for chunk in rows.chunks(MAX_BULK_BINDS / 21) {
+        bulk_insert!(conn, listings, chunk)?;
         let ids: Vec<ListingId> = chunk.iter().map(|l| l.id.clone()).collect();
         backend::reindex(conn, &ids).await?;
     }

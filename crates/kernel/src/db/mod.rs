@@ -511,6 +511,43 @@ impl DbConn {
     }
 }
 
+/// Bound values per multi-row statement, under both backends' limits (SQLite 32,766,
+/// PostgreSQL 65,535): a bulk insert of rows of N columns sends `MAX_BULK_BINDS / N` rows
+/// per statement.
+pub const MAX_BULK_BINDS: usize = 30_000;
+
+/// `bulk_insert!(conn, table, rows)`: one multi-row `INSERT` of a slice of owned models
+/// into the diesel `table` (in scope by name), as `Result<usize, DbError>`. Chunk the
+/// rows by [`MAX_BULK_BINDS`]. PostgreSQL takes it as one statement; diesel's SQLite
+/// batch insert exists only for the synchronous connection, so on SQLite it runs on the
+/// connection's blocking thread: one call, every row in native code. For bulk loads
+/// (benchmark seeding, imports), which skip the domain functions' per-row rules.
+#[macro_export]
+macro_rules! bulk_insert {
+    ($conn:expr, $table:ident, $rows:expr) => {{
+        let rows = $rows.to_vec();
+        $crate::with_conn!($conn,
+            sqlite: c => {
+                c.spawn_blocking(move |inner| {
+                    $crate::__private::diesel::RunQueryDsl::execute(
+                        $crate::__private::diesel::insert_into($table::table).values(rows),
+                        inner,
+                    )
+                })
+                .await
+            },
+            postgres: c => {
+                $crate::__private::diesel_async::RunQueryDsl::execute(
+                    $crate::__private::diesel::insert_into($table::table).values(rows),
+                    c,
+                )
+                .await
+            },
+        )
+        .map_err($crate::DbError::from)
+    }};
+}
+
 /// Runs a diesel query body once per backend with the concrete connection bound.
 ///
 /// One-armed: `with_conn!(conn, c => body)` — the body is compiled for both
