@@ -147,29 +147,20 @@ pub struct WriteLimit(pub Option<WriteRateLimiter>);
 /// Counts a write against its client's budget: the bearer credential it presents, or its
 /// address. Reads pass uncounted.
 fn count_write(req: &ServiceRequest) -> Result<(), u64> {
-    let is_write = matches!(
+    if !matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    );
+    ) {
+        return Ok(());
+    }
     let Some(limiter) = req
         .app_data::<web::Data<WriteLimit>>()
         .and_then(|limit| limit.0.as_ref())
     else {
         return Ok(());
     };
-    if !is_write {
-        return Ok(());
-    }
-    let credential = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty());
-    match (credential, req.peer_addr()) {
-        (Some(token), _) => limiter.check(WriteClient::Credential(token)),
+    match (crate::caller::bearer_token(req.request()), req.peer_addr()) {
+        (Some(token), _) => limiter.check(WriteClient::Credential(&token)),
         (None, Some(address)) => limiter.check(WriteClient::Address(address.ip())),
         (None, None) => Ok(()),
     }
