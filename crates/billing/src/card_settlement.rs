@@ -668,24 +668,7 @@ pub async fn finalize(
             })
             .collect();
         let mut recorded = crate::transactions::record(c, tenant, &charge_entry, charges).await?;
-        let mut releases: Vec<NewTransaction> = settlement
-            .earnings
-            .iter()
-            .map(|(seller, amount)| {
-                with_contract(NewTransaction {
-                    seller_user_id: Some(seller.clone()),
-                    ..NewTransaction::new(TransactionKind::Earning, STRIPE, *amount)
-                })
-            })
-            .collect();
-        for (fee_kind, _, fee) in fee_parts(&settlement.fees) {
-            if !fee.is_zero() {
-                releases.push(with_contract(NewTransaction {
-                    fee_kind: Some(fee_kind),
-                    ..NewTransaction::new(TransactionKind::Fee, STRIPE, fee)
-                }));
-            }
-        }
+        let releases = crate::settlement::release_transactions(settlement, STRIPE);
         recorded.extend(crate::transactions::record(c, tenant, &release_entry, releases).await?);
         if let Some(payout_entry) = payout_entry {
             let payouts = settlement

@@ -87,6 +87,34 @@ pub(crate) fn fee_parts(fees: &SettlementFees) -> [(FeeKind, AccountKind, Money)
     ]
 }
 
+/// The release's transactions, whatever the provider: each seller's earning and each
+/// fee that is not zero, on the settlement's contract.
+pub(crate) fn release_transactions(
+    settlement: &Settlement,
+    provider: &'static str,
+) -> Vec<NewTransaction> {
+    let on_contract = |t: NewTransaction| NewTransaction {
+        contract_id: settlement.contract_id.clone(),
+        description: settlement.description.clone(),
+        ..t
+    };
+    let earnings = settlement
+        .earnings
+        .iter()
+        .map(|(seller, amount)| NewTransaction {
+            seller_user_id: Some(seller.clone()),
+            ..NewTransaction::new(TransactionKind::Earning, provider, *amount)
+        });
+    let fees = fee_parts(&settlement.fees)
+        .into_iter()
+        .filter(|(_, _, fee)| !fee.is_zero())
+        .map(|(fee_kind, _, fee)| NewTransaction {
+            fee_kind: Some(fee_kind),
+            ..NewTransaction::new(TransactionKind::Fee, provider, fee)
+        });
+    earnings.chain(fees).map(on_contract).collect()
+}
+
 pub(crate) fn check(settlement: &Settlement) -> Result<(), BillingError> {
     if settlement.key.is_empty() || settlement.key.len() > 200 {
         return Err(invalid("key", "must be 1 to 200 characters"));
@@ -249,24 +277,7 @@ pub async fn settle(
                     .collect();
                 let mut recorded =
                     crate::transactions::record(c, tenant, &charge_entry, charges).await?;
-                let mut releases: Vec<NewTransaction> = settlement
-                    .earnings
-                    .iter()
-                    .map(|(seller, amount)| {
-                        with_contract(NewTransaction {
-                            seller_user_id: Some(seller.clone()),
-                            ..NewTransaction::new(TransactionKind::Earning, INTERNAL, *amount)
-                        })
-                    })
-                    .collect();
-                for (fee_kind, _, fee) in fee_parts(&settlement.fees) {
-                    if !fee.is_zero() {
-                        releases.push(with_contract(NewTransaction {
-                            fee_kind: Some(fee_kind),
-                            ..NewTransaction::new(TransactionKind::Fee, INTERNAL, fee)
-                        }));
-                    }
-                }
+                let releases = release_transactions(&settlement, INTERNAL);
                 recorded.extend(
                     crate::transactions::record(c, tenant, &release_entry, releases).await?,
                 );
