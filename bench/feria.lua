@@ -9,6 +9,9 @@
 --   purchase POST /api/v1/marketplace/:id/purchase          (S3: a random buyer's session,
 --            one of a few hot listings, Idempotency-Key = buyer + listing, so a repeat
 --            is answered with the first purchase: every answer is a 201)
+--   settle   PUT /api/v1/contracts/:id/settle                (S5: API key, each thread walks
+--            its share of the seeded open contracts, Idempotency-Key = the contract; a
+--            thread out of contracts repeats its last one, answered from its settlement)
 --   signin   POST /api/v1/auth/otp/verify, POST /api/v1/auth/session/refresh
 --            (S4: codes requested and read from the mail directory beforehand, each used
 --            once; every other request rotates a refresh token a verify or refresh returned)
@@ -22,6 +25,7 @@ function setup(thread)
 end
 
 local next_code
+local next_contract
 local pending = {}
 local toggle = false
 
@@ -29,6 +33,7 @@ function init(args)
    math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
    -- Thread i uses codes i, i + threads, ...: no code is verified twice.
    next_code = thread_id or 1
+   next_contract = thread_id or 1
 end
 
 local json_headers = { ["Content-Type"] = "application/json" }
@@ -92,11 +97,28 @@ local function purchase_request()
    })
 end
 
+local function settle_request()
+   local n = next_contract
+   if cfg.contracts[n] ~= nil and cfg.contracts[n + cfg.threads] ~= nil then
+      next_contract = n + cfg.threads
+   end
+   local id = cfg.contracts[n]
+   if id == nil then
+      return wrk.format("GET", "/healthz")
+   end
+   return wrk.format("PUT", "/api/v1/contracts/" .. id .. "/settle", {
+      ["Authorization"] = "Bearer " .. cfg.api_key,
+      ["Idempotency-Key"] = "s5-" .. id,
+   })
+end
+
 function request()
    if scenario == "signin" then
       return signin_request()
    elseif scenario == "purchase" then
       return purchase_request()
+   elseif scenario == "settle" then
+      return settle_request()
    elseif scenario == "product" then
       return wrk.format("GET", product_path(), { ["Authorization"] = "Bearer " .. cfg.api_key })
    elseif scenario == "browse" then

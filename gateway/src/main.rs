@@ -88,7 +88,14 @@ fn main() -> anyhow::Result<()> {
                 let db = feria_kernel::Db::connect(&config.db_config())
                     .await
                     .context("connecting to the database")?;
-                feria::seed::seed(&db, &args).await
+                // Contracts' mail goes beside the server's, not into it (S4 reads codes
+                // from the server's mail directory).
+                let mailer = feria_kernel::mail::Mailer::directory(
+                    config.data_dir.join("seed-mail"),
+                    &config.mail_from,
+                )
+                .context("the seed's mail directory")?;
+                feria::seed::seed(&db, &args, &config.fees, &mailer).await
             })?;
             eprintln!("seeded in {:.1} s", report.total_seconds);
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -4,11 +4,12 @@
 //!
 //! Platforms, their owners and API keys are made through [`crate::bootstrap`] (so the keys
 //! work); credits through the billing crate's `top_up` (so `feria ledger verify` holds);
-//! one session per platform through the auth crate. Everything bulky (users, workspaces,
-//! characters, listings, products, product tags) is set-based SQL: one `INSERT ... SELECT`
-//! per table over `generate_series` (PostgreSQL) or a `WITH RECURSIVE` counter (SQLite),
-//! so full-text indexes are filled by the same triggers (SQLite FTS5) or generated
-//! columns (PostgreSQL tsvector) as in production.
+//! one session per platform through the auth crate; S5's contracts through the contracts
+//! crate's service. Everything bulky (users, workspaces, characters, listings with their
+//! search-index rows, products, product tags) goes through the owning crate's `bulk`
+//! module: multi-row inserts, one transaction per batch, so full-text indexes are filled
+//! by the same triggers (SQLite FTS5) or generated columns (PostgreSQL tsvector) as in
+//! production.
 //!
 //! Ids are valid prefixed ULIDs computed from the row number: `<prefix>_<16-char stem>
 //! <10-digit row number>`, one random stem per table and run. A load generator builds any
@@ -311,6 +312,10 @@ pub struct SeedArgs {
     /// (their workspaces get room for what they buy).
     #[arg(long, default_value_t = 0)]
     pub buyers: u64,
+    /// Open contracts of the first platform for the settle scenario (S5), each of three
+    /// lines with two credited buyers and two sellers, made through the contracts crate.
+    #[arg(long, default_value_t = 0)]
+    pub contracts: u64,
 }
 
 /// How the load generator builds ids of one table: `<prefix>_<stem><%010d of n>`, where
@@ -378,6 +383,9 @@ pub struct SeedReport {
     /// of the buyers: the purchase storm's hot listings.
     #[serde(default)]
     pub hot_listings: Vec<String>,
+    /// Open contracts ready to settle (S5).
+    #[serde(default)]
+    pub contracts: Vec<String>,
     /// Seconds per phase, and in all.
     pub seconds: Vec<(String, f64)>,
     pub total_seconds: f64,
@@ -422,7 +430,12 @@ fn user_of(platforms: u64, per_platform: u64, n: u64, salt: u64) -> u64 {
 const BATCH: u64 = 10_000;
 
 /// Seeds the database at `db` (migrated here) and reports what was made.
-pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
+pub async fn seed(
+    db: &Db,
+    args: &SeedArgs,
+    schedule: &feria_billing::fees::FeeSchedule,
+    mailer: &feria_kernel::mail::Mailer,
+) -> anyhow::Result<SeedReport> {
     let started = Instant::now();
     let mut seconds = Vec::new();
     let mut phase = Instant::now();
@@ -778,6 +791,37 @@ pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
     }
     lap(&mut seconds, "sessions", &mut phase);
 
+    // S5's contracts: credited users of platform 0 pay, two of its users without credits
+    // are paid.
+    let contract_buyers = (0..)
+        .map(|k| 1 + k * platforms)
+        .take_while(|n| *n <= credited)
+        .map(|n| user_ids.parse(n))
+        .collect::<anyhow::Result<Vec<UserId>>>()?;
+    let mut payees = (0..)
+        .map(|k| 1 + k * platforms)
+        .skip_while(|n| *n <= credited)
+        .take_while(|n| *n <= users)
+        .take(2)
+        .map(|n| user_ids.parse(n));
+    let contracts = match (payees.next(), payees.next()) {
+        _ if args.contracts == 0 => Vec::new(),
+        (Some(first), Some(second)) => {
+            seed_contracts(
+                &mut conn,
+                &tenant,
+                schedule,
+                mailer,
+                args.contracts,
+                &contract_buyers,
+                &[first?, second?],
+            )
+            .await?
+        }
+        _ => anyhow::bail!("contracts need two users without credits in the first platform"),
+    };
+    lap(&mut seconds, "contracts", &mut phase);
+
     Ok(SeedReport {
         backend: backend.name().to_owned(),
         mode: mode.as_str().to_owned(),
@@ -788,11 +832,118 @@ pub async fn seed(db: &Db, args: &SeedArgs) -> anyhow::Result<SeedReport> {
         credited_users: credited,
         buyers,
         hot_listings,
+        contracts,
         words: WORDS.iter().map(|w| (*w).to_owned()).collect(),
         niches: NICHES.iter().map(|w| (*w).to_owned()).collect(),
         seconds,
         total_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// S5's contracts: open contracts of three custom lines (10, 6 and 4 USD), two buyers
+/// paying half the total each, two sellers owed half the net each, made through the
+/// contracts crate's service (the calls the HTTP routes make), so that each settles from
+/// the buyers' credits. Buyers are the credited users of the first platform, in turn;
+/// sellers two of its users without credits. Returns the contracts' ids.
+async fn seed_contracts(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    schedule: &feria_billing::fees::FeeSchedule,
+    mailer: &feria_kernel::mail::Mailer,
+    count: u64,
+    buyers: &[UserId],
+    sellers: &[UserId; 2],
+) -> anyhow::Result<Vec<String>> {
+    use feria_contracts::model::{NewBuyer, NewContract, NewItem, NewSeller};
+    use feria_contracts::service;
+    use rust_decimal::Decimal;
+
+    if buyers.len() < 2 {
+        anyhow::bail!("contracts need two credited users in the first platform");
+    }
+    let actor = feria_contracts::Actor::api_key();
+    let failed = |what: &'static str| {
+        move |e: feria_contracts::ContractError| anyhow::anyhow!("seeding a contract ({what}): {e}")
+    };
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let made = service::create(
+            conn,
+            tenant,
+            schedule,
+            &actor,
+            NewContract {
+                notes: Some(format!("S5 contract {n}")),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(failed("create"))?;
+        let id = made.id.clone();
+        let mut shown = made;
+        for (line, cents) in [1000i64, 600, 400].into_iter().enumerate() {
+            shown = service::add_item(
+                conn,
+                tenant,
+                schedule,
+                &actor,
+                &id,
+                NewItem {
+                    product_id: None,
+                    name: Some(format!("Line {line}")),
+                    unit_price: Some(Decimal::new(cents, 2)),
+                    quantity: None,
+                },
+            )
+            .await
+            .map_err(failed("item"))?;
+        }
+        let half = |amount: Decimal| -> (Decimal, Decimal) {
+            let first = (amount / Decimal::TWO).round_dp(2);
+            (first, amount - first)
+        };
+        let (first_due, second_due) = half(shown.total);
+        let pair = buyers
+            .iter()
+            .cycle()
+            .skip(usize::try_from(n)? % buyers.len());
+        for (buyer, due) in pair.zip([first_due, second_due]) {
+            service::add_buyer(
+                conn,
+                tenant,
+                schedule,
+                &actor,
+                &id,
+                NewBuyer {
+                    user_id: buyer.clone(),
+                    due: Some(due),
+                },
+            )
+            .await
+            .map_err(failed("buyer"))?;
+        }
+        let (first_owed, second_owed) = half(shown.net);
+        for (seller, owed) in sellers.iter().zip([first_owed, second_owed]) {
+            service::add_seller(
+                conn,
+                tenant,
+                schedule,
+                &actor,
+                &id,
+                NewSeller {
+                    user_id: seller.clone(),
+                    owed: Some(owed),
+                },
+            )
+            .await
+            .map_err(failed("seller"))?;
+        }
+        service::send(conn, tenant, schedule, &actor, mailer, &id)
+            .await
+            .map_err(failed("send"))?;
+        ids.push(id.to_string());
+    }
+    Ok(ids)
 }
 
 async fn execute(conn: &mut DbConn, sql: &str, what: &'static str) -> anyhow::Result<()> {

@@ -35,8 +35,14 @@ async fn a_tiny_seed_makes_working_keys_sessions_ids_and_searchable_listings() {
         credited_users: 5,
         credit_minor: 2_500,
         buyers: 2,
+        contracts: 3,
     };
-    let report: SeedReport = feria::seed::seed(app.db(), &args).await.unwrap();
+    let mail = tempfile::tempdir().unwrap();
+    let mailer = feria_kernel::mail::Mailer::directory(mail.path(), "seed@example.com").unwrap();
+    let schedule = feria_billing::fees::FeeSchedule::default();
+    let report: SeedReport = feria::seed::seed(app.db(), &args, &schedule, &mailer)
+        .await
+        .unwrap();
     assert_eq!(report.platforms.len(), 2);
     assert_eq!(report.listings.count, 300);
     // Buyers: the credited users of platform 0 (rows 1, 3, 5 of 5 credited: capped at 2).
@@ -109,4 +115,24 @@ async fn a_tiny_seed_makes_working_keys_sessions_ids_and_searchable_listings() {
         .await
         .json_value();
     assert!(credits.to_string().contains("25"), "{credits}");
+
+    // S5's contracts are open and settle from the buyers' credits with the platform's key
+    // (three lines, two buyers, two sellers), and the ledger still verifies.
+    assert_eq!(report.contracts.len(), 3);
+    let contract = &report.contracts[0];
+    let settled = app
+        .send(
+            app.request(Method::PUT, &format!("/api/v1/contracts/{contract}/settle"))
+                .bearer_auth(&platform.api_key)
+                .header("Idempotency-Key", "seed-test"),
+        )
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(settled["status"], "settled", "{settled}");
+    assert_eq!(settled["items"].as_array().unwrap().len(), 3);
+    assert_eq!(settled["buyers"].as_array().unwrap().len(), 2);
+    assert_eq!(settled["sellers"].as_array().unwrap().len(), 2);
+    let verification = feria_billing::ledger::verify(&mut conn).await.unwrap();
+    assert!(verification.is_ok(), "{verification:?}");
 }

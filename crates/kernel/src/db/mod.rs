@@ -37,7 +37,9 @@ use std::time::Duration;
 use diesel::SqliteConnection;
 use diesel::connection::AnsiTransactionManager as SyncAnsiTransactionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
@@ -220,6 +222,7 @@ impl Db {
                 }
                 let pragmas = sqlite_pragmas(config.busy_timeout);
                 let mut manager_config = ManagerConfig::<SqliteConn>::default();
+                manager_config.recycling_method = RecyclingMethod::Fast;
                 manager_config.custom_setup = Box::new(move |url| {
                     let url = url.to_owned();
                     let pragmas = pragmas.clone();
@@ -245,6 +248,12 @@ impl Db {
             DatabaseTarget::Postgres { url } => {
                 let statement_timeout_ms = config.statement_timeout.as_millis();
                 let mut manager_config = ManagerConfig::<PgConn>::default();
+                // Checked-out connections are not pinged (diesel-async's default runs
+                // `SELECT 1` first, a round trip per checkout: 2 of S2's 5). A connection
+                // whose socket the server closed is still dropped at checkout
+                // (`is_closed`), and one that fails mid-request is broken and discarded;
+                // tests/tests/db_faults.rs restarts PostgreSQL under load to hold us to it.
+                manager_config.recycling_method = RecyclingMethod::Fast;
                 manager_config.custom_setup = Box::new(move |url| {
                     let url = url.to_owned();
                     Box::pin(async move {
