@@ -6,9 +6,9 @@
 --   product  GET /api/v1/products/:id                       (API key, random product id)
 --   browse   GET /api/v1/marketplace?q=&niche=&min_price=&max_price=&page_size=20
 --                                                           (session of a member)
---   purchase POST /api/v1/marketplace/:id/purchase          (S3: a random buyer's session,
---            one of a few hot listings, Idempotency-Key = buyer + listing, so a repeat
---            is answered with the first purchase: every answer is a 201)
+--   purchase POST /api/v1/marketplace/:id/purchase          (S3: buyers' sessions, the hot
+--            listings, each (buyer, listing) once in turn, Idempotency-Key = buyer +
+--            listing, so a repeat is answered with the first purchase: every answer a 201)
 --   settle   PUT /api/v1/contracts/:id/settle                (S5: API key, each thread walks
 --            its share of the seeded open contracts, Idempotency-Key = the contract; a
 --            thread out of contracts repeats its last one, answered from its settlement)
@@ -26,6 +26,7 @@ end
 
 local next_code
 local next_contract
+local next_purchase
 local pending = {}
 local toggle = false
 
@@ -34,6 +35,7 @@ function init(args)
    -- Thread i uses codes i, i + threads, ...: no code is verified twice.
    next_code = thread_id or 1
    next_contract = thread_id or 1
+   next_purchase = thread_id or 1
 end
 
 local json_headers = { ["Content-Type"] = "application/json" }
@@ -88,9 +90,15 @@ local function browse_path()
       word, niche, min, min + 50)
 end
 
+-- Purchase k (thread i makes k = i, i + threads, ...) is listing k mod H by buyer k div
+-- H: concurrent purchases spread over the hot listings, and every (buyer, listing) pair
+-- is bought once before any is repeated (a repeat is answered from the first purchase).
 local function purchase_request()
-   local b = math.random(1, #cfg.buyers)
-   local h = math.random(1, #cfg.hot_listings)
+   local pairs = #cfg.hot_listings * #cfg.buyers
+   local k = (next_purchase - 1) % pairs
+   next_purchase = next_purchase + cfg.threads
+   local h = 1 + k % #cfg.hot_listings
+   local b = 1 + math.floor(k / #cfg.hot_listings)
    return wrk.format("POST", "/api/v1/marketplace/" .. cfg.hot_listings[h] .. "/purchase", {
       ["Authorization"] = "Bearer " .. cfg.buyers[b],
       ["Idempotency-Key"] = string.format("s3-%d-%d", b, h),

@@ -379,10 +379,14 @@ pub struct SeedReport {
     /// Signed-in credited users of the first platform (`--buyers`).
     #[serde(default)]
     pub buyers: Vec<SeededBuyer>,
-    /// A few active, cheap (at most 100 USD) listings of the first platform sold by none
+    /// Active, cheap (at most 100 USD) listings of the first platform sold by none
     /// of the buyers: the purchase storm's hot listings.
     #[serde(default)]
     pub hot_listings: Vec<String>,
+    /// More listings like the hot ones that the storm leaves alone: S3's baseline records
+    /// purchases of these (`scripts/bench.sh`).
+    #[serde(default)]
+    pub spare_listings: Vec<String>,
     /// Open contracts ready to settle (S5).
     #[serde(default)]
     pub contracts: Vec<String>,
@@ -398,8 +402,10 @@ pub struct SeededBuyer {
     pub access_token: String,
 }
 
-/// How many hot listings the report names.
-const HOT_LISTINGS: usize = 5;
+/// How many hot listings the report names: S3 buys each (buyer, hot listing) pair once,
+/// so with the buyers they are enough pairs for a run; as many spare listings again, for
+/// the purchases S3's baseline records.
+const HOT_LISTINGS: usize = 50;
 
 /// A pseudo-random number in 0..modulus from row `n` and salt `k` (multiplicative hash).
 fn mix(n: u64, k: u64, modulus: u64) -> u64 {
@@ -780,12 +786,17 @@ pub async fn seed(
     }
     // Hot listings: platform 0's, active, at most 100 USD, sold by someone not credited.
     let mut hot_listings = Vec::new();
+    let mut spare_listings = Vec::new();
     let mut n = 1;
-    while hot_listings.len() < HOT_LISTINGS && n <= args.listings {
+    while spare_listings.len() < HOT_LISTINGS && n <= args.listings {
         let active = mix(n, 5, 100) >= 5;
         let cheap = 100 + mix(n, 3, 20_000) <= 10_000;
         if active && cheap && seller_of_listing(n) > credited {
-            hot_listings.push(listing_ids.id(n));
+            if hot_listings.len() < HOT_LISTINGS {
+                hot_listings.push(listing_ids.id(n));
+            } else {
+                spare_listings.push(listing_ids.id(n));
+            }
         }
         n += platforms;
     }
@@ -832,6 +843,7 @@ pub async fn seed(
         credited_users: credited,
         buyers,
         hot_listings,
+        spare_listings,
         contracts,
         words: WORDS.iter().map(|w| (*w).to_owned()).collect(),
         niches: NICHES.iter().map(|w| (*w).to_owned()).collect(),
