@@ -164,6 +164,11 @@ pub struct Settings {
     /// Writes one credential may make at once before the sustained rate applies.
     #[arg(long, env = "WRITE_RATE_BURST", default_value_t = 200, global = true)]
     pub write_rate_burst: u32,
+    /// Milliseconds an authenticated API key is trusted without reading it again. A key
+    /// rolled on this server stops working at once; one rolled on another server sharing
+    /// the database, within this time. 0 reads the key on every request.
+    #[arg(long, env = "API_KEY_CACHE_MS", default_value_t = 2000, global = true)]
+    pub api_key_cache_ms: u64,
     /// The operator's service fee, percent of each payment (the seed's "Candle fees").
     #[arg(long, env = "SERVICE_FEE_PERCENT", default_value = "1", global = true)]
     pub service_fee_percent: rust_decimal::Decimal,
@@ -344,6 +349,8 @@ pub struct Config {
     /// Writes per second per credential (0: no limit), and the burst.
     pub write_rate_limit: u32,
     pub write_rate_burst: u32,
+    /// How long an authenticated API key is trusted without reading it again.
+    pub api_key_cache_ttl: Duration,
     pub public_url: Option<String>,
     pub fees: feria_billing::fees::FeeSchedule,
     pub stripe: StripeSettings,
@@ -428,6 +435,7 @@ impl Settings {
             media_uploads_per_ip: self.media_uploads_per_ip,
             write_rate_limit: self.write_rate_limit,
             write_rate_burst: self.write_rate_burst,
+            api_key_cache_ttl: Duration::from_millis(self.api_key_cache_ms),
             public_url: self
                 .public_url
                 .as_deref()
@@ -520,6 +528,7 @@ impl Config {
             media_uploads_per_ip: 60,
             write_rate_limit: 100,
             write_rate_burst: 200,
+            api_key_cache_ttl: Duration::from_secs(2),
             public_url: None,
             fees: feria_billing::fees::FeeSchedule::default(),
             stripe: StripeSettings::default(),

@@ -70,30 +70,35 @@ pub async fn issue(
 }
 
 /// Revokes the mode's active keys and issues a new one, in one transaction: the old key
-/// stops working the moment the new one exists.
+/// stops working the moment the new one exists (on other instances, once their
+/// [`crate::ApiKeyCache`] entry expires).
 pub async fn roll(
     conn: &mut DbConn,
     platform_id: &PlatformId,
     mode: Mode,
 ) -> Result<String, AuthError> {
     let platform_id = platform_id.clone();
-    conn.transaction(async move |c| {
-        let now = Timestamp::now();
-        with_conn!(c, c => {
-            diesel::update(
-                api_keys::table
-                    .filter(api_keys::platform_id.eq(&platform_id))
-                    .filter(api_keys::mode.eq(mode))
-                    .filter(api_keys::revoked_at.is_null()),
-            )
-            .set(api_keys::revoked_at.eq(now))
-            .execute(c)
-            .await
+    let rolled = conn
+        .transaction(async move |c| {
+            let now = Timestamp::now();
+            with_conn!(c, c => {
+                diesel::update(
+                    api_keys::table
+                        .filter(api_keys::platform_id.eq(&platform_id))
+                        .filter(api_keys::mode.eq(mode))
+                        .filter(api_keys::revoked_at.is_null()),
+                )
+                .set(api_keys::revoked_at.eq(now))
+                .execute(c)
+                .await
+            })
+            .map_err(DbError::from)?;
+            issue(c, &platform_id, mode).await
         })
-        .map_err(DbError::from)?;
-        issue(c, &platform_id, mode).await
-    })
-    .await
+        .await;
+    // Committed (or failed): either way no cache may keep trusting what it read before.
+    crate::key_cache::keys_changed();
+    rolled
 }
 
 /// The platform's active keys (both modes), oldest first.

@@ -8,10 +8,12 @@
 //!
 //! Secrets are stored only as SHA-256 digests (keys, tokens) or argon2 hashes (codes), and
 //! argon2 never runs on the per-request path: a request authenticates with one indexed
-//! lookup of its token's digest. Calls `platforms` and `users`.
+//! lookup of its token's digest, or none for an API key seen within the last moments
+//! ([`ApiKeyCache`]). Calls `platforms` and `users`.
 
 pub mod api_keys;
 mod error;
+mod key_cache;
 pub mod otp;
 mod principal;
 mod schema;
@@ -19,10 +21,24 @@ pub mod sessions;
 mod settings;
 
 pub use error::AuthError;
+pub use key_cache::ApiKeyCache;
 pub use principal::{Actor, Principal};
 pub use settings::AuthSettings;
 
-use feria_kernel::DbConn;
+use feria_kernel::{Db, DbConn};
+
+/// The caller behind a bearer token, as [`authenticate`] finds it, with API keys
+/// answered from `keys` when it holds them.
+pub async fn authenticate_cached(
+    db: &Db,
+    keys: &ApiKeyCache,
+    bearer: &str,
+) -> Result<Principal, AuthError> {
+    if api_keys::is_api_key(bearer) {
+        return keys.authenticate(db, bearer).await;
+    }
+    authenticate(&mut db.conn().await?, bearer).await
+}
 
 /// The caller behind a bearer token: an API key, or a live session (with the user's
 /// current role).
