@@ -187,13 +187,20 @@ pub async fn seasons_of(
         return Ok(HashMap::new());
     }
     let rows: Vec<(SeasonRow, String)> = with_conn!(conn, c => {
-        seasonal_prices::table
+        let query = seasonal_prices::table
             .inner_join(products::table)
-            .filter(seasonal_prices::product_id.eq_any(ids))
             .order((seasonal_prices::start_at.asc(), seasonal_prices::id.asc()))
             .select((SeasonRow::as_select(), products::currency))
-            .load(c)
-            .await
+            .into_boxed();
+        // One product (a product read, S2 in BENCHMARKS.md) by `=`: PostgreSQL plans an
+        // `= ANY($1)` array anew on every execution (its generic plan cannot know the
+        // array's length), and that planning was a third of a product read's cost.
+        match ids {
+            [one] => query.filter(seasonal_prices::product_id.eq(one)),
+            many => query.filter(seasonal_prices::product_id.eq_any(many)),
+        }
+        .load(c)
+        .await
     })
     .map_err(DbError::from)?;
     let mut out: HashMap<ProductId, Vec<SeasonalPrice>> = HashMap::new();

@@ -178,11 +178,8 @@ pub(crate) async fn browse_full_text(
         .arg(Arg::BigInt(page.limit()))
         .push(" OFFSET ")
         .arg(Arg::BigInt(page.offset()));
-    let rows: Vec<Listing> = with_conn!(conn,
-        sqlite: c => feria_kernel::bind_dynamic!(rows_sql, diesel::sqlite::Sqlite).load(c).await,
-        postgres: c => feria_kernel::bind_dynamic!(rows_sql, diesel::pg::Pg).load(c).await,
-    )
-    .map_err(DbError::from)?;
+    let rows: Vec<Listing> =
+        with_conn!(conn, c => rows_sql.clone().prepared().load(c).await).map_err(DbError::from)?;
     // A short page that is not past the end tells the total without counting.
     let fetched = rows.len() as u64;
     if fetched < u64::from(page.page_size()) && (fetched > 0 || page.offset() == 0) {
@@ -194,11 +191,8 @@ pub(crate) async fn browse_full_text(
     count_sql
         .push("SELECT COUNT(*) AS total")
         .push(&shared.text);
-    let total: Total = with_conn!(conn,
-        sqlite: c => feria_kernel::bind_dynamic!(count_sql, diesel::sqlite::Sqlite).get_result(c).await,
-        postgres: c => feria_kernel::bind_dynamic!(count_sql, diesel::pg::Pg).get_result(c).await,
-    )
-    .map_err(DbError::from)?;
+    let total: Total = with_conn!(conn, c => count_sql.clone().prepared().get_result(c).await)
+        .map_err(DbError::from)?;
     Ok((rows, u64::try_from(total.total).unwrap_or(0)))
 }
 
@@ -387,11 +381,8 @@ async fn sqlite_terms(conn: &mut DbConn, word: &str) -> Result<Vec<String>, Mark
     let read = Sql::new(Backend::Sqlite)
         .push("SELECT DISTINCT term FROM temp.listing_tokens_instances")
         .clone();
-    let terms: Vec<Term> = with_conn!(conn,
-        sqlite: c => feria_kernel::bind_dynamic!(read, diesel::sqlite::Sqlite).load(c).await,
-        postgres: c => feria_kernel::bind_dynamic!(read, diesel::pg::Pg).load(c).await,
-    )
-    .map_err(DbError::from)?;
+    let terms: Vec<Term> =
+        with_conn!(conn, c => read.clone().prepared().load(c).await).map_err(DbError::from)?;
     conn.batch_execute("DELETE FROM temp.listing_tokens;")
         .await?;
     Ok(terms.into_iter().map(|t| t.term).collect())
@@ -473,11 +464,8 @@ async fn browse_indexed(
         .arg(Arg::BigInt(page.limit()))
         .push(" OFFSET ")
         .arg(Arg::BigInt(page.offset()));
-    let rows: Vec<Listing> = with_conn!(conn,
-        sqlite: c => feria_kernel::bind_dynamic!(rows_sql, diesel::sqlite::Sqlite).load(c).await,
-        postgres: c => feria_kernel::bind_dynamic!(rows_sql, diesel::pg::Pg).load(c).await,
-    )
-    .map_err(DbError::from)?;
+    let rows: Vec<Listing> =
+        with_conn!(conn, c => rows_sql.clone().prepared().load(c).await).map_err(DbError::from)?;
     let fetched = rows.len() as u64;
     if fetched < u64::from(page.page_size()) && (fetched > 0 || page.offset() == 0) {
         let offset = u64::try_from(page.offset()).unwrap_or(0);
@@ -490,10 +478,7 @@ async fn browse_indexed(
     count_sql
         .push("SELECT COUNT(*) AS total")
         .push(&counted.text);
-    let total: Total = with_conn!(conn,
-        sqlite: c => feria_kernel::bind_dynamic!(count_sql, diesel::sqlite::Sqlite).get_result(c).await,
-        postgres: c => feria_kernel::bind_dynamic!(count_sql, diesel::pg::Pg).get_result(c).await,
-    )
-    .map_err(DbError::from)?;
+    let total: Total = with_conn!(conn, c => count_sql.clone().prepared().get_result(c).await)
+        .map_err(DbError::from)?;
     Ok((rows, u64::try_from(total.total).unwrap_or(0)))
 }

@@ -45,7 +45,7 @@ use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
 };
 
-pub use self::dynamic::{DynamicSql, SqlArg};
+pub use self::dynamic::{DynamicSql, PreparedSql, SqlArg};
 pub use self::error::DbError;
 pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
