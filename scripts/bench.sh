@@ -373,6 +373,23 @@ s4_prepare() { # backend platform_id
     echo "- $1: S4 set-up: $count code requests (\`POST /auth/otp/email\`, 4 clients) took ${elapsed} s, $(awk -v t="$elapsed" -v n="$count" 'BEGIN { printf "%.1f", t * 1000 / n }') ms each at 4 in flight on 2 cores: argon2 (m = 19 MiB, t = 2, p = 1) hashing the code is most of it, and verify pays it again; $got codes read back from the mail directory for the run." >>"$notes"
 }
 
+# Runs one SQL statement on the backend's database; prints its single row (or "query failed").
+query_db() { # backend database_url sql
+    case "$1" in
+        sqlite) sqlite3 "${2#sqlite://}" "$3" 2>&1 || echo "query failed" ;;
+        postgres) psql -Atq "$2" -c "$3" 2>&1 || echo "query failed" ;;
+    esac
+}
+
+# "passes" or "FAILS (...)": `feria ledger verify` on the backend's database.
+ledger_verdict() { # backend database_url
+    if "$FERIA_BIN" ledger verify --database-url "$2" --log-format json >"$work/ledger-$1.json" 2>/dev/null; then
+        echo "passes"
+    else
+        echo "FAILS (see the run's ledger-$1.json)"
+    fi
+}
+
 # After the purchase storm: exactly once (one purchase per buyer and listing, one
 # settlement journal entry per purchase, buyers' credits down by exactly the prices) and
 # `feria ledger verify`. A note either way.
@@ -386,15 +403,8 @@ s3_check() { # backend database_url
             JOIN journal_entries e ON e.id = p.entry_id
             JOIN ledger_accounts a ON a.id = p.account_id
             WHERE e.idempotency_key LIKE 'settle:purchase:%:charge' AND a.kind = 'user_credit')"
-    case "$1" in
-        sqlite) result="$(sqlite3 "${2#sqlite://}" "$sql" 2>&1 || echo "query failed")" ;;
-        postgres) result="$(psql -Atq "$2" -c "$sql" 2>&1 || echo "query failed")" ;;
-    esac
-    if "$FERIA_BIN" ledger verify --database-url "$2" --log-format json >"$work/ledger-$1.json" 2>/dev/null; then
-        verify="passes"
-    else
-        verify="FAILS (see the run's ledger-$1.json)"
-    fi
+    result="$(query_db "$1" "$2" "$sql")"
+    verify="$(ledger_verdict "$1" "$2")"
     # shellcheck disable=SC2086
     set -- "$1" $result
     if [ "$#" -eq 6 ] && [ "$2" = "$3" ] && [ "$2" = "$4" ] && [ "$5" = "$6" ]; then
@@ -423,13 +433,9 @@ s5_check() { # backend database_url
             JOIN journal_entries e ON e.id = p.entry_id
             JOIN ledger_accounts a ON a.id = p.account_id
             WHERE e.idempotency_key LIKE 'settle:contract:%:charge' AND a.kind = 'user_credit')"
-    case "$1" in
-        sqlite) result="$(sqlite3 "${2#sqlite://}" "$sql" 2>&1 || echo "query failed")" ;;
-        postgres) result="$(psql -Atq "$2" -c "$sql" 2>&1 || echo "query failed")" ;;
-    esac
-    local verify="passes"
-    "$FERIA_BIN" ledger verify --database-url "$2" --log-format json >/dev/null 2>&1 \
-        || verify="FAILS"
+    result="$(query_db "$1" "$2" "$sql")"
+    local verify
+    verify="$(ledger_verdict "$1" "$2")"
     # shellcheck disable=SC2086
     set -- "$1" $result
     if [ "$#" -eq 7 ] && [ "$2" = "$4" ] && [ "$2" = "$5" ] && [ "$6" = "$7" ]; then
