@@ -26,7 +26,7 @@ say() { printf 'bench.sh: %s\n' "$*" >&2; }
 
 size="${BENCH_SIZE:-medium}"
 case "$size" in
-    small) listings=20000; products=20000; users=1000; credited=200; buyers=50; contracts=2000; duration=10 ;;
+    small) listings=20000; products=20000; users=1000; credited=200; buyers=50; contracts=1500; duration=8 ;;
     medium) listings=200000; products=200000; users=5000; credited=500; buyers=100; contracts=5000; duration=20 ;;
     full) listings=1000000; products=1000000; users=20000; credited=1000; buyers=200; contracts=10000; duration=30 ;;
     *) say "BENCH_SIZE must be small, medium or full (got $size)"; exit 2 ;;
