@@ -142,7 +142,8 @@ where
 }
 
 /// The text around the placeholders [`DynamicSql::arg`] wrote (`$n` or `?`), outside
-/// quoted literals and identifiers.
+/// quoted literals and identifiers; the whole text alone when PostgreSQL's are not
+/// `$1, $2, ...` in order.
 fn split_at_placeholders(text: &str, backend: Backend) -> Vec<&str> {
     let bytes = text.as_bytes();
     let mut pieces = Vec::new();
@@ -158,7 +159,14 @@ fn split_at_placeholders(text: &str, backend: Backend) -> Vec<&str> {
                     Backend::Sqlite if byte == b'?' => Some(i + 1),
                     Backend::Postgres if byte == b'$' => {
                         let digits = bytes[i + 1..].iter().take_while(|b| b.is_ascii_digit());
-                        Some(i + 1 + digits.count()).filter(|end| *end > i + 1)
+                        let end = i + 1 + digits.count();
+                        // Values are bound in order: `$n` must be the n-th placeholder,
+                        // or a value would land in another's place. Out of order (or
+                        // reused), nothing is split and the caller refuses the count.
+                        if end > i + 1 && text[i + 1..end] != (pieces.len() + 1).to_string() {
+                            return vec![text];
+                        }
+                        Some(end).filter(|end| *end > i + 1)
                     }
                     _ => None,
                 };
@@ -214,6 +222,15 @@ mod tests {
         assert_eq!(
             split_at_placeholders(&sql.text, Backend::Postgres),
             vec!["SELECT '$1', \"a$2\" FROM t WHERE a = ", " AND b = ", ""]
+        );
+        // Out of order or reused: not split (the statement is refused).
+        assert_eq!(
+            split_at_placeholders("SELECT $2, $1", Backend::Postgres),
+            vec!["SELECT $2, $1"]
+        );
+        assert_eq!(
+            split_at_placeholders("SELECT $1, $1", Backend::Postgres),
+            vec!["SELECT $1, $1"]
         );
         let mut sql = DynamicSql::new(Backend::Sqlite);
         sql.push("SELECT '?' WHERE a = ")
