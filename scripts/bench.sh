@@ -150,11 +150,15 @@ run_wrk() { # scenario
           ] | map(tostring) | join(" ")' <<<"$json"
 }
 
-# pgbench at the same concurrency; prints its transactions per second.
-run_pgbench() { # sql_file [database_url]
-    pgbench -n -M prepared -c "$concurrency" -j "$threads" -T "$duration" -f "$1" "${2:-$pg_url}" \
-        >"$1.out" 2>&1 || { say "pgbench failed:"; tail -5 "$1.out" >&2; echo "-"; return; }
-    sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$1.out" | head -1 | awk '{printf "%d", $1}'
+# pgbench at the same concurrency; prints its transactions per second. With several
+# scripts, each transaction runs one of them, chosen at random.
+run_pgbench() { # output_file database_url sql_file...
+    local out="$1" url="$2" args=()
+    shift 2
+    for file in "$@"; do args+=(-f "$file"); done
+    pgbench -n -M prepared -c "$concurrency" -j "$threads" -T "$duration" "${args[@]}" "$url" \
+        >"$out" 2>&1 || { say "pgbench failed:"; tail -5 "$out" >&2; echo "-"; return; }
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | head -1 | awk '{printf "%d", $1}'
 }
 
 # S3's baseline (PostgreSQL): the purchase transaction as feria sends it, replayed by
@@ -192,13 +196,10 @@ s3_replay_baseline() { # seed_json
     scripts="$(python3 "$root/scripts/pgbench_replay.py" --database "$pg_db" \
         --marker 'INSERT INTO "purchases"' --out "$work/replay" <"$work/purchases-logged.txt")"
     if [ "${scripts:-0}" -gt 0 ]; then
-        local statements args=()
-        for file in "$work"/replay/replay-*.sql; do args+=(-f "$file"); done
+        local statements
         statements="$(grep -c ';$' "$work/replay/replay-1.sql")"
-        pgbench -n -M prepared -c "$concurrency" -j "$threads" -T "$duration" "${args[@]}" \
-            "${pg_admin%/*}/$copy" >"$work/replay.out" 2>&1 || { say "pgbench failed:"; tail -5 "$work/replay.out" >&2; }
+        run_pgbench "$work/replay.out" "${pg_admin%/*}/$copy" "$work"/replay/replay-*.sql
         echo "- postgres: S3 baseline: $made purchases of spare listings (one per buyer) made by the server with every statement logged; $scripts logged transactions of $statements statements each (BEGIN to COMMIT) replayed by pgbench, chosen at random, on a copy of the database taken before them, each ending in ROLLBACK instead of COMMIT (no commit flush: the baseline errs high), with its values bound from one extra \`SELECT ... \\gset\`." >>"$notes"
-        sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/replay.out" | head -1 | awk '{printf "%d", $1}'
     else
         echo "- postgres: S3 baseline not measured: no purchase transaction found in PostgreSQL's log ($log)." >>"$notes"
         echo "-"
@@ -298,9 +299,9 @@ bench_backend() { # backend
         b_purchase_pg="$(s3_replay_baseline "$seed")"
         make_pgbench_scripts "$seed"
         say "$backend: pgbench baselines"
-        b_product_pg="$(run_pgbench "$work/product.sql")"
-        b_browse_pg="$(run_pgbench "$work/browse.sql")"
-        b_obvious_pg="$(run_pgbench "$work/browse-obvious.sql")"
+        b_product_pg="$(run_pgbench "$work/product.sql.out" "$pg_url" "$work/product.sql")"
+        b_browse_pg="$(run_pgbench "$work/browse.sql.out" "$pg_url" "$work/browse.sql")"
+        b_obvious_pg="$(run_pgbench "$work/browse-obvious.sql.out" "$pg_url" "$work/browse-obvious.sql")"
     fi
     say "$backend: in-process baselines"
     b_product_ip="$(run_inprocess "$backend" "$url" product)"
