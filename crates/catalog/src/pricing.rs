@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_kernel::db::PgConn;
 use feria_kernel::{
     DbConn, DbError, Mode, Money, Page, PageRequest, PlatformId, Tenant, Timestamp, with_conn,
 };
@@ -178,15 +179,10 @@ pub async fn price_of(
     ))
 }
 
-/// The seasons of these products, by product, each list by start.
-pub async fn seasons_of(
-    conn: &mut DbConn,
-    ids: &[ProductId],
-) -> Result<HashMap<ProductId, Vec<SeasonalPrice>>, CatalogError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(SeasonRow, String)> = with_conn!(conn, c => {
+/// The statement reading the seasons of `ids` (a slice of [`ProductId`]) with their
+/// product's currency, for whichever backend the surrounding code runs on.
+macro_rules! seasons_query {
+    ($ids:expr) => {{
         let query = seasonal_prices::table
             .inner_join(products::table)
             .order((seasonal_prices::start_at.asc(), seasonal_prices::id.asc()))
@@ -195,14 +191,74 @@ pub async fn seasons_of(
         // One product (a product read, S2 in BENCHMARKS.md) by `=`: PostgreSQL plans an
         // `= ANY($1)` array anew on every execution (its generic plan cannot know the
         // array's length), and that planning was a third of a product read's cost.
-        match ids {
+        match $ids {
             [one] => query.filter(seasonal_prices::product_id.eq(one)),
             many => query.filter(seasonal_prices::product_id.eq_any(many)),
         }
-        .load(c)
-        .await
-    })
+    }};
+}
+
+/// The seasons of these products, by product, each list by start.
+pub async fn seasons_of(
+    conn: &mut DbConn,
+    ids: &[ProductId],
+) -> Result<HashMap<ProductId, Vec<SeasonalPrice>>, CatalogError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(SeasonRow, String)> =
+        with_conn!(conn, c => seasons_query!(ids).load(c).await).map_err(DbError::from)?;
+    Ok(by_product(rows))
+}
+
+/// The product `id` of the tenant (deleted ones left out) and its seasons.
+///
+/// On PostgreSQL both statements go out at once on the one connection (diesel-async
+/// pipelines futures polled together), so a product read waits for one round trip
+/// instead of two and PostgreSQL reads both from one network read. The seasons do not
+/// depend on the product row, only on its id, which the caller has; they are dropped
+/// unseen when the product is not there. SQLite runs them one after the other in-process.
+pub(crate) async fn product_with_seasons(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    id: &ProductId,
+) -> Result<Option<(Product, Vec<SeasonalPrice>)>, CatalogError> {
+    let ids = std::slice::from_ref(id);
+    let (found, rows) = with_conn!(conn,
+        sqlite: c => {
+            let found = product::live_query!(tenant, id).first::<Product>(c).await.optional();
+            match found {
+                Ok(Some(product)) => seasons_query!(ids)
+                    .load::<(SeasonRow, String)>(c)
+                    .await
+                    .map(|rows| (Some(product), rows)),
+                Ok(None) => Ok((None, Vec::new())),
+                Err(error) => Err(error),
+            }
+        },
+        postgres: c => {
+            let c: &PgConn = c;
+            futures_util::future::try_join(
+                product::live_query!(tenant, id).first::<Product>(&mut &*c),
+                seasons_query!(ids).load::<(SeasonRow, String)>(&mut &*c),
+            )
+            .await
+            .optional()
+            .map(|found| match found {
+                Some((product, rows)) => (Some(product), rows),
+                None => (None, Vec::new()),
+            })
+        },
+    )
     .map_err(DbError::from)?;
+    Ok(found.map(|product| {
+        let seasons = by_product(rows).remove(&product.id).unwrap_or_default();
+        (product, seasons)
+    }))
+}
+
+/// Season rows (with their product's currency) grouped by product, in the rows' order.
+fn by_product(rows: Vec<(SeasonRow, String)>) -> HashMap<ProductId, Vec<SeasonalPrice>> {
     let mut out: HashMap<ProductId, Vec<SeasonalPrice>> = HashMap::new();
     for (row, currency) in rows {
         let currency =
@@ -217,7 +273,7 @@ pub async fn seasons_of(
                 end: row.end_at,
             });
     }
-    Ok(out)
+    out
 }
 
 /// The seasons of a product the actor may see, by start.

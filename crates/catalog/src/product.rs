@@ -431,24 +431,27 @@ fn check_name(name: &str) -> Result<String, CatalogError> {
 
 // ---- reads ---------------------------------------------------------------------------
 
+/// The statement reading the live (not deleted) product `id` of `tenant`.
+macro_rules! live_query {
+    ($tenant:expr, $id:expr) => {
+        products::table
+            .find($id)
+            .filter(products::platform_id.eq(&$tenant.platform_id))
+            .filter(products::mode.eq($tenant.mode))
+            .filter(products::deleted_at.is_null())
+            .select(Product::as_select())
+    };
+}
+pub(crate) use live_query;
+
 /// A live (not deleted) product of the tenant, whoever may see it.
 pub async fn get(
     conn: &mut DbConn,
     tenant: &Tenant,
     id: &ProductId,
 ) -> Result<Product, CatalogError> {
-    let found = with_conn!(conn, c => {
-        products::table
-            .find(id)
-            .filter(products::platform_id.eq(&tenant.platform_id))
-            .filter(products::mode.eq(tenant.mode))
-            .filter(products::deleted_at.is_null())
-            .select(Product::as_select())
-            .first(c)
-            .await
-            .optional()
-    })
-    .map_err(DbError::from)?;
+    let found = with_conn!(conn, c => live_query!(tenant, id).first(c).await.optional())
+        .map_err(DbError::from)?;
     found.ok_or(CatalogError::ProductNotFound)
 }
 
@@ -533,8 +536,12 @@ pub async fn read(
     actor: &Actor,
     id: &ProductId,
 ) -> Result<ProductObject, CatalogError> {
-    let product = visible(conn, tenant, actor, id).await?;
-    object(conn, &product).await
+    match pricing::product_with_seasons(conn, tenant, id).await? {
+        Some((product, seasons)) if actor.can_see(&product) => {
+            Ok(product.to_object(&seasons, Timestamp::now()))
+        }
+        _ => Err(CatalogError::ProductNotFound),
+    }
 }
 
 // ---- writes --------------------------------------------------------------------------
