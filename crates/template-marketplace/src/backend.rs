@@ -14,6 +14,8 @@
 //! - **Row locks** for read-then-write transactions: `SELECT ... FOR UPDATE` on
 //!   PostgreSQL; nothing on SQLite, whose `BEGIN IMMEDIATE` already serialises writers.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
@@ -367,8 +369,39 @@ struct Term {
     term: String,
 }
 
+/// Words whose FTS5 terms were computed already, with those terms. The tokenizer is fixed
+/// in code (`SQLITE_TOKENIZER`), so a word's terms never change: remembering them saves a
+/// browse four statements on a temporary table (a write each time). Bounded: emptied
+/// when full, which costs only a recomputation per word.
+static SQLITE_TERMS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Vec<String>>>> =
+    std::sync::LazyLock::new(Default::default);
+const SQLITE_TERMS_CAPACITY: usize = 4096;
+/// Longer words are computed every time instead of being remembered.
+const SQLITE_TERMS_MAX_WORD: usize = 64;
+
 /// FTS5's terms of `word` (SQLite): what `listings_fts MATCH` would look up.
 async fn sqlite_terms(conn: &mut DbConn, word: &str) -> Result<Vec<String>, MarketplaceError> {
+    let remembered = SQLITE_TERMS
+        .lock()
+        .ok()
+        .and_then(|terms| terms.get(word).cloned());
+    if let Some(terms) = remembered {
+        return Ok(terms);
+    }
+    let terms = sqlite_tokenize(conn, word).await?;
+    if word.len() <= SQLITE_TERMS_MAX_WORD
+        && let Ok(mut remembered) = SQLITE_TERMS.lock()
+    {
+        if remembered.len() >= SQLITE_TERMS_CAPACITY {
+            remembered.clear();
+        }
+        remembered.insert(word.to_owned(), terms.clone());
+    }
+    Ok(terms)
+}
+
+/// FTS5's terms of `word`, computed by FTS5's tokenizer on a temporary table.
+async fn sqlite_tokenize(conn: &mut DbConn, word: &str) -> Result<Vec<String>, MarketplaceError> {
     conn.batch_execute(SQLITE_TOKENIZER).await?;
     let mut put = Sql::new(Backend::Sqlite);
     put.push(
@@ -399,9 +432,43 @@ enum IndexTerm {
     LexemeOf(String),
 }
 
+/// Which index a one-word browse statement is meant to read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IndexUse {
+    /// The page: the rank-ordered range (`listing_search_terms_browse_idx` on PostgreSQL,
+    /// the primary key on SQLite), read backwards until the page is full. Its currency
+    /// and price conditions are written so that no index can use them
+    /// (`t.price_minor + 0` on PostgreSQL, `+t.price_minor` on SQLite): otherwise both
+    /// planners may prefer the price index for its tighter range and then sort every
+    /// match in the window — thousands of rows — for the top 20.
+    Page,
+    /// The count: the price-ordered range (`listing_search_terms_price_idx`), only the
+    /// entries inside the price window.
+    Count,
+}
+
+/// A column of `listing_search_terms t` as `use` wants it: plain for the count, hidden
+/// from the planner's index choice for the page.
+fn filter_column(backend: Backend, use_: IndexUse, column: &str) -> String {
+    match (use_, backend) {
+        (IndexUse::Count, _) => format!("t.{column}"),
+        (IndexUse::Page, Backend::Sqlite) => format!("+t.{column}"),
+        (IndexUse::Page, Backend::Postgres) if column == "price_minor" => {
+            format!("(t.{column} + 0)")
+        }
+        (IndexUse::Page, Backend::Postgres) => format!("(t.{column} || '')"),
+    }
+}
+
 /// `FROM listing_search_terms t ... WHERE ...` of a one-word browse; `join` adds the
 /// listing (for the page's columns or the rating filter).
-fn index_from_where(backend: Backend, query: &BrowseQuery, term: &IndexTerm, join: bool) -> Sql {
+fn index_from_where(
+    backend: Backend,
+    query: &BrowseQuery,
+    term: &IndexTerm,
+    use_: IndexUse,
+    join: bool,
+) -> Sql {
     let mut sql = Sql::new(backend);
     sql.push(" FROM listing_search_terms t");
     if join {
@@ -430,13 +497,15 @@ fn index_from_where(backend: Backend, query: &BrowseQuery, term: &IndexTerm, joi
         sql.push(" AND t.niche = ").text_arg(niche);
     }
     if let Some(currency) = &query.currency {
-        sql.push(" AND t.currency = ").text_arg(currency);
+        let column = filter_column(backend, use_, "currency");
+        sql.push(&format!(" AND {column} = ")).text_arg(currency);
     }
+    let price = filter_column(backend, use_, "price_minor");
     if let Some(min) = query.min_price_minor {
-        sql.push(" AND t.price_minor >= ").arg(Arg::BigInt(min));
+        sql.push(&format!(" AND {price} >= ")).arg(Arg::BigInt(min));
     }
     if let Some(max) = query.max_price_minor {
-        sql.push(" AND t.price_minor <= ").arg(Arg::BigInt(max));
+        sql.push(&format!(" AND {price} <= ")).arg(Arg::BigInt(max));
     }
     if let Some(hundredths) = query.min_rating_hundredths {
         sql.push(" AND l.rating_count > 0 AND l.rating_sum * 100 >= l.rating_count * ")
@@ -452,7 +521,7 @@ async fn browse_indexed(
     page: PageRequest,
 ) -> Result<(Vec<Listing>, u64), MarketplaceError> {
     let backend = conn.backend();
-    let shared = index_from_where(backend, query, &term, true);
+    let shared = index_from_where(backend, query, &term, IndexUse::Page, true);
     let mut rows_sql = Sql::new(backend);
     rows_sql.args = shared.args.clone();
     rows_sql
@@ -471,8 +540,14 @@ async fn browse_indexed(
         let offset = u64::try_from(page.offset()).unwrap_or(0);
         return Ok((rows, offset + fetched));
     }
-    // The count reads the index alone unless the rating filter needs the listing.
-    let counted = index_from_where(backend, query, &term, query.min_rating_hundredths.is_some());
+    // The count reads the price index alone unless the rating filter needs the listing.
+    let counted = index_from_where(
+        backend,
+        query,
+        &term,
+        IndexUse::Count,
+        query.min_rating_hundredths.is_some(),
+    );
     let mut count_sql = Sql::new(backend);
     count_sql.args = counted.args;
     count_sql

@@ -1,0 +1,1 @@
+DROP INDEX listing_search_terms_price_idx;
