@@ -161,18 +161,22 @@ run_pgbench() { # output_file database_url sql_file...
     sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | head -1 | awk '{printf "%d", $1}'
 }
 
-# S3's baseline (PostgreSQL): the purchase transaction as feria sends it, replayed by
-# pgbench. The database is copied first; then, with log_statement = 'all' for the bench
-# database, the server makes one purchase per spare listing (a different buyer each);
-# scripts/pgbench_replay.py turns each logged purchase transaction into a pgbench script
-# (same statements, same bound values, ROLLBACK instead of COMMIT), and pgbench runs them
-# all, chosen at random, on the copy at S3's concurrency. Prints transactions per second.
-s3_replay_baseline() { # seed_json
-    local log copy="${pg_db}_replay" offset made=0 count
+# S3's and S5's baselines (PostgreSQL): the purchase and the settle transaction as feria
+# sends them, replayed by pgbench. The database is copied first; then, with
+# log_statement = 'all' for the bench database, the server makes one purchase per spare
+# listing (a different buyer each) and settles each spare contract (seeded, kept out of
+# S5's run); scripts/pgbench_replay.py turns each logged transaction into a pgbench
+# script (same statements, same bound values, ROLLBACK instead of COMMIT), and pgbench
+# runs each kind's scripts, chosen at random, on the copy at the scenarios'
+# concurrency. Sets b_purchase_pg and b_settle_pg (transactions per second, or "-").
+replay_baselines() { # seed_json
+    local log copy="${pg_db}_replay" offset purchases=0 settles=0 count
+    b_purchase_pg="-"
+    b_settle_pg="-"
     log="$(ls -t /var/log/postgresql/postgresql-*.log 2>/dev/null | head -1)"
     if [ -z "$log" ] || [ ! -r "$log" ]; then
-        echo "- postgres: S3 baseline not measured: PostgreSQL's log (/var/log/postgresql) is not readable here." >>"$notes"
-        echo "-"; return
+        echo "- postgres: S3 and S5 baselines not measured: PostgreSQL's log (/var/log/postgresql) is not readable here." >>"$notes"
+        return
     fi
     psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS $copy WITH (FORCE)" >/dev/null
     psql -q "$pg_admin" -c "CREATE DATABASE $copy TEMPLATE $pg_db" >/dev/null
@@ -186,25 +190,39 @@ s3_replay_baseline() { # seed_json
         token="$(jq -r ".buyers[$i].access_token" "$1")"
         curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $token" \
             -H "Idempotency-Key: s3-baseline-$i" \
-            "http://127.0.0.1:$port/api/v1/marketplace/$listing/purchase" && made=$((made + 1))
+            "http://127.0.0.1:$port/api/v1/marketplace/$listing/purchase" && purchases=$((purchases + 1))
+    done
+    local api_key contract
+    api_key="$(jq -r '.platforms[0].api_key' "$1")"
+    for contract in $spare_contracts; do
+        curl -fsS -o /dev/null -X PUT -H "Authorization: Bearer $api_key" \
+            -H "Idempotency-Key: s5-baseline-$contract" \
+            "http://127.0.0.1:$port/api/v1/contracts/$contract/settle" && settles=$((settles + 1))
     done
     sleep 0.5
     stop_server
     psql -q "$pg_admin" -c "ALTER DATABASE $pg_db RESET log_statement" >/dev/null
-    tail -c +"$((offset + 1))" "$log" >"$work/purchases-logged.txt"
-    local scripts
+    tail -c +"$((offset + 1))" "$log" >"$work/logged.txt"
+    b_purchase_pg="$(replay S3 'INSERT INTO "purchases"' "$purchases purchases of spare listings (one per buyer)" "$copy")"
+    # The settle's own update: status, then paid_at (diesel's column order).
+    b_settle_pg="$(replay S5 'SET "status" = $1, "paid_at"' "$settles settles of spare contracts (seeded like S5's, left out of its run)" "$copy")"
+    psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS $copy WITH (FORCE)" >/dev/null
+}
+
+# One kind of logged transaction replayed by pgbench on the copy; prints its tps or "-",
+# and a note.
+replay() { # label marker what_was_made copy_database
+    local dir="$work/replay-$1" scripts statements
     scripts="$(python3 "$root/scripts/pgbench_replay.py" --database "$pg_db" \
-        --marker 'INSERT INTO "purchases"' --out "$work/replay" <"$work/purchases-logged.txt")"
+        --marker "$2" --out "$dir" <"$work/logged.txt")"
     if [ "${scripts:-0}" -gt 0 ]; then
-        local statements
-        statements="$(grep -c ';$' "$work/replay/replay-1.sql")"
-        run_pgbench "$work/replay.out" "${pg_admin%/*}/$copy" "$work"/replay/replay-*.sql
-        echo "- postgres: S3 baseline: $made purchases of spare listings (one per buyer) made by the server with every statement logged; $scripts logged transactions of $statements statements each (BEGIN to COMMIT) replayed by pgbench, chosen at random, on a copy of the database taken before them, each ending in ROLLBACK instead of COMMIT (no commit flush: the baseline errs high), with its values bound from one extra \`SELECT ... \\gset\`." >>"$notes"
+        statements="$(grep -c ';$' "$dir/replay-1.sql")"
+        run_pgbench "$dir.out" "${pg_admin%/*}/$4" "$dir"/replay-*.sql
+        echo "- postgres: $1 baseline: $3 made by the server with every statement logged; $scripts logged transactions of $statements statements each (BEGIN to COMMIT) replayed by pgbench, chosen at random, on a copy of the database taken before them, each ending in ROLLBACK instead of COMMIT (no commit flush: the baseline errs high), with its values bound from one extra \`SELECT ... \\gset\`." >>"$notes"
     else
-        echo "- postgres: S3 baseline not measured: no purchase transaction found in PostgreSQL's log ($log)." >>"$notes"
+        echo "- postgres: $1 baseline not measured: no such transaction found in PostgreSQL's log." >>"$notes"
         echo "-"
     fi
-    psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS $copy WITH (FORCE)" >/dev/null
 }
 
 run_inprocess() { # backend database_url scenario
@@ -253,6 +271,11 @@ bench_backend() { # backend
     local seed_secs
     seed_secs="$(jq -r '.total_seconds * 10 | round / 10' "$seed")"
     hot_count="$(jq -r '.hot_listings | length' "$seed")"
+    # The last 50 seeded contracts stay out of S5's run: S5's baseline settles them.
+    local seeded_contracts spare=0
+    seeded_contracts="$(jq -r '(.contracts // []) | length' "$seed")"
+    [ "$seeded_contracts" -gt 100 ] && spare=50
+    spare_contracts="$(jq -r --argjson n "$spare" '(.contracts // []) | .[(length - $n):] | .[]' "$seed")"
     echo "- $backend: \`feria seed\` took ${seed_secs} s ($(jq -r '[.seconds[] | "\(.[0]) \(.[1] * 10 | round / 10) s"] | join(", ")' "$seed"))." >>"$notes"
     jq -r '
         "return {",
@@ -264,7 +287,7 @@ bench_backend() { # backend
         "  niches = { " + (.niches | map("\"" + . + "\"") | join(", ")) + " },",
         "  buyers = { " + (.buyers | map("\"" + .access_token + "\"") | join(", ")) + " },",
         "  hot_listings = { " + (.hot_listings | map("\"" + . + "\"") | join(", ")) + " },",
-        "  contracts = { " + ((.contracts // []) | map("\"" + . + "\"") | join(", ")) + " },",
+        "  contracts = { " + ((.contracts // []) | .[:(length - '"$spare"')] | map("\"" + . + "\"") | join(", ")) + " },",
         "  platform_id = \"" + .platforms[0].id + "\",",
         "  threads = '"$threads"',",
         "  codes = (function() local ok, t = pcall(dofile, \"'"$work/codes.lua"'\"); if ok then return t end return {} end)(),",
@@ -293,10 +316,10 @@ bench_backend() { # backend
     s5_check "$backend" "$url"
 
     # Baselines, with the server stopped.
-    local b_product_pg="-" b_browse_pg="-" b_obvious_pg="-" b_purchase_pg="-" b_product_ip b_browse_ip b_obvious_ip
+    local b_product_pg="-" b_browse_pg="-" b_obvious_pg="-" b_product_ip b_browse_ip b_obvious_ip
     if [ "$backend" = postgres ] && command -v pgbench >/dev/null; then
-        say "$backend: S3 baseline: recording purchases, replaying them with pgbench"
-        b_purchase_pg="$(s3_replay_baseline "$seed")"
+        say "$backend: S3 and S5 baselines: recording purchases and settles, replaying them with pgbench"
+        replay_baselines "$seed"
         make_pgbench_scripts "$seed"
         say "$backend: pgbench baselines"
         b_product_pg="$(run_pgbench "$work/product.sql.out" "$pg_url" "$work/product.sql")"
@@ -339,8 +362,13 @@ bench_backend() { # backend
         # shellcheck disable=SC2086
         row "S3 purchase storm" "$backend" $r_purchase "-" "-"
     fi
-    # shellcheck disable=SC2086
-    row "S5 settle (3 lines, 2 buyers, 2 sellers)" "$backend" $r_settle "-" "-"
+    if [ "$backend" = postgres ]; then
+        # shellcheck disable=SC2086
+        row "S5 settle (3 lines, 2 buyers, 2 sellers)" "$backend" $r_settle "$b_settle_pg" "pgbench, same transaction replayed"
+    else
+        # shellcheck disable=SC2086
+        row "S5 settle (3 lines, 2 buyers, 2 sellers)" "$backend" $r_settle "-" "-"
+    fi
     # shellcheck disable=SC2086
     row "S4 sign-in (OTP verify + refresh)" "$backend" $r_signin "-" "-"
 }
@@ -441,8 +469,9 @@ s5_check() { # backend database_url
     set -- "$1" $result
     if [ "$#" -eq 7 ] && [ "$2" = "$4" ] && [ "$2" = "$5" ] && [ "$6" = "$7" ]; then
         local ran_out=""
-        [ "$3" = 0 ] && ran_out=" (every seeded contract was settled: the run's last requests were replays of settled ones, its rate is a floor)"
-        echo "- $1: S5 exactly once: $2 of $(($2 + $3)) seeded contracts settled in the run$ran_out, one charge entry each, buyers' credits charged $(awk -v c="$6" 'BEGIN{printf "%.2f", c / 100}') USD = the settled contracts' dues; \`feria ledger verify\` $verify." >>"$notes"
+        # The spare contracts (S5's baseline) stay open through the run.
+        [ "$3" -le "${spare:-0}" ] && ran_out=" (every contract of the run was settled: its last requests were replays of settled ones, its rate is a floor)"
+        echo "- $1: S5 exactly once: $2 of $(($2 + $3 - ${spare:-0})) contracts of the run settled$ran_out, one charge entry each, buyers' credits charged $(awk -v c="$6" 'BEGIN{printf "%.2f", c / 100}') USD = the settled contracts' dues; \`feria ledger verify\` $verify." >>"$notes"
     else
         echo "- $1: S5 exactly-once check FAILED: settled, open, charge entries of settled, charge entries, dues, charged = ${*:2}; \`feria ledger verify\` $verify." >>"$notes"
     fi
@@ -465,13 +494,14 @@ make_pgbench_scripts() { # seed_json
 SELECT id, platform_id, mode, user_id, parent_product_id, name, description, image, quantity, is_enabled, category, subcategory, tags, price_minor, currency, use_seasonal_prices, created_at, updated_at, deleted_at FROM products WHERE id = '$stem' || lpad(:n::text, 10, '0') AND platform_id = '$platform' AND mode = 'test' AND deleted_at IS NULL LIMIT 1;
 SELECT s.id, s.product_id, s.name, s.price_minor, s.start_at, s.end_at, p.currency FROM seasonal_prices s JOIN products p ON p.id = s.product_id WHERE s.product_id = '$stem' || lpad(:n::text, 10, '0') ORDER BY s.start_at, s.id;
 SQL
-    # S1 as feria runs it now: the search index's page, then the count (feria counts only
-    # when the page is full, which is nearly always here).
+    # S1 as feria runs it now: the search index's page (rank order; its currency and price
+    # conditions hidden from the price index), then the count over the price index (feria
+    # counts only when the page is full, which is nearly always here).
     cat >"$work/browse.sql" <<SQL
 \set w random(1, $nwords)
 \set c random(1, $nniches)
 \set lo random(0, 149)
-SELECT l.id, l.platform_id, l.mode, l.seller_id, l.character_id, l.title, l.description, l.niche, l.character_name, l.price_minor, l.currency, l.license_type, l.status, l.preview_images, l.sales_count, l.revenue_minor, l.earnings_minor, l.rating_sum, l.rating_count, l.created_at, l.updated_at FROM listing_search_terms t JOIN listings l ON l.id = t.listing_id WHERE t.platform_id = '$platform' AND t.mode = 'test' AND t.term = (tsvector_to_array(to_tsvector('english'::regconfig, (ARRAY[$words])[:w])))[1] AND t.niche = (ARRAY[$niches])[:c] AND t.currency = 'USD' AND t.price_minor >= :lo * 100 AND t.price_minor <= (:lo + 50) * 100 ORDER BY t.score DESC, t.created_at DESC, t.listing_id DESC LIMIT 20 OFFSET 0;
+SELECT l.id, l.platform_id, l.mode, l.seller_id, l.character_id, l.title, l.description, l.niche, l.character_name, l.price_minor, l.currency, l.license_type, l.status, l.preview_images, l.sales_count, l.revenue_minor, l.earnings_minor, l.rating_sum, l.rating_count, l.created_at, l.updated_at FROM listing_search_terms t JOIN listings l ON l.id = t.listing_id WHERE t.platform_id = '$platform' AND t.mode = 'test' AND t.term = (tsvector_to_array(to_tsvector('english'::regconfig, (ARRAY[$words])[:w])))[1] AND t.niche = (ARRAY[$niches])[:c] AND (t.currency || '') = 'USD' AND (t.price_minor + 0) >= :lo * 100 AND (t.price_minor + 0) <= (:lo + 50) * 100 ORDER BY t.score DESC, t.created_at DESC, t.listing_id DESC LIMIT 20 OFFSET 0;
 SELECT COUNT(*) AS total FROM listing_search_terms t WHERE t.platform_id = '$platform' AND t.mode = 'test' AND t.term = (tsvector_to_array(to_tsvector('english'::regconfig, (ARRAY[$words])[:w])))[1] AND t.niche = (ARRAY[$niches])[:c] AND t.currency = 'USD' AND t.price_minor >= :lo * 100 AND t.price_minor <= (:lo + 50) * 100;
 SQL
     # S1 the obvious way (the issue's reference): GIN match + btree filters, every match
