@@ -327,13 +327,11 @@ impl Server {
             )),
         )
         .context("setting up the webhook HTTP client")?;
-        // Blocking threads per worker: SQLite statements (at most one per pooled
-        // connection), argon2 (one per core) and a few file writes. Past that they queue;
-        // actix's default (512 / cores) let a SQLite load grow 60 threads, each keeping
-        // its allocator's pages: +100 MB of RSS for nothing.
-        let blocking_threads = db.pool_status().max_size
-            + std::thread::available_parallelism().map_or(2, |n| n.get())
-            + 2;
+        // Blocking threads per worker: argon2 (one per core) and a few file writes; SQLite
+        // statements run on threads of their own, shared by the workers
+        // (feria_kernel::db::sqlite_runtime). Past that they queue; actix's default
+        // (512 / cores) let a load grow 60 threads, each keeping its allocator's pages.
+        let blocking_threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
         let state = AppState::new(db.clone(), config, extra_routes)?;
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .worker_max_blocking_threads(blocking_threads)

@@ -40,7 +40,7 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::sync_connection_wrapper::{SpawnBlocking, SyncConnectionWrapper};
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
 };
@@ -220,14 +220,29 @@ impl Db {
                         DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))
                     })?;
                 }
+                let size = if memory {
+                    1
+                } else {
+                    config.max_connections.unwrap_or(SQLITE_DEFAULT_POOL)
+                };
+                let threads = sqlite_runtime::BlockingPool::for_pool(size).map_err(|e| {
+                    DbError::Config(format!("cannot start the SQLite threads: {e}"))
+                })?;
                 let pragmas = sqlite_pragmas(config.busy_timeout);
                 let mut manager_config = ManagerConfig::<SqliteConn>::default();
                 manager_config.recycling_method = RecyclingMethod::Fast;
                 manager_config.custom_setup = Box::new(move |url| {
                     let url = url.to_owned();
                     let pragmas = pragmas.clone();
+                    let mut threads = threads.clone();
                     Box::pin(async move {
-                        let mut conn = SqliteConn::establish(&url).await?;
+                        let inner = threads
+                            .spawn_blocking(move || {
+                                <SqliteConnection as diesel::Connection>::establish(&url)
+                            })
+                            .await
+                            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))??;
+                        let mut conn = SqliteConn::with_runtime(inner, threads);
                         conn.batch_execute(&pragmas)
                             .await
                             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -238,11 +253,6 @@ impl Db {
                     path,
                     manager_config,
                 );
-                let size = if memory {
-                    1
-                } else {
-                    config.max_connections.unwrap_or(SQLITE_DEFAULT_POOL)
-                };
                 Pools::Sqlite(build_pool(manager, size, config.acquire_timeout)?)
             }
             DatabaseTarget::Postgres { url } => {
