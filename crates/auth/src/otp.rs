@@ -1,8 +1,8 @@
 //! Passwordless sign-in: a 6-digit code sent by mail, argon2-hashed at rest, valid for
 //! ten minutes, single use, with a few guesses; requests limited per email.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use feria_kernel::mail::{Mailer, OutgoingMail};
@@ -29,13 +29,85 @@ struct Challenge {
     created_at: Timestamp,
 }
 
-fn argon2(settings: &AuthSettings) -> Result<Argon2<'static>, AuthError> {
-    let params =
-        Params::new(settings.argon2_memory_kib, settings.argon2_passes, 1, None).map_err(|e| {
-            tracing::error!(error = %e, "invalid argon2 parameters");
-            AuthError::Db(DbError::Config("invalid argon2 parameters".into()))
-        })?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+fn argon2_params(settings: &AuthSettings) -> Result<Params, AuthError> {
+    Params::new(settings.argon2_memory_kib, settings.argon2_passes, 1, None).map_err(|e| {
+        tracing::error!(error = %e, "invalid argon2 parameters");
+        AuthError::Db(DbError::Config("invalid argon2 parameters".into()))
+    })
+}
+
+/// argon2's working memory (`argon2_memory_kib`, 19 MiB by default), kept for the next
+/// computation instead of allocated and freed by each: there are never more than the
+/// slots below, so the server holds a fixed few blocks rather than churning 19 MiB
+/// allocations through its allocator's per-thread caches (a burst of sign-ins took the
+/// server's memory past 200 MB). argon2 writes every block before it reads it, so what a
+/// block held before does not matter.
+static ARGON2_MEMORY: std::sync::Mutex<Vec<Vec<Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// argon2 of `code` with `salt`, `output_len` bytes, on reused working memory.
+fn argon2_output(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    code: &[u8],
+    salt: Salt<'_>,
+    output_len: usize,
+) -> password_hash::Result<Output> {
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    let blocks = params.block_count();
+    let kept = ARGON2_MEMORY.lock().ok().and_then(|mut kept| kept.pop());
+    let mut memory = match kept {
+        Some(memory) if memory.len() == blocks => memory,
+        _ => vec![Block::default(); blocks],
+    };
+    let output = Output::init_with(output_len, |out| {
+        Ok(argon2.hash_password_into_with_memory(code, salt, out, &mut memory)?)
+    });
+    if let Ok(mut kept) = ARGON2_MEMORY.lock() {
+        kept.push(memory);
+    }
+    output
+}
+
+/// The PHC string (`$argon2id$v=19$m=...,t=...,p=1$salt$hash`) of `code` under a new
+/// random salt: what argon2's `hash_password` writes, so either reads the other's.
+fn argon2_hash(params: &Params, code: &[u8]) -> password_hash::Result<String> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt)?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = argon2_output(&argon2, params, code, salt.as_salt(), output_len)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `code` is the one `hash` (a PHC string) was made of; constant-time compare.
+fn argon2_verify(hash: &str, code: &[u8]) -> bool {
+    let check = || -> password_hash::Result<bool> {
+        let parsed = PasswordHash::new(hash)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Ok(false);
+        };
+        let params = Params::try_from(&parsed)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        let computed = argon2_output(&argon2, &params, code, salt, expected.len())?;
+        // `Output`'s equality is constant-time.
+        Ok(computed == expected)
+    };
+    check().unwrap_or(false)
 }
 
 /// The argon2 computations allowed at once: one per core. Each holds
@@ -60,19 +132,13 @@ async fn argon2_slot() -> Result<tokio::sync::SemaphorePermit<'static>, AuthErro
 /// argon2 is CPU-heavy by design: it runs on a blocking thread, never on the event loop,
 /// and at most one per core at once.
 async fn hash_code(settings: &AuthSettings, code: String) -> Result<String, AuthError> {
-    let hasher = argon2(settings)?;
+    let params = argon2_params(settings)?;
     // The slot moves into the blocking task: it is held until the hash is done, even if
     // the request goes away meanwhile.
     let slot = argon2_slot().await?;
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        let mut salt = [0u8; 16];
-        rand::rng().fill_bytes(&mut salt);
-        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-        hasher
-            .hash_password(code.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| e.to_string())
+        argon2_hash(&params, code.as_bytes()).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())
@@ -88,13 +154,12 @@ async fn code_matches(
     hash: String,
     code: String,
 ) -> Result<bool, AuthError> {
-    let verifier = argon2(settings)?;
+    // The stored hash carries its own parameters; the settings are checked for sanity only.
+    argon2_params(settings)?;
     let slot = argon2_slot().await?;
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        PasswordHash::new(&hash)
-            .map(|parsed| verifier.verify_password(code.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
+        argon2_verify(&hash, code.as_bytes())
     })
     .await
     .map_err(|_| AuthError::Db(DbError::Config("the code check was interrupted".into())))
@@ -259,4 +324,36 @@ pub async fn verify_code(
     let user = feria_users::user::sign_in(conn, tenant, &email).await?;
     let tokens = sessions::create(conn, settings, tenant, &user.id, None).await?;
     Ok((user, tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    fn small() -> Params {
+        Params::new(64, 1, 1, None).expect("valid parameters")
+    }
+
+    #[test]
+    fn hashes_on_reused_memory_are_argon2s_own_both_ways() {
+        let params = small();
+        let ours = argon2_hash(&params, b"123456").expect("hashed");
+        let stock = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let parsed = PasswordHash::new(&ours).expect("a PHC string");
+        assert!(stock.verify_password(b"123456", &parsed).is_ok());
+        assert!(stock.verify_password(b"654321", &parsed).is_err());
+
+        let salt = SaltString::encode_b64(b"sixteen byte slt").expect("salt");
+        let theirs = stock
+            .hash_password(b"424242", &salt)
+            .expect("hashed")
+            .to_string();
+        assert!(argon2_verify(&theirs, b"424242"));
+        assert!(!argon2_verify(&theirs, b"424243"));
+        // Twice more on the memory the first computations left behind.
+        assert!(argon2_verify(&ours, b"123456"));
+        assert!(argon2_verify(&theirs, b"424242"));
+        assert!(!argon2_verify("not a hash", b"424242"));
+    }
 }
