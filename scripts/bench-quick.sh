@@ -29,17 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-jq -r '
-  "return {",
-  "  api_key = \"" + .platforms[0].api_key + "\",",
-  "  access_token = \"" + .platforms[0].access_token + "\",",
-  "  platform_count = " + (.platforms | length | tostring) + ",",
-  "  products = { prefix = \"" + .products.prefix + "\", stem = \"" + .products.stem + "\", count = " + (.products.count | tostring) + " },",
-  "  words = { " + (.words | map("\"" + . + "\"") | join(", ")) + " },",
-  "  niches = { " + (.niches | map("\"" + . + "\"") | join(", ")) + " },",
-  "  buyers = { }, hot_listings = { }, contracts = { }, codes = { },",
-  "  platform_id = \"" + .platforms[0].id + "\", threads = '"$threads"',",
-  "}"' "$seed" >"$work/config.lua"
+jq -r --argjson threads "$threads" --argjson spare 0 --arg codes "" \
+    -f "$here/../bench/config.jq" "$seed" >"$work/config.lua"
 
 WRITE_RATE_LIMIT=0 RUST_LOG="${BENCH_RUST_LOG:-info}" "$bin" serve --database-url "$url" \
     --data-dir "$work/data" --bind "127.0.0.1:$port" --log-format json >"$work/server.log" 2>&1 &

@@ -277,21 +277,8 @@ bench_backend() { # backend
     [ "$seeded_contracts" -gt 100 ] && spare=50
     spare_contracts="$(jq -r --argjson n "$spare" '(.contracts // []) | .[(length - $n):] | .[]' "$seed")"
     echo "- $backend: \`feria seed\` took ${seed_secs} s ($(jq -r '[.seconds[] | "\(.[0]) \(.[1] * 10 | round / 10) s"] | join(", ")' "$seed"))." >>"$notes"
-    jq -r '
-        "return {",
-        "  api_key = \"" + .platforms[0].api_key + "\",",
-        "  access_token = \"" + .platforms[0].access_token + "\",",
-        "  platform_count = " + (.platforms | length | tostring) + ",",
-        "  products = { prefix = \"" + .products.prefix + "\", stem = \"" + .products.stem + "\", count = " + (.products.count | tostring) + " },",
-        "  words = { " + (.words | map("\"" + . + "\"") | join(", ")) + " },",
-        "  niches = { " + (.niches | map("\"" + . + "\"") | join(", ")) + " },",
-        "  buyers = { " + (.buyers | map("\"" + .access_token + "\"") | join(", ")) + " },",
-        "  hot_listings = { " + (.hot_listings | map("\"" + . + "\"") | join(", ")) + " },",
-        "  contracts = { " + ((.contracts // []) | .[:(length - '"$spare"')] | map("\"" + . + "\"") | join(", ")) + " },",
-        "  platform_id = \"" + .platforms[0].id + "\",",
-        "  threads = '"$threads"',",
-        "  codes = (function() local ok, t = pcall(dofile, \"'"$work/codes.lua"'\"); if ok then return t end return {} end)(),",
-        "}"' "$seed" >"$work/config.lua"
+    jq -r --argjson threads "$threads" --argjson spare "$spare" --arg codes "$work/codes.lua" \
+        -f "$root/bench/config.jq" "$seed" >"$work/config.lua"
 
     start_server "$backend" "$url"
     # A short warm-up so the first scenario does not pay for cold caches alone.
