@@ -149,13 +149,9 @@ async fn hash_code(settings: &AuthSettings, code: String) -> Result<String, Auth
     })
 }
 
-async fn code_matches(
-    settings: &AuthSettings,
-    hash: String,
-    code: String,
-) -> Result<bool, AuthError> {
-    // The stored hash carries its own parameters; the settings are checked for sanity only.
-    argon2_params(settings)?;
+/// The stored hash carries its own parameters (a code stays checkable after the settings
+/// change), so none are passed in.
+async fn code_matches(hash: String, code: String) -> Result<bool, AuthError> {
     let slot = argon2_slot().await?;
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
@@ -300,8 +296,7 @@ pub async fn verify_code(
     }
 
     let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-    if !well_formed || !code_matches(settings, challenge.code_hash.clone(), code.to_owned()).await?
-    {
+    if !well_formed || !code_matches(challenge.code_hash.clone(), code.to_owned()).await? {
         return Err(AuthError::InvalidCode);
     }
 

@@ -136,6 +136,15 @@ struct Total {
     total: i64,
 }
 
+/// The total a short page tells without counting: a page with fewer rows than asked for
+/// ends the results, unless it is empty past the first page (the offset may lie beyond the
+/// end, which says nothing of the total).
+fn short_page_total(fetched: usize, page: PageRequest) -> Option<u64> {
+    let fetched = fetched as u64;
+    let short = fetched < u64::from(page.page_size()) && (fetched > 0 || page.offset() == 0);
+    short.then(|| u64::try_from(page.offset()).unwrap_or(0) + fetched)
+}
+
 /// One page of the listings matching `query`, and how many match in all: from the search
 /// index for a one-word query, from the full-text engine otherwise.
 pub(crate) async fn browse(
@@ -183,11 +192,8 @@ pub(crate) async fn browse_full_text(
         .arg(Arg::BigInt(page.offset()));
     let rows: Vec<Listing> =
         with_conn!(conn, c => rows_sql.clone().prepared().load(c).await).map_err(DbError::from)?;
-    // A short page that is not past the end tells the total without counting.
-    let fetched = rows.len() as u64;
-    if fetched < u64::from(page.page_size()) && (fetched > 0 || page.offset() == 0) {
-        let offset = u64::try_from(page.offset()).unwrap_or(0);
-        return Ok((rows, offset + fetched));
+    if let Some(total) = short_page_total(rows.len(), page) {
+        return Ok((rows, total));
     }
     let mut count_sql = Sql::new(backend);
     count_sql.args = shared.args;
@@ -553,11 +559,8 @@ async fn browse_indexed(
     let (rows, total) = with_conn!(conn,
         sqlite: c => {
             let rows: Vec<Listing> = rows_sql.prepared().load(c).await.map_err(DbError::from)?;
-            // A short page that is not past the end tells the total without counting.
-            let fetched = rows.len() as u64;
-            if fetched < u64::from(page.page_size()) && (fetched > 0 || page.offset() == 0) {
-                let offset = u64::try_from(page.offset()).unwrap_or(0);
-                return Ok((rows, offset + fetched));
+            if let Some(total) = short_page_total(rows.len(), page) {
+                return Ok((rows, total));
             }
             let total: Total = count_sql.prepared().get_result(c).await.map_err(DbError::from)?;
             (rows, total)
