@@ -33,8 +33,9 @@ pub struct AppState {
     otp_ip_limiter: web::Data<crate::ratelimit::IpRateLimiter>,
     media_ip_limiter: web::Data<crate::routes::utils::MediaUploadLimiter>,
     write_limit: web::Data<crate::middleware::WriteLimit>,
-    /// One cache for all workers: a rolled key is forgotten by every worker at once.
-    api_keys: web::Data<feria_auth::ApiKeyCache>,
+    /// One cache for all workers: a rolled key or an ended session is forgotten by every
+    /// worker at once.
+    credentials: web::Data<feria_auth::CredentialCache>,
     media: web::Data<feria_platforms::media::MediaStore>,
     payments: web::Data<crate::payments::PaymentProviders>,
     metrics: web::Data<Metrics>,
@@ -87,7 +88,10 @@ impl AppState {
             otp_ip_limiter: web::Data::new(otp_ip_limiter),
             media_ip_limiter: web::Data::new(media_ip_limiter),
             write_limit: web::Data::new(write_limit),
-            api_keys: web::Data::new(feria_auth::ApiKeyCache::new(config.api_key_cache_ttl)),
+            credentials: web::Data::new(feria_auth::CredentialCache::new(
+                config.api_key_cache_ttl,
+                config.session_cache_ttl,
+            )),
             media: web::Data::new(media),
             config: Arc::new(config),
             metrics: web::Data::new(Metrics::new().context("registering metrics")?),
@@ -121,7 +125,7 @@ pub fn build_app(
         .app_data(state.otp_ip_limiter.clone())
         .app_data(state.media_ip_limiter.clone())
         .app_data(state.write_limit.clone())
-        .app_data(state.api_keys.clone())
+        .app_data(state.credentials.clone())
         .app_data(state.media.clone())
         .app_data(state.payments.clone())
         .app_data(state.onchain.clone())

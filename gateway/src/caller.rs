@@ -9,7 +9,7 @@ use std::ops::Deref;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use feria_auth::{ApiKeyCache, AuthError, Principal};
+use feria_auth::{AuthError, CredentialCache, Principal};
 use feria_kernel::Db;
 use futures_util::future::LocalBoxFuture;
 
@@ -43,11 +43,13 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer_token(req);
         let db = req.app_data::<web::Data<Db>>().cloned();
-        let keys = req.app_data::<web::Data<ApiKeyCache>>().cloned();
+        let credentials = req.app_data::<web::Data<CredentialCache>>().cloned();
         Box::pin(async move {
             let token = token.ok_or(AuthError::MissingCredentials)?;
-            let (db, keys) = db.zip(keys).ok_or_else(feria_kernel::ApiError::internal)?;
-            let principal = feria_auth::authenticate_cached(&db, &keys, &token).await?;
+            let (db, credentials) = db
+                .zip(credentials)
+                .ok_or_else(feria_kernel::ApiError::internal)?;
+            let principal = credentials.authenticate(&db, &token).await?;
             Ok(Caller(principal))
         })
     }

@@ -169,6 +169,12 @@ pub struct Settings {
     /// the database, within this time. 0 reads the key on every request.
     #[arg(long, env = "API_KEY_CACHE_MS", default_value_t = 2000, global = true)]
     pub api_key_cache_ms: u64,
+    /// Milliseconds a session's access token (with its user's role) is trusted without
+    /// reading it again. A logout, refresh, role change or deletion made on this server
+    /// takes effect at once; one made on another server sharing the database, within this
+    /// time. 0 reads the session on every request.
+    #[arg(long, env = "SESSION_CACHE_MS", default_value_t = 2000, global = true)]
+    pub session_cache_ms: u64,
     /// The operator's service fee, percent of each payment (the seed's "Candle fees").
     #[arg(long, env = "SERVICE_FEE_PERCENT", default_value = "1", global = true)]
     pub service_fee_percent: rust_decimal::Decimal,
@@ -351,6 +357,8 @@ pub struct Config {
     pub write_rate_burst: u32,
     /// How long an authenticated API key is trusted without reading it again.
     pub api_key_cache_ttl: Duration,
+    /// How long a session (and its user's role) is trusted without reading it again.
+    pub session_cache_ttl: Duration,
     pub public_url: Option<String>,
     pub fees: feria_billing::fees::FeeSchedule,
     pub stripe: StripeSettings,
@@ -436,6 +444,7 @@ impl Settings {
             write_rate_limit: self.write_rate_limit,
             write_rate_burst: self.write_rate_burst,
             api_key_cache_ttl: Duration::from_millis(self.api_key_cache_ms),
+            session_cache_ttl: Duration::from_millis(self.session_cache_ms),
             public_url: self
                 .public_url
                 .as_deref()
@@ -529,6 +538,7 @@ impl Config {
             write_rate_limit: 100,
             write_rate_burst: 200,
             api_key_cache_ttl: Duration::from_secs(2),
+            session_cache_ttl: Duration::from_secs(2),
             public_url: None,
             fees: feria_billing::fees::FeeSchedule::default(),
             stripe: StripeSettings::default(),

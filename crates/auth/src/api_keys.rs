@@ -71,7 +71,7 @@ pub async fn issue(
 
 /// Revokes the mode's active keys and issues a new one, in one transaction: the old key
 /// stops working the moment the new one exists (on other instances, once their
-/// [`crate::ApiKeyCache`] entry expires).
+/// [`crate::CredentialCache`] entry expires).
 pub async fn roll(
     conn: &mut DbConn,
     platform_id: &PlatformId,
@@ -97,7 +97,7 @@ pub async fn roll(
         })
         .await;
     // Committed (or failed): either way no cache may keep trusting what it read before.
-    crate::key_cache::keys_changed();
+    crate::credential_cache::credentials_changed();
     rolled
 }
 

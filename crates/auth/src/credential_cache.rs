@@ -1,98 +1,168 @@
-//! API keys recently authenticated, kept in memory so that a request with a key does not
-//! read the key again: the lookup was one of three round trips of a product read (S2 in
-//! BENCHMARKS.md).
+//! Credentials recently authenticated (API keys and session access tokens), kept in
+//! memory so that a request does not read them again: a key lookup was one of three round
+//! trips of a product read (S2 in BENCHMARKS.md), and a session's two lookups (session,
+//! then the user's role) were two of a browse's three (S1).
 //!
-//! Correctness rests on two rules:
-//! - an entry lives at most `ttl` (`API_KEY_CACHE_MS`, default 2 s; 0 turns the cache off);
-//! - rolling a key ([`crate::api_keys::roll`]) clears every cache of the process the moment
-//!   its transaction has committed, through a process-wide epoch: an entry remembers the
-//!   epoch read *before* its key was looked up, so a lookup that raced a roll is never
-//!   trusted afterwards.
+//! Correctness rests on three rules:
+//! - an entry lives at most its kind's time to live (`API_KEY_CACHE_MS`,
+//!   `SESSION_CACHE_MS`; default 2 s; 0 turns that kind off), and never past its access
+//!   token's expiry;
+//! - every change that can end a credential or lower what it may do, made through the
+//!   domain crates, bumps a process-wide epoch once it has committed: rolling a key, a
+//!   logout, a reused refresh token, revoking a user's sessions (this crate), and a change
+//!   of a user's role or a scheduled deletion (`feria_users::user::authorization_epoch`).
+//!   Rotating one session bumps only the epoch of its access token's shard, so sign-ins
+//!   elsewhere do not empty the cache;
+//! - an entry remembers the epochs read *before* its credential was looked up, and is
+//!   trusted only while they are unchanged: a lookup that raced a change is never trusted
+//!   afterwards.
 //!
-//! So a rolled key stops working at once on the instance that rolled it, and within `ttl`
-//! on other instances serving the same database. Failed lookups are not cached: a wrong
-//! key always costs a database read.
+//! So a revoked credential or a demoted user stops working at once on the instance that
+//! made the change, and within the time to live on other instances serving the same
+//! database. Failed lookups are not cached: a wrong credential always costs a database
+//! read.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use feria_kernel::{Db, secret};
+use feria_kernel::{Db, Timestamp, secret};
 
 use crate::error::AuthError;
 use crate::principal::Principal;
+use crate::{api_keys, sessions};
 
-/// Bumped after a key is rolled; entries of an older epoch are ignored.
-static KEYS_EPOCH: AtomicU64 = AtomicU64::new(0);
+/// Bumped after a change that may end many credentials (keys rolled, sessions revoked).
+static CREDENTIALS_EPOCH: AtomicU64 = AtomicU64::new(0);
 
-/// Called after a transaction that revoked keys has committed.
-pub(crate) fn keys_changed() {
-    KEYS_EPOCH.fetch_add(1, Ordering::AcqRel);
+/// How many epochs rotations are spread over: a rotation invalidates 1/64 of the cache.
+const SHARDS: usize = 64;
+
+/// Bumped after an access token of the shard was rotated away.
+static SHARD_EPOCHS: [AtomicU64; SHARDS] = [const { AtomicU64::new(0) }; SHARDS];
+
+/// Called after a transaction that revoked keys or sessions has committed.
+pub(crate) fn credentials_changed() {
+    CREDENTIALS_EPOCH.fetch_add(1, Ordering::AcqRel);
 }
 
-/// Most keys a cache holds; past it the cache starts again empty (platforms have one
-/// active key per mode, so this is reached only by very many tenants at once).
+/// Called after the rotation of the session whose access token has `access_digest` has
+/// committed.
+pub(crate) fn access_token_rotated(access_digest: &str) {
+    SHARD_EPOCHS[shard_of(access_digest)].fetch_add(1, Ordering::AcqRel);
+}
+
+fn shard_of(digest: &str) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    digest.hash(&mut hasher);
+    // The remainder is below SHARDS, so it fits a usize.
+    (hasher.finish() % SHARDS as u64) as usize
+}
+
+/// The epochs an entry depends on, read before its credential is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    credentials: u64,
+    shard: u64,
+    users: u64,
+}
+
+impl Stamp {
+    fn now(digest: &str) -> Stamp {
+        Stamp {
+            credentials: CREDENTIALS_EPOCH.load(Ordering::Acquire),
+            shard: SHARD_EPOCHS[shard_of(digest)].load(Ordering::Acquire),
+            users: feria_users::user::authorization_epoch(),
+        }
+    }
+}
+
+/// Most credentials a cache holds; past it the cache starts again empty.
 const CAPACITY: usize = 10_000;
 
 struct Entry {
     principal: Principal,
     until: Instant,
-    epoch: u64,
+    stamp: Stamp,
 }
 
-/// Principals of recently authenticated API keys, by the key's digest (never the key).
-pub struct ApiKeyCache {
-    ttl: Duration,
+/// Principals of recently authenticated credentials, by the credential's digest (never
+/// the credential).
+pub struct CredentialCache {
+    key_ttl: Duration,
+    session_ttl: Duration,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
-impl std::fmt::Debug for ApiKeyCache {
+impl std::fmt::Debug for CredentialCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeyCache")
-            .field("ttl", &self.ttl)
+        f.debug_struct("CredentialCache")
+            .field("key_ttl", &self.key_ttl)
+            .field("session_ttl", &self.session_ttl)
             .finish()
     }
 }
 
-impl ApiKeyCache {
-    /// A cache whose entries live `ttl`; `Duration::ZERO` caches nothing.
-    pub fn new(ttl: Duration) -> ApiKeyCache {
-        ApiKeyCache {
-            ttl,
+impl CredentialCache {
+    /// A cache whose API key entries live `key_ttl` and session entries `session_ttl`;
+    /// `Duration::ZERO` caches nothing of that kind.
+    pub fn new(key_ttl: Duration, session_ttl: Duration) -> CredentialCache {
+        CredentialCache {
+            key_ttl,
+            session_ttl,
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The principal of an API key: from the cache when it was authenticated within `ttl`
-    /// and no key was rolled since, otherwise from the database (and remembered).
-    pub async fn authenticate(&self, db: &Db, key: &str) -> Result<Principal, AuthError> {
-        let digest = secret::digest(key);
-        let epoch = KEYS_EPOCH.load(Ordering::Acquire);
-        if let Some(principal) = self.get(&digest, epoch) {
+    /// The caller behind a bearer token, as [`crate::authenticate`] finds it: from the
+    /// cache when it was authenticated within its time to live and nothing that could end
+    /// it changed since, otherwise from the database (and remembered).
+    pub async fn authenticate(&self, db: &Db, bearer: &str) -> Result<Principal, AuthError> {
+        let is_key = api_keys::is_api_key(bearer);
+        if !is_key && !sessions::is_access_token(bearer) {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let ttl = if is_key {
+            self.key_ttl
+        } else {
+            self.session_ttl
+        };
+        if ttl.is_zero() {
+            return crate::authenticate(&mut db.conn().await?, bearer).await;
+        }
+        let digest = secret::digest(bearer);
+        let stamp = Stamp::now(&digest);
+        if let Some(principal) = self.get(&digest, stamp) {
             return Ok(principal);
         }
         let mut conn = db.conn().await?;
-        let principal = crate::api_keys::authenticate(&mut conn, key).await?;
-        self.remember(digest, &principal, epoch);
+        let (principal, ttl) = if is_key {
+            (api_keys::authenticate(&mut conn, bearer).await?, ttl)
+        } else {
+            let (principal, expires_at) = crate::authenticate_session(&mut conn, bearer).await?;
+            let left = std::time::Duration::try_from(expires_at.since(Timestamp::now()))
+                .unwrap_or(Duration::ZERO);
+            (principal, ttl.min(left))
+        };
+        drop(conn);
+        self.remember(digest, &principal, ttl, stamp);
         Ok(principal)
     }
 
-    fn get(&self, digest: &str, epoch: u64) -> Option<Principal> {
-        if self.ttl.is_zero() {
-            return None;
-        }
+    fn get(&self, digest: &str, stamp: Stamp) -> Option<Principal> {
         // A poisoned lock only means another request panicked mid-insert: the map is
         // still a valid map, and the worst it holds is an entry that expires.
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(digest)
-            .filter(|entry| entry.epoch == epoch && entry.until > Instant::now())
+            .filter(|entry| entry.stamp == stamp && entry.until > Instant::now())
             .map(|entry| entry.principal.clone())
     }
 
-    fn remember(&self, digest: String, principal: &Principal, epoch: u64) {
-        if self.ttl.is_zero() {
+    fn remember(&self, digest: String, principal: &Principal, ttl: Duration, stamp: Stamp) {
+        if ttl.is_zero() {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -103,8 +173,8 @@ impl ApiKeyCache {
             digest,
             Entry {
                 principal: principal.clone(),
-                until: Instant::now() + self.ttl,
-                epoch,
+                until: Instant::now() + ttl,
+                stamp,
             },
         );
     }

@@ -8,40 +8,28 @@
 //!
 //! Secrets are stored only as SHA-256 digests (keys, tokens) or argon2 hashes (codes), and
 //! argon2 never runs on the per-request path: a request authenticates with one indexed
-//! lookup of its token's digest, or none for an API key seen within the last moments
-//! ([`ApiKeyCache`]). Calls `platforms` and `users`.
+//! lookup of its token's digest, or none for a credential seen within the last moments
+//! ([`CredentialCache`]). Calls `platforms` and `users`.
 
 pub mod api_keys;
+mod credential_cache;
 mod error;
-mod key_cache;
 pub mod otp;
 mod principal;
 mod schema;
 pub mod sessions;
 mod settings;
 
+pub use credential_cache::CredentialCache;
 pub use error::AuthError;
-pub use key_cache::ApiKeyCache;
 pub use principal::{Actor, Principal};
 pub use settings::AuthSettings;
 
-use feria_kernel::{Db, DbConn};
-
-/// The caller behind a bearer token, as [`authenticate`] finds it, with API keys
-/// answered from `keys` when it holds them.
-pub async fn authenticate_cached(
-    db: &Db,
-    keys: &ApiKeyCache,
-    bearer: &str,
-) -> Result<Principal, AuthError> {
-    if api_keys::is_api_key(bearer) {
-        return keys.authenticate(db, bearer).await;
-    }
-    authenticate(&mut db.conn().await?, bearer).await
-}
+use feria_kernel::{DbConn, Timestamp};
 
 /// The caller behind a bearer token: an API key, or a live session (with the user's
-/// current role).
+/// current role). [`CredentialCache::authenticate`] answers the same from memory when it
+/// can.
 pub async fn authenticate(conn: &mut DbConn, bearer: &str) -> Result<Principal, AuthError> {
     if api_keys::is_api_key(bearer) {
         return api_keys::authenticate(conn, bearer).await;
@@ -49,19 +37,28 @@ pub async fn authenticate(conn: &mut DbConn, bearer: &str) -> Result<Principal, 
     if !sessions::is_access_token(bearer) {
         return Err(AuthError::InvalidCredentials);
     }
-    let (tenant, user_id, session_id) = sessions::authenticate(conn, bearer).await?;
-    let user = feria_users::user::get(conn, &tenant, &user_id)
+    Ok(authenticate_session(conn, bearer).await?.0)
+}
+
+/// The principal of a live session's access token, and when the token expires.
+async fn authenticate_session(
+    conn: &mut DbConn,
+    access_token: &str,
+) -> Result<(Principal, Timestamp), AuthError> {
+    let session = sessions::authenticate(conn, access_token).await?;
+    let user = feria_users::user::get(conn, &session.tenant, &session.user_id)
         .await
         .map_err(|_| AuthError::InvalidCredentials)?;
     if user.scheduled_deletion_at.is_some() {
         return Err(AuthError::InvalidCredentials);
     }
-    Ok(Principal {
-        tenant,
+    let principal = Principal {
+        tenant: session.tenant,
         actor: Actor::User {
-            user_id,
+            user_id: session.user_id,
             role: user.role,
-            session_id,
+            session_id: session.session_id,
         },
-    })
+    };
+    Ok((principal, session.access_expires_at))
 }

@@ -90,12 +90,18 @@ fn time_duration(duration: std::time::Duration) -> time::Duration {
     time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
 }
 
-/// The principal of an access token, if its session is live. The user's current role is
-/// read by the caller (the users crate owns it).
-pub async fn authenticate(
-    conn: &mut DbConn,
-    access_token: &str,
-) -> Result<(Tenant, UserId, String), AuthError> {
+/// A live session, as its access token finds it.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub tenant: Tenant,
+    pub user_id: UserId,
+    pub session_id: String,
+    pub access_expires_at: Timestamp,
+}
+
+/// The session of an access token, if it is live. The user's current role is read by the
+/// caller (the users crate owns it).
+pub async fn authenticate(conn: &mut DbConn, access_token: &str) -> Result<LiveSession, AuthError> {
     let digest = secret::digest(access_token);
     let now = Timestamp::now();
     let row = with_conn!(conn, c => {
@@ -111,12 +117,18 @@ pub async fn authenticate(
     })
     .map_err(DbError::from)?
     .ok_or(AuthError::InvalidCredentials)?;
-    Ok((Tenant::new(row.platform_id, row.mode), row.user_id, row.id))
+    Ok(LiveSession {
+        tenant: Tenant::new(row.platform_id, row.mode),
+        user_id: row.user_id,
+        session_id: row.id,
+        access_expires_at: row.access_expires_at,
+    })
 }
 
 /// What a refresh did.
 enum RefreshOutcome {
-    Rotated(Tenant, UserId, String),
+    /// Tenant, user, family, and the rotated access token's digest.
+    Rotated(Tenant, UserId, String, String),
     Reused(String),
 }
 
@@ -168,11 +180,14 @@ pub async fn refresh(
                 Tenant::new(row.platform_id, row.mode),
                 row.user_id,
                 row.family_id,
+                row.access_digest,
             ))
         })
         .await?;
     match outcome {
-        RefreshOutcome::Rotated(tenant, user_id, family_id) => {
+        RefreshOutcome::Rotated(tenant, user_id, family_id, old_access_digest) => {
+            // Committed: the old access token must not be trusted from a cache either.
+            crate::credential_cache::access_token_rotated(&old_access_digest);
             let tokens = create(conn, settings, &tenant, &user_id, Some(family_id)).await?;
             Ok((tenant, user_id, tokens))
         }
@@ -198,6 +213,8 @@ async fn revoke_family(conn: &mut DbConn, family_id: &str) -> Result<(), AuthErr
         .await
     })
     .map_err(DbError::from)?;
+    // Committed on its own (never called inside a transaction).
+    crate::credential_cache::credentials_changed();
     Ok(())
 }
 
@@ -213,7 +230,9 @@ pub async fn logout(conn: &mut DbConn, principal: &Principal) -> Result<(), Auth
     revoke_family(conn, &family_id).await
 }
 
-/// Revokes every session of a user (account deletion, role change).
+/// Revokes every session of a user (account deletion). Inside a transaction, call
+/// [`sessions_revoked`] again once it has committed: until then a concurrent request may
+/// still read (and cache) the sessions as live.
 pub async fn revoke_all_for_user(conn: &mut DbConn, user_id: &UserId) -> Result<(), AuthError> {
     let now = Timestamp::now();
     with_conn!(conn, c => {
@@ -227,5 +246,12 @@ pub async fn revoke_all_for_user(conn: &mut DbConn, user_id: &UserId) -> Result<
         .await
     })
     .map_err(DbError::from)?;
+    sessions_revoked();
     Ok(())
+}
+
+/// Tells this process's credential caches that sessions were revoked by a transaction
+/// that has just committed (see [`revoke_all_for_user`]).
+pub fn sessions_revoked() {
+    crate::credential_cache::credentials_changed();
 }

@@ -1,5 +1,7 @@
 //! Users: one account per platform, mode and email.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use feria_kernel::{DbConn, DbError, Mode, PlatformId, Tenant, Timestamp, UserId, with_conn};
@@ -303,6 +305,25 @@ pub async fn get(conn: &mut DbConn, tenant: &Tenant, id: &UserId) -> Result<User
     found.ok_or(UserError::NotFound)
 }
 
+/// Counts changes to what authentication reads of a user (the role, a scheduled
+/// deletion) made by this process: caches of authenticated callers (feria-auth's) stamp
+/// their entries with it and stop trusting them when it moves.
+static AUTHORIZATION_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The current count of authorization changes (see [`authorization_changed`]).
+pub fn authorization_epoch() -> u64 {
+    // Spelled out: diesel-async's `RunQueryDsl::load` is in scope too.
+    AtomicU64::load(&AUTHORIZATION_EPOCH, Ordering::Acquire)
+}
+
+/// Tells this process that a user's role or standing changed. [`update`] and
+/// [`schedule_deletion`] call it after their statement; a caller running them inside a
+/// transaction calls it again once the transaction has committed, since until then a
+/// concurrent request still reads (and may cache) the old role.
+pub fn authorization_changed() {
+    AUTHORIZATION_EPOCH.fetch_add(1, Ordering::AcqRel);
+}
+
 /// Applies profile changes; returns the updated user.
 pub async fn update(
     conn: &mut DbConn,
@@ -310,6 +331,7 @@ pub async fn update(
     id: &UserId,
     changes: UserChanges,
 ) -> Result<User, UserError> {
+    let role_changes = changes.role.is_some();
     let changeset = UserChangeset {
         username: changes
             .username
@@ -336,6 +358,9 @@ pub async fn update(
         .await
     })
     .map_err(|e| UserError::from_write(e.into()))?;
+    if role_changes {
+        authorization_changed();
+    }
     if updated == 0 {
         return Err(UserError::NotFound);
     }
@@ -517,6 +542,7 @@ pub async fn schedule_deletion(
         .await
     })
     .map_err(DbError::from)?;
+    authorization_changed();
     let user = get(conn, tenant, id).await?;
     if updated == 0 && user.scheduled_deletion_at.is_none() {
         return Err(UserError::NotFound);

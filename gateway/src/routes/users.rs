@@ -78,6 +78,9 @@ async fn schedule_deletion(
             Ok(user)
         })
         .await?;
+    // Committed: no credential cache may go on trusting what it read before.
+    feria_auth::sessions::sessions_revoked();
+    feria_users::user::authorization_changed();
     Ok(feria_users::user::object(conn, tenant, &user).await?)
 }
 
