@@ -29,6 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# shellcheck source=scripts/bench-tools.sh
+. "$here/bench-tools.sh"
+bench_tools
 jq -r --argjson threads "$threads" --argjson spare 0 --arg codes "" \
     -f "$here/../bench/config.jq" "$seed" >"$work/config.lua"
 

@@ -48,21 +48,9 @@ out="${BENCH_OUT:-$root/BENCHMARKS.md}"
 backends="${BENCH_BACKENDS:-sqlite postgres}"
 
 # ---- tools ---------------------------------------------------------------------------
-missing=""
-for tool in wrk jq curl sqlite3; do
-    command -v "$tool" >/dev/null || missing="$missing $tool"
-done
-if [ -n "$missing" ]; then
-    say "installing$missing (Debian packages)"
-    sudo_cmd=""
-    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
-    # shellcheck disable=SC2086
-    $sudo_cmd apt-get install -y $missing >/dev/null 2>&1 \
-        || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y $missing >/dev/null; }
-fi
-for tool in wrk jq curl sqlite3; do
-    command -v "$tool" >/dev/null || { say "$tool is required"; exit 1; }
-done
+# shellcheck source=scripts/bench-tools.sh
+. "$root/scripts/bench-tools.sh"
+bench_tools || exit 1
 if [ -z "${FERIA_BIN:-}" ]; then
     say "building the release binary"
     (cd "$root" && cargo build --release --quiet --bin feria)
