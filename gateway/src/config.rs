@@ -113,7 +113,8 @@ pub struct Settings {
         global = true
     )]
     pub log_format: LogFormat,
-    /// Database pool size (default: 8 on SQLite, 16 on PostgreSQL).
+    /// Database pool size (default: 2 per core and at least 4 on SQLite, 4 per core and
+    /// at least 8 on PostgreSQL).
     #[arg(long, env = "DATABASE_POOL_SIZE", global = true)]
     pub database_pool_size: Option<usize>,
     /// Seconds a request waits for a database connection before answering 503.

@@ -81,8 +81,9 @@ impl std::fmt::Display for Backend {
 pub struct DbConfig {
     /// `sqlite://./data/feria.db`, `sqlite::memory:`, or `postgres://user@host/db`.
     pub url: String,
-    /// Pool size; `None` picks a default per backend (SQLite 8, PostgreSQL 16;
-    /// an in-memory SQLite database is always 1, as each connection would be its own).
+    /// Pool size; `None` picks a default per backend from the cores (SQLite 2 per core,
+    /// at least 4; PostgreSQL 4 per core, at least 8; an in-memory SQLite database is
+    /// always 1, as each connection would be its own).
     pub max_connections: Option<usize>,
     /// How long a request waits for a pooled connection before failing with 503.
     pub acquire_timeout: Duration,
@@ -202,8 +203,25 @@ pub enum DbConn {
     Postgres(Object<PgConn>),
 }
 
-const SQLITE_DEFAULT_POOL: usize = 8;
-const POSTGRES_DEFAULT_POOL: usize = 16;
+/// The pool size when none is configured: a few connections per core, not a fixed
+/// number. A connection beyond what the cores can serve does not add throughput; it
+/// time-slices the same CPU among more statements, so an expensive one stretches and
+/// waits behind the others (the latency tail), while a request queued for a connection
+/// waits first-in first-out. Measured at 1,000,000 listings on 2 cores
+/// (docs/BENCHMARKS-HOWTO.md, "Pool size"): PostgreSQL browse p99 went from 58-61 ms
+/// with 16 connections to 35 ms with 8 and 21 ms with 5, at the same or higher
+/// throughput; product lookups, whose statements are short and wait on round trips
+/// rather than CPU, keep more of their throughput with more connections (7,100/s with
+/// 16, 6,750/s with 8, 5,850/s with 5). SQLite's statements run on the pool's threads,
+/// so there the pool is also the number of threads working at once: 4 connections did
+/// better than 8 on browse, lookups and memory alike.
+fn default_pool_size(backend: Backend) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    match backend {
+        Backend::Sqlite => (2 * cores).max(4),
+        Backend::Postgres => (4 * cores).max(8),
+    }
+}
 
 impl Db {
     /// Opens the pool and checks that one connection works. Does not migrate.
@@ -223,7 +241,9 @@ impl Db {
                 let size = if memory {
                     1
                 } else {
-                    config.max_connections.unwrap_or(SQLITE_DEFAULT_POOL)
+                    config
+                        .max_connections
+                        .unwrap_or_else(|| default_pool_size(Backend::Sqlite))
                 };
                 let threads = sqlite_runtime::BlockingPool::for_pool(size).map_err(|e| {
                     DbError::Config(format!("cannot start the SQLite threads: {e}"))
@@ -280,7 +300,9 @@ impl Db {
                     url.clone(),
                     manager_config,
                 );
-                let size = config.max_connections.unwrap_or(POSTGRES_DEFAULT_POOL);
+                let size = config
+                    .max_connections
+                    .unwrap_or_else(|| default_pool_size(Backend::Postgres));
                 Pools::Postgres {
                     pool: build_pool(manager, size, config.acquire_timeout)?,
                     url,
