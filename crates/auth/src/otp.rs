@@ -36,9 +36,9 @@ fn argon2_params(settings: &AuthSettings) -> Result<Params, AuthError> {
     })
 }
 
-/// argon2's working memory (`argon2_memory_kib`, 19 MiB by default), kept for the next
+/// argon2's working memory (`argon2_memory_kib`, 7 MiB by default), kept for the next
 /// computation instead of allocated and freed by each: there are never more than the
-/// slots below, so the server holds a fixed few blocks rather than churning 19 MiB
+/// slots below, so the server holds a fixed few blocks rather than churning multi-MiB
 /// allocations through its allocator's per-thread caches (a burst of sign-ins took the
 /// server's memory past 200 MB). argon2 writes every block before it reads it, so what a
 /// block held before does not matter.
@@ -111,7 +111,7 @@ fn argon2_verify(hash: &str, code: &[u8]) -> bool {
 }
 
 /// The argon2 computations allowed at once: one per core. Each holds
-/// `argon2_memory_kib` (19 MiB by default) while it runs; more at once would not finish
+/// `argon2_memory_kib` (7 MiB by default) while it runs; more at once would not finish
 /// sooner on the same cores, only multiply the memory (a burst of sign-ins took the server
 /// to gigabytes). The rest wait their turn here, without a thread.
 fn argon2_slots() -> &'static tokio::sync::Semaphore {
