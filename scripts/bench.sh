@@ -374,7 +374,7 @@ s4_prepare() { # backend platform_id
     } >"$work/codes.lua"
     local got
     got="$(grep -c '^  {' "$work/codes.lua" || true)"
-    echo "- $1: S4 set-up: $count code requests (\`POST /auth/otp/email\`, 4 clients) took ${elapsed} s, $(awk -v t="$elapsed" -v n="$count" 'BEGIN { printf "%.1f", t * 1000 / n }') ms each at 4 in flight on 2 cores: argon2 (m = 19 MiB, t = 2, p = 1) hashing the code is most of it, and verify pays it again; $got codes read back from the mail directory for the run." >>"$notes"
+    echo "- $1: S4 set-up: $count code requests (\`POST /auth/otp/email\`, 4 clients) took ${elapsed} s, $(awk -v t="$elapsed" -v n="$count" 'BEGIN { printf "%.1f", t * 1000 / n }') ms each at 4 in flight on 2 cores: argon2 (m = 7 MiB, t = 5, p = 1) hashing the code is most of it, and verify pays it again; $got codes read back from the mail directory for the run." >>"$notes"
 }
 
 # Runs one SQL statement on the backend's database; prints its single row (or "query failed").
@@ -517,7 +517,7 @@ the build.
 - Command: \`$command_line\` (started $started)
 - Machine: $cores cores ($cpu_model), $mem memory; load average $load_before before, $load_after after
 - Versions: $("$FERIA_BIN" --version), $(rustc --version 2>/dev/null || echo "rustc unknown"), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), PostgreSQL $pg_version, SQLite bundled (libsqlite3-sys)
-- Load: wrk, $threads threads, $concurrency connections, ${duration} s per scenario, after a 2 s warm-up; the server runs with its defaults (one worker per core, pool of 8 on SQLite and 16 on PostgreSQL, request logs at \`${BENCH_RUST_LOG:-info}\` as JSON to a file) on the same machine as wrk
+- Load: wrk, $threads threads, $concurrency connections, ${duration} s per scenario, after a 2 s warm-up; the server runs with its defaults (one worker per core, pool of 2 connections per core on SQLite and 4 per core on PostgreSQL, request logs at \`${BENCH_RUST_LOG:-info}\` as JSON to a file) on the same machine as wrk
 - Baselines, same run, same concurrency: \`pgbench -M prepared\` running the route's domain SQL (PostgreSQL), and \`feria bench-baseline\`: the route's domain call in-process, without HTTP or credential lookup
 
 | scenario | backend | data size | concurrency | requests/s | p50 ms | p99 ms | errors | baseline requests/s | baseline | feria / baseline | peak RSS MB | CPU s / 1k req |
