@@ -24,7 +24,7 @@ impl Db {
     /// PostgreSQL through its own connection holding an advisory lock.
     pub async fn migrate(&self) -> Result<Vec<String>, DbError> {
         match &self.pools {
-            Pools::Sqlite(pool) => {
+            Pools::Sqlite { pool, .. } => {
                 let mut conn = pool.get().await.map_err(super::pool_error)?;
                 conn.spawn_blocking(|inner| {
                     inner

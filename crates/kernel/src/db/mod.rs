@@ -25,12 +25,14 @@
 //! Transactions ([`DbConn::transaction`]) compose: a domain function that opens one inside
 //! another's gets a savepoint. On SQLite the outermost transaction is `BEGIN IMMEDIATE`, so
 //! the write lock is taken up front and a read-then-write cannot fail half-way with
-//! "database is locked".
+//! "database is locked"; the process's writers queue for it in order
+//! (`sqlite_writer.rs`).
 
 mod dynamic;
 mod error;
 mod migrate;
 mod sqlite_runtime;
+mod sqlite_writer;
 
 use std::time::Duration;
 
@@ -48,6 +50,8 @@ use diesel_async::{
 pub use self::dynamic::{DynamicSql, PreparedSql, SqlArg};
 pub use self::error::DbError;
 pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+pub use self::sqlite_writer::WriteTurn;
+use self::sqlite_writer::WriterQueue;
 
 /// The SQLite connection type domain code sees inside [`with_conn!`](crate::with_conn).
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, sqlite_runtime::BlockingPool>;
@@ -176,8 +180,14 @@ pub struct PoolStatus {
 
 #[derive(Clone)]
 enum Pools {
-    Sqlite(Pool<SqliteConn>),
-    Postgres { pool: Pool<PgConn>, url: String },
+    Sqlite {
+        pool: Pool<SqliteConn>,
+        writers: WriterQueue,
+    },
+    Postgres {
+        pool: Pool<PgConn>,
+        url: String,
+    },
 }
 
 /// The database handle: a connection pool over one backend. Cheap to clone.
@@ -199,7 +209,8 @@ impl std::fmt::Debug for Db {
 // per checkout for nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum DbConn {
-    Sqlite(Object<SqliteConn>),
+    /// The connection and its place in the database's queue of writers.
+    Sqlite(Object<SqliteConn>, WriteTurn),
     Postgres(Object<PgConn>),
 }
 
@@ -273,7 +284,10 @@ impl Db {
                     path,
                     manager_config,
                 );
-                Pools::Sqlite(build_pool(manager, size, config.acquire_timeout)?)
+                Pools::Sqlite {
+                    pool: build_pool(manager, size, config.acquire_timeout)?,
+                    writers: WriterQueue::new(config.busy_timeout),
+                }
             }
             DatabaseTarget::Postgres { url } => {
                 let statement_timeout_ms = config.statement_timeout.as_millis();
@@ -316,7 +330,7 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         match self.pools {
-            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Sqlite { .. } => Backend::Sqlite,
             Pools::Postgres { .. } => Backend::Postgres,
         }
     }
@@ -324,7 +338,10 @@ impl Db {
     /// A connection from the pool; waits at most the configured acquire timeout.
     pub async fn conn(&self) -> Result<DbConn, DbError> {
         match &self.pools {
-            Pools::Sqlite(pool) => pool.get().await.map(DbConn::Sqlite).map_err(pool_error),
+            Pools::Sqlite { pool, writers } => match pool.get().await {
+                Ok(conn) => Ok(DbConn::Sqlite(conn, writers.for_connection())),
+                Err(e) => Err(pool_error(e)),
+            },
             Pools::Postgres { pool, .. } => {
                 pool.get().await.map(DbConn::Postgres).map_err(pool_error)
             }
@@ -361,7 +378,7 @@ impl Db {
     /// Pool occupancy now.
     pub fn pool_status(&self) -> PoolStatus {
         let status = match &self.pools {
-            Pools::Sqlite(pool) => pool.status(),
+            Pools::Sqlite { pool, .. } => pool.status(),
             Pools::Postgres { pool, .. } => pool.status(),
         };
         PoolStatus {
@@ -377,7 +394,7 @@ impl Db {
     /// when returned.
     pub fn close(&self) {
         match &self.pools {
-            Pools::Sqlite(pool) => pool.close(),
+            Pools::Sqlite { pool, .. } => pool.close(),
             Pools::Postgres { pool, .. } => pool.close(),
         }
     }
@@ -443,14 +460,15 @@ where
 impl DbConn {
     pub fn backend(&self) -> Backend {
         match self {
-            DbConn::Sqlite(_) => Backend::Sqlite,
+            DbConn::Sqlite(..) => Backend::Sqlite,
             DbConn::Postgres(_) => Backend::Postgres,
         }
     }
 
     /// Runs `f` inside a transaction: committed if it returns `Ok`, rolled back if `Err`.
     /// Called inside another transaction it uses a savepoint, so domain functions compose.
-    /// On SQLite the outermost level is `BEGIN IMMEDIATE` (the write lock up front).
+    /// On SQLite the outermost level is `BEGIN IMMEDIATE` (the write lock up front), after
+    /// the connection's turn in the process's queue of writers (`sqlite_writer.rs`).
     ///
     /// If the future is dropped half-way (a client went away), the connection is left
     /// inside the transaction and the pool discards it instead of reusing it: nothing
@@ -463,7 +481,23 @@ impl DbConn {
         E: From<DbError> + Send,
         R: Send,
     {
-        self.begin().await?;
+        let took_turn = self.begin().await?;
+        let outcome = self.run_and_end(f).await;
+        if took_turn && let DbConn::Sqlite(_, turn) = self {
+            turn.end();
+        }
+        outcome
+    }
+
+    /// The body of [`DbConn::transaction`] after `begin`: `f`, then commit or roll back.
+    async fn run_and_end<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        for<'r> F: AsyncFnOnce(&'r mut DbConn) -> Result<R, E>
+            + AsyncFunc<&'r mut DbConn, Result<R, E>, Fut: Send>
+            + Send,
+        E: From<DbError> + Send,
+        R: Send,
+    {
         match f(&mut *self).await {
             Ok(value) => {
                 self.commit().await?;
@@ -486,38 +520,48 @@ impl DbConn {
         }
     }
 
-    async fn begin(&mut self) -> Result<(), DbError> {
+    /// Begins a transaction (or a savepoint inside one). `Ok(true)` when it took the
+    /// SQLite writer's turn, which the caller ends after the commit or rollback.
+    async fn begin(&mut self) -> Result<bool, DbError> {
         match self {
-            DbConn::Sqlite(conn) => {
+            DbConn::Sqlite(conn, turn) => {
                 let conn: &mut SqliteConn = conn;
+                let took_turn = turn.take().await?;
                 let outermost = conn
                     .spawn_blocking(|inner| {
                         SyncAnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
                     })
                     .await;
-                match outermost {
+                let begun = match outermost {
                     Ok(()) => Ok(()),
                     Err(diesel::result::Error::AlreadyInTransaction) => {
-                        <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(
-                            conn,
-                        )
-                        .await?;
-                        Ok(())
+                        <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(conn)
+                            .await
+                            .map_err(DbError::from)
                     }
                     Err(other) => Err(other.into()),
+                };
+                match begun {
+                    Ok(()) => Ok(took_turn),
+                    Err(e) => {
+                        if took_turn {
+                            turn.end();
+                        }
+                        Err(e)
+                    }
                 }
             }
             DbConn::Postgres(conn) => {
                 let conn: &mut PgConn = conn;
                 <PgConn as AsyncConnection>::TransactionManager::begin_transaction(conn).await?;
-                Ok(())
+                Ok(false)
             }
         }
     }
 
     async fn commit(&mut self) -> Result<(), DbError> {
         match self {
-            DbConn::Sqlite(conn) => {
+            DbConn::Sqlite(conn, _) => {
                 let conn: &mut SqliteConn = conn;
                 <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(conn)
                     .await?;
@@ -532,7 +576,7 @@ impl DbConn {
 
     async fn rollback(&mut self) -> Result<(), DbError> {
         match self {
-            DbConn::Sqlite(conn) => {
+            DbConn::Sqlite(conn, _) => {
                 let conn: &mut SqliteConn = conn;
                 <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(conn)
                     .await?;
@@ -599,7 +643,7 @@ macro_rules! bulk_insert {
 macro_rules! with_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match &mut *$conn {
-            $crate::db::DbConn::Sqlite(__pooled) => {
+            $crate::db::DbConn::Sqlite(__pooled, _) => {
                 let $c: &mut $crate::db::SqliteConn = &mut **__pooled;
                 $body
             }
@@ -611,7 +655,7 @@ macro_rules! with_conn {
     };
     ($conn:expr, sqlite: $s:ident => $sqlite_body:expr, postgres: $p:ident => $pg_body:expr $(,)?) => {
         match &mut *$conn {
-            $crate::db::DbConn::Sqlite(__pooled) => {
+            $crate::db::DbConn::Sqlite(__pooled, _) => {
                 let $s: &mut $crate::db::SqliteConn = &mut **__pooled;
                 $sqlite_body
             }
