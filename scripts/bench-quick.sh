@@ -62,7 +62,7 @@ for scenario in "$@"; do
     watcher=$!
     cpu0="$(awk '{print $14 + $15}' "/proc/$server_pid/stat")"
     BENCH_SCENARIO="$scenario" BENCH_CONFIG="$work/config.lua" wrk -t"$threads" \
-        -c"$concurrency" -d"${duration}s" --latency -s "$here/../bench/feria.lua" \
+        -c"$concurrency" -d"${duration}s" --timeout 30s --latency -s "$here/../bench/feria.lua" \
         "http://127.0.0.1:$port" >"$work/wrk.txt" 2>&1 || true
     cpu1="$(awk '{print $14 + $15}' "/proc/$server_pid/stat")"
     kill "$watcher"; wait "$watcher" 2>/dev/null || true

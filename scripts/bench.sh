@@ -114,8 +114,11 @@ run_wrk() { # scenario
     watch_rss "$peak_file" &
     watcher=$!
     cpu0="$(cpu_ticks "$server_pid")"
+    # --timeout: the server's own request timeout. wrk's default (2 s) drops a slower
+    # answer from the percentiles and counts it as a socket error.
     BENCH_SCENARIO="$1" BENCH_CONFIG="$work/config.lua" \
-        wrk -t"$threads" -c"$concurrency" -d"${duration}s" --latency -s "$root/bench/feria.lua" \
+        wrk -t"$threads" -c"$concurrency" -d"${duration}s" --timeout 30s --latency \
+        -s "$root/bench/feria.lua" \
         "http://127.0.0.1:$port" >"$out_file" 2>&1 || true
     cpu1="$(cpu_ticks "$server_pid")"
     kill "$watcher" 2>/dev/null || true
@@ -517,7 +520,7 @@ the build.
 - Command: \`$command_line\` (started $started)
 - Machine: $cores cores ($cpu_model), $mem memory; load average $load_before before, $load_after after
 - Versions: $("$FERIA_BIN" --version), $(rustc --version 2>/dev/null || echo "rustc unknown"), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), PostgreSQL $pg_version, SQLite bundled (libsqlite3-sys)
-- Load: wrk, $threads threads, $concurrency connections, ${duration} s per scenario, after a 2 s warm-up; the server runs with its defaults (one worker per core, pool of 2 connections per core on SQLite and 4 per core on PostgreSQL, request logs at \`${BENCH_RUST_LOG:-info}\` as JSON to a file) on the same machine as wrk
+- Load: wrk, $threads threads, $concurrency connections, ${duration} s per scenario (answers awaited up to 30 s), after a 2 s warm-up; the server runs with its defaults (one worker per core, pool of 2 connections per core on SQLite and 4 per core on PostgreSQL, request logs at \`${BENCH_RUST_LOG:-info}\` as JSON to a file) on the same machine as wrk
 - Baselines, same run, same concurrency: \`pgbench -M prepared\` running the route's domain SQL (PostgreSQL), and \`feria bench-baseline\`: the route's domain call in-process, without HTTP or credential lookup
 
 | scenario | backend | data size | concurrency | requests/s | p50 ms | p99 ms | errors | baseline requests/s | baseline | feria / baseline | peak RSS MB | CPU s / 1k req |
