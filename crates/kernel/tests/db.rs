@@ -52,6 +52,20 @@ async fn set_value(conn: &mut DbConn, id: &str, value: i64) -> Result<(), DbErro
     Ok(())
 }
 
+/// Read-then-write increment in one transaction, holding the write lock for `hold`:
+/// SQLite's `BEGIN IMMEDIATE` serialises writers up front; PostgreSQL locks the row.
+async fn increment(conn: &mut DbConn, id: &str, hold: Duration) -> Result<(), DbError> {
+    conn.transaction(async |c: &mut DbConn| -> Result<(), DbError> {
+        let current: i64 = with_conn!(c,
+            sqlite: s => counters::table.find(id).select(counters::value).first(s).await,
+            postgres: p => counters::table.find(id).select(counters::value).for_update().first(p).await,
+        )?;
+        tokio::time::sleep(hold).await;
+        set_value(c, id, current + 1).await
+    })
+    .await
+}
+
 #[tokio::test]
 async fn write_once_queries_run_and_classify_errors() {
     let test_db = setup().await;
@@ -124,15 +138,7 @@ async fn concurrent_read_then_write_loses_no_update() {
         .map(|_| {
             let db = db.clone();
             tokio::spawn(async move {
-                db.transaction(async |c: &mut DbConn| -> Result<(), DbError> {
-                    let current: i64 = with_conn!(c,
-                        sqlite: s => counters::table.find("hits").select(counters::value).first(s).await,
-                        postgres: p => counters::table.find("hits").select(counters::value).for_update().first(p).await,
-                    )?;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    set_value(c, "hits", current + 1).await
-                })
-                .await
+                increment(&mut db.conn().await?, "hits", Duration::from_millis(2)).await
             })
         })
         .collect();
@@ -170,15 +176,7 @@ async fn back_to_back_writers_take_turns_and_none_times_out() {
             tokio::spawn(async move {
                 let mut conn = db.conn().await?;
                 for _ in 0..50 {
-                    conn.transaction(async |c: &mut DbConn| -> Result<(), DbError> {
-                        let current: i64 = with_conn!(c,
-                            sqlite: s => counters::table.find("turns").select(counters::value).first(s).await,
-                            postgres: p => counters::table.find("turns").select(counters::value).for_update().first(p).await,
-                        )?;
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        set_value(c, "turns", current + 1).await
-                    })
-                    .await?;
+                    increment(&mut conn, "turns", Duration::from_millis(10)).await?;
                 }
                 Ok::<_, DbError>(())
             })

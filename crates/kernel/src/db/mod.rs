@@ -482,30 +482,10 @@ impl DbConn {
         R: Send,
     {
         let took_turn = self.begin().await?;
-        let outcome = self.run_and_end(f).await;
-        if took_turn && let DbConn::Sqlite(_, turn) = self {
-            turn.end();
-        }
-        outcome
-    }
-
-    /// The body of [`DbConn::transaction`] after `begin`: `f`, then commit or roll back.
-    async fn run_and_end<R, E, F>(&mut self, f: F) -> Result<R, E>
-    where
-        for<'r> F: AsyncFnOnce(&'r mut DbConn) -> Result<R, E>
-            + AsyncFunc<&'r mut DbConn, Result<R, E>, Fut: Send>
-            + Send,
-        E: From<DbError> + Send,
-        R: Send,
-    {
-        match f(&mut *self).await {
-            Ok(value) => {
-                self.commit().await?;
-                Ok(value)
-            }
-            Err(user_error) => match self.rollback().await {
-                Ok(()) => Err(user_error),
-                Err(rollback_error) => {
+        let outcome = match f(&mut *self).await {
+            Ok(value) => self.commit().await.map(|()| value).map_err(E::from),
+            Err(user_error) => {
+                if let Err(rollback_error) = self.rollback().await {
                     // The caller's error says why; the rollback failure is logged, and the
                     // pool will discard this connection as broken. A server that went away
                     // rolls the transaction back itself: that is a warning, not a bug.
@@ -514,10 +494,14 @@ impl DbConn {
                     } else {
                         tracing::error!(error = %rollback_error, "rollback failed");
                     }
-                    Err(user_error)
                 }
-            },
+                Err(user_error)
+            }
+        };
+        if took_turn && let DbConn::Sqlite(_, turn) = self {
+            turn.end();
         }
+        outcome
     }
 
     /// Begins a transaction (or a savepoint inside one). `Ok(true)` when it took the
