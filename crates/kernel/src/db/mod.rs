@@ -481,22 +481,30 @@ impl DbConn {
         E: From<DbError> + Send,
         R: Send,
     {
-        let took_turn = self.begin().await?;
-        let outcome = match f(&mut *self).await {
-            Ok(value) => self.commit().await.map(|()| value).map_err(E::from),
-            Err(user_error) => {
-                if let Err(rollback_error) = self.rollback().await {
-                    // The caller's error says why; the rollback failure is logged, and the
-                    // pool will discard this connection as broken. A server that went away
-                    // rolls the transaction back itself: that is a warning, not a bug.
-                    if matches!(rollback_error, DbError::Unavailable(_)) {
-                        tracing::warn!(error = %rollback_error, "rollback failed");
-                    } else {
-                        tracing::error!(error = %rollback_error, "rollback failed");
+        // SQLite: the writer's turn first (none for a savepoint: the outer level holds it),
+        // ended here whatever happens after it.
+        let took_turn = match self {
+            DbConn::Sqlite(_, turn) => turn.take().await?,
+            DbConn::Postgres(_) => false,
+        };
+        let outcome = match self.begin().await {
+            Err(e) => Err(E::from(e)),
+            Ok(()) => match f(&mut *self).await {
+                Ok(value) => self.commit().await.map(|()| value).map_err(E::from),
+                Err(user_error) => {
+                    if let Err(rollback_error) = self.rollback().await {
+                        // The caller's error says why; the rollback failure is logged, and the
+                        // pool will discard this connection as broken. A server that went away
+                        // rolls the transaction back itself: that is a warning, not a bug.
+                        if matches!(rollback_error, DbError::Unavailable(_)) {
+                            tracing::warn!(error = %rollback_error, "rollback failed");
+                        } else {
+                            tracing::error!(error = %rollback_error, "rollback failed");
+                        }
                     }
+                    Err(user_error)
                 }
-                Err(user_error)
-            }
+            },
         };
         if took_turn && let DbConn::Sqlite(_, turn) = self {
             turn.end();
@@ -504,41 +512,32 @@ impl DbConn {
         outcome
     }
 
-    /// Begins a transaction (or a savepoint inside one). `Ok(true)` when it took the
-    /// SQLite writer's turn, which the caller ends after the commit or rollback.
-    async fn begin(&mut self) -> Result<bool, DbError> {
+    /// Begins a transaction, or a savepoint inside one.
+    async fn begin(&mut self) -> Result<(), DbError> {
         match self {
-            DbConn::Sqlite(conn, turn) => {
+            DbConn::Sqlite(conn, _) => {
                 let conn: &mut SqliteConn = conn;
-                let took_turn = turn.take().await?;
                 let outermost = conn
                     .spawn_blocking(|inner| {
                         SyncAnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
                     })
                     .await;
-                let begun = match outermost {
+                match outermost {
                     Ok(()) => Ok(()),
                     Err(diesel::result::Error::AlreadyInTransaction) => {
-                        <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(conn)
-                            .await
-                            .map_err(DbError::from)
+                        <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(
+                            conn,
+                        )
+                        .await?;
+                        Ok(())
                     }
                     Err(other) => Err(other.into()),
-                };
-                match begun {
-                    Ok(()) => Ok(took_turn),
-                    Err(e) => {
-                        if took_turn {
-                            turn.end();
-                        }
-                        Err(e)
-                    }
                 }
             }
             DbConn::Postgres(conn) => {
                 let conn: &mut PgConn = conn;
                 <PgConn as AsyncConnection>::TransactionManager::begin_transaction(conn).await?;
-                Ok(false)
+                Ok(())
             }
         }
     }
