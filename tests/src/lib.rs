@@ -42,6 +42,9 @@ pub use feria_kernel::testing::{TestDatabase, backend_from_env};
 pub use feria_kernel::{ErrorBody, FieldError};
 pub use reqwest::{Method, StatusCode};
 
+/// The smallest valid PNG (1×1, RGBA): an image for upload tests.
+pub const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\xa5\xf7\xc9\x8b\0\0\0\0IEND\xaeB`\x82";
+
 /// A running Feria server with its own database, stopped and cleaned up on drop.
 pub struct TestApp {
     /// The address the server listens on (127.0.0.1, random port).
@@ -119,7 +122,9 @@ impl TestAppBuilder {
             .expect("temporary data directory");
         let mut config = Config::new(data_dir.path(), database.url());
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.workers = Some(1);
+        // Two workers, as on the smallest real deployment: concurrent requests of a test
+        // run in parallel on two threads, not only interleaved at awaits on one.
+        config.workers = Some(2);
         config.handle_signals = false;
         config.shutdown_timeout_secs = 5;
         config.database_pool_size = Some(8);

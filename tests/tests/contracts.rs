@@ -671,7 +671,7 @@ async fn concurrent_settles_of_one_contract_charge_once() {
     w.top_up(&w.buyer_y.0, 500.0).await;
     // Without a key: exactly one succeeds, the others see it settled.
     let settle_path = format!("{base}/settle");
-    let attempts = (0..6).map(|_| w.admin(Method::PUT, &settle_path, None));
+    let attempts = (0..12).map(|_| w.admin(Method::PUT, &settle_path, None));
     let statuses: Vec<u16> = futures_util::future::join_all(attempts)
         .await
         .iter()
@@ -697,7 +697,7 @@ async fn concurrent_settles_of_one_contract_charge_once() {
     w.admin(Method::POST, &format!("/api/v1/contracts/{id2}/send"), None)
         .await
         .assert_status(200);
-    let attempts = (0..6).map(|_| {
+    let attempts = (0..12).map(|_| {
         let request = w
             .app
             .request(Method::PUT, &path)

@@ -244,6 +244,24 @@ async fn fixture(app: &TestApp, platform: &str, key: &str, token: &str, user: &s
     .assert_status(201)
     .json_value();
     ids.insert("payment_method", s(&method["id"]));
+    // An uploaded image, so that the image routes get a body A itself may send.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(feria_testkit::PNG_1X1.to_vec())
+            .file_name("alpha.png")
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let media = app
+        .send(
+            app.request(Method::POST, "/api/v1/utils/media/upload")
+                .bearer_auth(token)
+                .multipart(form),
+        )
+        .await
+        .assert_status(201)
+        .json_value();
+    ids.insert("media", s(&media["id"]));
 
     let events = app
         .get_as(key, "/api/v1/events")
@@ -344,6 +362,56 @@ fn concrete_path(fixture: &Fixture, path: &str) -> Option<String> {
     Some(concrete)
 }
 
+/// A body each write route accepts from platform A's own credentials (so a stranger's
+/// refusal cannot be a validation error); None for a route not listed yet.
+fn valid_body(method: &str, path: &str, fixture: &Fixture) -> Option<Value> {
+    let user = fixture.ids["user"].as_str();
+    let body = match (method, path) {
+        ("PUT", "/api/v1/calendars/auth/event/{event_id}") => json!({"title": "Renamed"}),
+        ("POST", "/api/v1/carts/auth/product/{product_id}") => json!({"quantity": 1}),
+        ("PUT", "/api/v1/characters/{id}") => json!({"name": "Renamed"}),
+        ("PUT", "/api/v1/contracts/{id}") => json!({"notes": "changed"}),
+        ("POST", "/api/v1/contracts/{id}/buyer") => json!({"user_id": user, "due": 1.0}),
+        ("PUT", "/api/v1/contracts/{id}/buyer/{buyer_id}/due") => json!({"due": 1.0}),
+        ("POST", "/api/v1/contracts/{id}/fee") => json!({"name": "Fee", "amount": 1.0}),
+        ("PUT", "/api/v1/contracts/{id}/fee/{fee_id}") => json!({"amount": 2.0}),
+        ("PUT", "/api/v1/contracts/{id}/fee_inclusion") => json!({"includeStripeFees": false}),
+        ("POST", "/api/v1/contracts/{id}/item") => json!({"name": "Custom", "unit_price": 1.0}),
+        ("POST", "/api/v1/contracts/{id}/seller") => json!({"user_id": user, "owed": 1.0}),
+        ("PUT", "/api/v1/contracts/{id}/seller/{seller_id}/owed") => json!({"owed": 1.0}),
+        ("PUT", "/api/v1/marketplace/listings/{id}") => json!({"price": 6}),
+        ("PUT", "/api/v1/marketplace/offers/{offer_id}") => json!({
+            "issuer_id": "beta", "title": "Taken over",
+            "pricing": {"currency": "USDC", "amount_atomic": "1", "decimals": 6, "chain_id": 8453},
+            "policies": {"member_only": false, "workspace_bound": false, "transferable": false}}),
+        ("POST", "/api/v1/marketplace/{id}/reviews") => json!({"rating": 1, "text": "Bad."}),
+        ("PUT", "/api/v1/platforms/{id}") => json!({"name": "Taken over"}),
+        ("POST", "/api/v1/platforms/{id}/image") | ("POST", "/api/v1/users/{id}/image") => {
+            json!({"media_id": fixture.ids["media"]})
+        }
+        ("PUT", "/api/v1/products/{id}") => json!({"name": "Renamed lamp"}),
+        ("POST", "/api/v1/products/{id}/prices") => {
+            json!({"name": "Winter", "price": 7.0, "start": "2031-01-01T00:00:00Z",
+                   "end": "2031-02-01T00:00:00Z"})
+        }
+        ("PUT", "/api/v1/products/{id}/prices/usage") => json!({"useSeasonalPrices": false}),
+        ("POST", "/api/v1/subscriptions/auth/contract/{contract_id}") => {
+            json!({"cycle": "monthly"})
+        }
+        ("PUT", "/api/v1/subscriptions/{id}/pause") => json!({}),
+        ("POST", "/api/v1/transactions/{id}/refund") => json!({"amount": 1}),
+        ("PUT", "/api/v1/users/{id}") => json!({"firstName": "Renamed"}),
+        ("POST", "/api/v1/users/{id}/credits") => json!({"amount": 1, "currency": "usd"}),
+        ("POST", "/api/v1/users/{id}/link") => {
+            json!({"title": "Site", "url": "https://example.com"})
+        }
+        ("PUT", "/api/v1/webhook_endpoints/{id}") => json!({"description": "changed"}),
+        ("PUT", "/api/v1/workspaces/{id}") => json!({"character_limit": 3}),
+        _ => return None,
+    };
+    Some(body)
+}
+
 /// Routes the matrix cannot give real ids, with where their tenancy is tested instead.
 const NOT_IN_MATRIX: &[(&str, &str, &str)] = &[(
     "POST",
@@ -424,6 +492,8 @@ async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data()
     let mut calls = 0;
     let mut unsupplied = Vec::new();
     let mut leaks = Vec::new();
+    let mut unbodied = Vec::new();
+    let mut own_writes = Vec::new();
     for (path, operations) in spec["paths"].as_object().unwrap() {
         if !path.starts_with("/api/v1/") {
             continue;
@@ -462,7 +532,28 @@ async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data()
                     continue;
                 }
                 calls += 1;
-                let body = json!({});
+                // A body the route accepts from A itself, so that a refusal is the
+                // tenant check and not validation that runs before it.
+                let has_body = operation.get("requestBody").is_some();
+                let body = if has_body && method != Method::GET && method != Method::DELETE {
+                    match valid_body(&method_upper, path, &fixture) {
+                        Some(body) => body,
+                        None => {
+                            unbodied.push(format!("{method_upper} {path}"));
+                            json!({})
+                        }
+                    }
+                } else {
+                    json!({})
+                };
+                if has_body && method != Method::GET && method != Method::DELETE {
+                    own_writes.push((
+                        method.clone(),
+                        concrete.clone(),
+                        body.clone(),
+                        schemes.clone(),
+                    ));
+                }
                 let response = if method == Method::GET || method == Method::DELETE {
                     app.send(app.request(method.clone(), &concrete).bearer_auth(token))
                         .await
@@ -481,7 +572,10 @@ async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data()
                             && !(*same_platform && shared_across_modes.contains(marker))
                     })
                     .collect();
-                let refused = matches!(status, 400 | 401 | 403 | 404 | 405 | 409 | 422);
+                // With a valid body, validation errors (400, 422) are no refusal: they
+                // would hide a route that never looked at the tenant.
+                let refused = matches!(status, 401 | 403 | 404 | 405 | 409)
+                    || (method == Method::GET && matches!(status, 400 | 422));
                 let allowed_success = (200..300).contains(&status)
                     && (!takes_ids || answers_strangers(&method_upper, path));
                 if !(refused || allowed_success) || !leaked.is_empty() {
@@ -497,6 +591,11 @@ async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data()
     assert!(
         unsupplied.is_empty(),
         "routes the matrix has no ids for (add them to param_value): {unsupplied:#?}"
+    );
+    unbodied.dedup();
+    assert!(
+        unbodied.is_empty(),
+        "write routes the matrix has no valid body for (add them to valid_body): {unbodied:#?}"
     );
     assert!(
         leaks.is_empty(),
@@ -537,6 +636,31 @@ async fn no_route_lets_another_tenant_or_the_other_mode_reach_a_platforms_data()
     )
     .await
     .assert_status(200);
+
+    // Each body is valid: A's own credentials get past validation with it.
+    own_writes.dedup_by(|a, b| a.1 == b.1 && a.0 == b.0);
+    for (method, concrete, body, schemes) in &own_writes {
+        let token = if schemes.iter().any(|s| s == "api_key") {
+            a.api_keys.live.as_str()
+        } else {
+            ana_token.as_str()
+        };
+        let response = app
+            .send_json_as(token, method.clone(), concrete, body)
+            .await;
+        let status = response.status.as_u16();
+        // State may refuse A by now (its own earlier writes changed the shares, say);
+        // the body itself must not be what is refused.
+        let code = response.json_value()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            status != 400 && status < 500 && code != "validation_failed",
+            "{method} {concrete} {body} as A: {status} {}",
+            response.text()
+        );
+    }
 }
 
 /// The roles of a platform, least powerful first.

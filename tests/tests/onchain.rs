@@ -1149,3 +1149,59 @@ async fn auth_tenancy_and_revocation() {
         .await
         .assert_error(422, "validation_failed");
 }
+
+/// Membership is checked when the quote is made, not again at confirmation: a member-only
+/// quote paid on chain within its lifetime is honoured even when the membership was
+/// revoked between quote and payment (the payment cannot be taken back; docs/ONCHAIN.md,
+/// "Membership"). A new quote after the revocation is refused.
+#[tokio::test]
+async fn a_paid_member_only_quote_is_honoured_after_the_membership_is_revoked() {
+    let w = world().await;
+    let wallet = w.chain.new_account().await;
+    w.create_offer(membership_offer()).await;
+    w.create_offer(crm_offer()).await;
+    let membership = become_member(&w, &wallet).await;
+    let membership_id = membership["entitlement_id"].as_str().unwrap().to_owned();
+
+    w.chain.mint(&wallet, PRICE).await;
+    let quote = w
+        .quote(&wallet, "edut.crm.pro.annual", Some("ws.1"))
+        .await
+        .assert_status(200)
+        .json_value();
+    let revoke = format!("/api/v1/marketplace/entitlements/{membership_id}/revoke");
+    w.send(w.key(), Method::POST, &revoke, &json!({}))
+        .await
+        .assert_status(200);
+
+    let hash = w.pay(&quote).await;
+    let granted = w
+        .confirm(&quote, &hash)
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(granted["offer_id"], "edut.crm.pro.annual");
+    assert_eq!(granted["status"], "entitlement_active");
+    // The revocation stands, and a new quote needs a membership again.
+    let held = w.entitlements(&wallet).await;
+    let states: Vec<(&str, &str)> = held
+        .iter()
+        .map(|e| {
+            (
+                e["offer_id"].as_str().unwrap(),
+                e["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&("edut.membership.annual", "revoked")),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("edut.crm.pro.annual", "active")),
+        "{states:?}"
+    );
+    w.quote(&wallet, "edut.crm.pro.annual", Some("ws.1"))
+        .await
+        .assert_error(403, "membership_required");
+}

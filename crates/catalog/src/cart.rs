@@ -22,6 +22,7 @@ use crate::backend;
 use crate::error::CatalogError;
 use crate::pricing;
 use crate::product::{self, ProductId};
+use crate::sale;
 use crate::schema::{cart_items, carts};
 
 feria_kernel::define_id!(
@@ -330,10 +331,7 @@ pub async fn add(
             let cart = cart_for(c, tenant, user).await?;
             // One change to a cart at a time: the line check below reads, then writes.
             backend::lock_cart(c, &cart.id).await?;
-            let product = product::get(c, tenant, product_id).await?;
-            if !product.is_enabled {
-                return Err(CatalogError::ProductDisabled);
-            }
+            let product = sale::sellable(c, tenant, product_id).await?;
             if product.quantity == 0 {
                 return Err(CatalogError::OutOfStock);
             }
@@ -466,8 +464,22 @@ pub async fn clear(
     .await
 }
 
+/// A cart of the tenant by id, locked until the caller's transaction ends, as the API
+/// shows it (`None` when there is none): for turning a cart into something else (a
+/// contract) and emptying it in that transaction. Two checkouts of one cart queue on the
+/// lock (PostgreSQL; SQLite's writers take turns anyway): the second reads the cart the
+/// first emptied, so a cart is checked out at most once.
+pub async fn lock_for_checkout(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    id: &CartId,
+) -> Result<Option<CartObject>, CatalogError> {
+    backend::lock_cart(conn, id).await?;
+    by_id(conn, tenant, id).await
+}
+
 /// A cart of the tenant by id, as the API shows it (`None` when there is none). For
-/// callers that act on a cart they name, such as turning it into a contract.
+/// callers that read a cart they name.
 pub async fn by_id(
     conn: &mut DbConn,
     tenant: &Tenant,

@@ -28,9 +28,10 @@ pub enum CatalogError {
     /// The new season overlaps one the product already has (422 `season_overlap`).
     #[error("the season overlaps `{name}` ({id})")]
     SeasonOverlap { id: SeasonalPriceId, name: String },
-    /// The product is disabled: it cannot be added to a cart.
-    #[error("the product is disabled")]
-    ProductDisabled,
+    /// The product is disabled: it cannot be sold (added to a cart or a contract,
+    /// or settled).
+    #[error("product {product} is disabled")]
+    ProductDisabled { product: crate::product::ProductId },
     /// The product has no stock left.
     #[error("the product is out of stock")]
     OutOfStock,
@@ -110,9 +111,9 @@ impl From<CatalogError> for ApiError {
                     )
                 }
             }
-            CatalogError::ProductDisabled => ApiError::conflict(
+            CatalogError::ProductDisabled { product } => ApiError::conflict(
                 "product_disabled",
-                "the product is disabled and cannot be added to a cart",
+                format!("product {product} is disabled and cannot be sold"),
             ),
             CatalogError::OutOfStock => ApiError::conflict(
                 "out_of_stock",

@@ -5,6 +5,7 @@
 //!   ([`Actor`]); soft deletion that keeps cart snapshots valid.
 //! - [`pricing`]: seasonal prices that never overlap, and the price in force at an
 //!   instant ([`pricing::price_in_force`], [`pricing::price_at`]) for carts and contracts.
+//! - [`sale`]: whether a product may be sold now, the one check of every selling path.
 //! - [`stock`]: atomic reserve and release; stock never goes negative.
 //! - [`search`]: filtered, sorted, paginated listing with full-text search on each
 //!   backend's own engine, and the category tree with counts.
@@ -19,6 +20,7 @@ pub mod cart;
 mod error;
 pub mod pricing;
 pub mod product;
+pub mod sale;
 mod schema;
 pub mod search;
 pub mod stock;

@@ -12,6 +12,7 @@ use feria_kernel::{DbConn, DbError, Tenant, Timestamp, with_conn};
 
 use crate::error::CatalogError;
 use crate::product::{self, MAX_QUANTITY, ProductId};
+use crate::sale;
 use crate::schema::products;
 
 fn check_units(units: i64) -> Result<(), CatalogError> {
@@ -25,8 +26,10 @@ fn check_units(units: i64) -> Result<(), CatalogError> {
     }
 }
 
-/// Takes `units` from a live product's stock; returns the quantity left. Fails with
-/// `InsufficientStock` (or `OutOfStock` at zero) and changes nothing when fewer are left.
+/// Takes `units` from a live, enabled product's stock; returns the quantity left. Fails
+/// with `ProductDisabled` when the product may not be sold ([`crate::sale`]: the same
+/// rule, checked in the `UPDATE` itself so a concurrent disable is never sold past), with
+/// `InsufficientStock` (or `OutOfStock` at zero) when fewer are left, and changes nothing.
 pub async fn reserve(
     conn: &mut DbConn,
     tenant: &Tenant,
@@ -41,6 +44,7 @@ pub async fn reserve(
                 .filter(products::platform_id.eq(&tenant.platform_id))
                 .filter(products::mode.eq(tenant.mode))
                 .filter(products::deleted_at.is_null())
+                .filter(products::is_enabled.eq(true))
                 .filter(products::quantity.ge(units)),
         )
         .set((
@@ -57,6 +61,7 @@ pub async fn reserve(
         Some(left) => Ok(left),
         None => {
             let product = product::get(conn, tenant, product_id).await?;
+            sale::check(&product)?;
             if product.quantity == 0 {
                 Err(CatalogError::OutOfStock)
             } else {

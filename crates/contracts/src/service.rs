@@ -417,7 +417,9 @@ pub async fn create(
     render(conn, tenant, schedule, &row.id).await
 }
 
-/// Turns a cart into a draft contract, in one transaction that also empties the cart:
+/// Turns a cart into a draft contract, in one transaction that locks and empties the cart
+/// (a cart is checked out at most once, however many requests race) and refuses lines
+/// whose product may no longer be sold (`product_disabled`):
 /// the cart's lines become product lines at the cart's snapshot prices (what the shopper
 /// was shown), the cart's owner the one buyer owing the total, and the products' sellers
 /// the sellers, each owed the share of `net` their lines make (largest remainder).
@@ -432,7 +434,7 @@ pub async fn from_cart(
     let percent = platform_percent(conn, tenant).await?;
     let id = conn
         .transaction(async |c| -> Result<ContractId, ContractError> {
-            let cart = feria_catalog::cart::by_id(c, tenant, cart_id)
+            let cart = feria_catalog::cart::lock_for_checkout(c, tenant, cart_id)
                 .await?
                 .ok_or(ContractError::CartNotFound)?;
             if !actor.is_admin && actor.user_id.as_ref() != Some(&cart.user_id) {
@@ -467,6 +469,16 @@ pub async fn from_cart(
                         "cart",
                         "a line's product no longer exists",
                     ))?;
+                match feria_catalog::sale::check(product) {
+                    Ok(()) => {}
+                    Err(feria_catalog::CatalogError::ProductNotFound) => {
+                        return Err(ContractError::invalid(
+                            "cart",
+                            "a line's product no longer exists",
+                        ));
+                    }
+                    Err(other) => return Err(other.into()),
+                }
                 let line_total = unit.checked_mul(line.quantity)?;
                 match sellers.iter_mut().find(|(u, _)| u == &product.user_id) {
                     Some((_, sum)) => *sum += u64::try_from(line_total.minor()).unwrap_or(0),
@@ -706,7 +718,7 @@ pub async fn add_item(
         let now = Timestamp::now();
         let (product_id, name, unit) = match (new.product_id, new.name, new.unit_price) {
             (Some(product_id), None, None) => {
-                let product = match feria_catalog::product::get(c, tenant, &product_id).await {
+                let product = match feria_catalog::sale::sellable(c, tenant, &product_id).await {
                     Ok(product) => product,
                     Err(feria_catalog::CatalogError::ProductNotFound) => {
                         return Err(ContractError::invalid("product_id", "no such product"));

@@ -599,6 +599,11 @@ pub async fn subscription_terms(
             "a subscription has one payer and this contract has several buyers",
         ));
     }
+    // Subscribing sells the contract's products again every cycle: they must be for sale
+    // now. Renewals charge these terms as agreed (see docs/INVARIANTS.md).
+    for product in units(&loaded).keys() {
+        feria_catalog::sale::sellable(conn, tenant, product).await?;
+    }
     let percent = platform_percent(conn, tenant).await?;
     let totals = loaded.totals(percent, schedule)?;
     let planned = plan(&loaded, &totals)?;
