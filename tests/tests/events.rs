@@ -282,6 +282,53 @@ where
     }
 }
 
+/// A number read from the test database: `sql` selects one row with a column `n`.
+async fn number(app: &TestApp, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db().conn().await.unwrap();
+    let row: Row = feria_kernel::with_conn!(&mut conn, c => {
+        diesel_async::RunQueryDsl::get_result(diesel::sql_query(sql), c).await
+    })
+    .unwrap();
+    row.n
+}
+
+/// Waits until the worker has fanned every event out. Fan-out makes an event's
+/// deliveries in the transaction that marks it, once: from then on, a delivery that does
+/// not exist never will, so "nothing more arrives" is a query, not a wait.
+async fn all_fanned_out(app: &TestApp) {
+    eventually(20, "every event to be fanned out", || async {
+        (number(
+            app,
+            "SELECT COUNT(*) AS n FROM events WHERE fanned_out = FALSE",
+        )
+        .await
+            == 0)
+            .then_some(())
+    })
+    .await;
+}
+
+/// When a delivery's next attempt is due (`None` once it is no longer pending).
+async fn next_attempt_at(app: &TestApp, delivery_id: &str) -> Option<feria_kernel::Timestamp> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+        next_attempt_at: Option<feria_kernel::Timestamp>,
+    }
+    let sql = format!("SELECT next_attempt_at FROM webhook_deliveries WHERE id = '{delivery_id}'");
+    let mut conn = app.db().conn().await.unwrap();
+    let row: Row = feria_kernel::with_conn!(&mut conn, c => {
+        diesel_async::RunQueryDsl::get_result(diesel::sql_query(&sql), c).await
+    })
+    .unwrap();
+    row.next_attempt_at
+}
+
 /// The documented recipe, computed independently: hex HMAC-SHA256 of `<t>.<body>`.
 fn expected_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<hmac_sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -384,7 +431,8 @@ async fn a_delivery_arrives_signed_as_documented() {
     assert_eq!(attempts[0]["response_body"], "received");
     assert!(attempts[0]["next_retry_at"].is_null());
 
-    // Only product.created was wanted: a user.created does not arrive.
+    // Only product.created was wanted: a user.created does not arrive. Once every event
+    // is fanned out the endpoint's deliveries are final: the two products', no other.
     w.send(
         w.key(),
         Method::POST,
@@ -398,7 +446,15 @@ async fn a_delivery_arrives_signed_as_documented() {
         (receiver.received().len() >= 2).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    all_fanned_out(&w.app).await;
+    let wanted = format!(
+        "SELECT COUNT(*) AS n FROM webhook_deliveries d JOIN events e ON e.id = d.event_id \
+         WHERE d.endpoint_id = '{endpoint_id}' AND e.event_type = 'product.created'"
+    );
+    let all =
+        format!("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE endpoint_id = '{endpoint_id}'");
+    assert_eq!(number(&w.app, &wanted).await, 2);
+    assert_eq!(number(&w.app, &all).await, 2);
     let kinds: Vec<String> = receiver
         .received()
         .iter()
@@ -769,12 +825,44 @@ async fn platforms_and_modes_see_only_their_own_events_and_endpoints() {
         .await;
     assert_eq!(test_endpoint["mode"], "test");
     w.product("Live lamp").await;
+    // A test-mode change after the live one: it reaches the test endpoint.
+    let tester = w
+        .send(
+            &w.acme.api_keys.test,
+            Method::POST,
+            "/api/v1/users",
+            &json!({"email": "tester@acme.example"}),
+        )
+        .await
+        .assert_status(201)
+        .json_value();
     eventually(20, "the live delivery", || async {
         (!live.received().is_empty()).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // (The test owner's user.created may reach it: that is a test-mode event.)
+    eventually(20, "the test-mode delivery", || async {
+        test.received()
+            .iter()
+            .any(|r| r.json()["data"]["object"]["id"] == tester["id"])
+            .then_some(())
+    })
+    .await;
+    // Every event fanned out, each endpoint's deliveries are final: none of the other
+    // mode's events is among them, so none will ever be sent. (The test owner's
+    // user.created may reach the test endpoint: that is a test-mode event.)
+    all_fanned_out(&w.app).await;
+    for (endpoint, mode) in [(&live_endpoint, "live"), (&test_endpoint, "test")] {
+        let id = endpoint["id"].as_str().unwrap();
+        let crossed = format!(
+            "SELECT COUNT(*) AS n FROM webhook_deliveries d JOIN events e ON e.id = d.event_id \
+             WHERE d.endpoint_id = '{id}' AND (e.mode <> '{mode}' OR d.mode <> '{mode}')"
+        );
+        assert_eq!(
+            number(&w.app, &crossed).await,
+            0,
+            "another mode's event is queued for the {mode} endpoint"
+        );
+    }
     assert!(
         test.received().iter().all(|r| r.json()["mode"] == "test"),
         "a live event reached a test endpoint"
@@ -1022,6 +1110,142 @@ async fn private_and_local_targets_are_refused_without_the_flag() {
     assert!(receiver.received().is_empty());
 }
 
+/// Special-purpose addresses (the IANA IPv4 and IPv6 special-purpose registries, plus
+/// multicast and the deprecated IPv6 forms) are refused like private ones: literally, in
+/// the IPv6 forms that embed an IPv4 address (6to4, Teredo, NAT64, mapped, compatible), on
+/// create and update, and again at delivery.
+#[tokio::test]
+async fn special_purpose_targets_are_refused_on_create_update_and_delivery() {
+    let w = world_with(TestApp::builder().config(|c| {
+        c.webhooks.poll_interval = Duration::from_millis(50);
+    }))
+    .await;
+    let refused_targets = [
+        // 6to4 (2002::/16) embedding 127.0.0.1.
+        "https://[2002:7f00:1::]/hooks",
+        // IPv6 documentation, 2001:db8::/32 and 3fff::/20.
+        "https://[2001:db8::1]/hooks",
+        "https://[3fff::1]/hooks",
+        // IPv4 benchmarking, 198.18.0.0/15, and IPv6 benchmarking, 2001:2::/48.
+        "https://198.18.0.1/hooks",
+        "https://198.19.255.254/hooks",
+        "https://[2001:2::1]/hooks",
+        // Teredo (RFC 4380's example): server 65.54.227.120, client 192.0.2.45.
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hooks",
+        // NAT64: the well-known prefix embedding 10.0.0.1; the local-use prefix.
+        "https://[64:ff9b::a00:1]/hooks",
+        "https://[64:ff9b:1::5db8:d822]/hooks",
+        // IPv4-mapped cloud metadata; IPv4-compatible (deprecated).
+        "https://[::ffff:a9fe:a9fe]/hooks",
+        "https://[::5db8:d822]/hooks",
+        // Discard-only, dummy prefix, SRv6 SIDs, site-local (deprecated), multicast.
+        "https://[100::1]/hooks",
+        "https://[100:0:0:1::1]/hooks",
+        "https://[5f00::1]/hooks",
+        "https://[fec0::1]/hooks",
+        "https://[ff02::1]/hooks",
+        // IPv4: protocol assignments, TEST-NETs, 6to4 relay anycast, AS112, AMT,
+        // reserved, limited broadcast, multicast, shared address space.
+        "https://192.0.0.9/hooks",
+        "https://192.0.2.1/hooks",
+        "https://198.51.100.7/hooks",
+        "https://203.0.113.200/hooks",
+        "https://192.88.99.1/hooks",
+        "https://192.31.196.1/hooks",
+        "https://192.52.193.1/hooks",
+        "https://192.175.48.1/hooks",
+        "https://240.0.0.1/hooks",
+        "https://255.255.255.255/hooks",
+        "https://224.0.0.251/hooks",
+        "https://100.127.255.254/hooks",
+    ];
+    let mut accepted = Vec::new();
+    for url in refused_targets {
+        let response = w
+            .send(
+                w.key(),
+                Method::POST,
+                "/api/v1/webhook_endpoints",
+                &json!({"url": url, "enabled_events": ["*"], "enabled": false}),
+            )
+            .await;
+        if response.status.as_u16() != 422 {
+            accepted.push(format!("{url} -> {}", response.status.as_u16()));
+            continue;
+        }
+        let error = response.assert_error(422, "validation_failed");
+        assert_eq!(error.details[0].field, "url", "{url}");
+    }
+    assert!(
+        accepted.is_empty(),
+        "accepted special-purpose targets: {accepted:#?}"
+    );
+
+    // The same public targets in IPv6 clothing are fine (disabled: nothing is sent).
+    for url in [
+        "https://[2002:5db8:d822::]/hooks",
+        "https://[64:ff9b::5db8:d822]/hooks",
+        "https://[::ffff:5db8:d822]/hooks",
+    ] {
+        w.send(
+            w.key(),
+            Method::POST,
+            "/api/v1/webhook_endpoints",
+            &json!({"url": url, "enabled_events": ["*"], "enabled": false}),
+        )
+        .await
+        .assert_status(201);
+    }
+
+    // On update.
+    let public = w
+        .send(
+            w.key(),
+            Method::POST,
+            "/api/v1/webhook_endpoints",
+            &json!({"url": "https://93.184.216.34/hooks", "enabled_events": ["*"], "enabled": false}),
+        )
+        .await
+        .assert_status(201)
+        .json_value();
+    let id = public["id"].as_str().unwrap();
+    for url in ["https://[2002:7f00:1::]/hooks", "https://198.18.0.1/hooks"] {
+        let error = w
+            .send(
+                w.key(),
+                Method::PUT,
+                &format!("/api/v1/webhook_endpoints/{id}"),
+                &json!({"url": url}),
+            )
+            .await
+            .assert_error(422, "validation_failed");
+        assert_eq!(error.details[0].field, "url", "{url}");
+    }
+
+    // At delivery: a 6to4 form of loopback, written behind the API's back, is refused
+    // before any connection (not merely unreachable).
+    let mut conn = w.app.db().conn().await.unwrap();
+    conn.batch_execute(&format!(
+        "UPDATE webhook_endpoints SET url = 'https://[2002:7f00:1::]/hooks', enabled = TRUE \
+         WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+    w.product("Lamp").await;
+    let attempts = eventually(20, "the refused attempt", || async {
+        let attempts = w.attempts(id).await;
+        (!attempts.is_empty()).then_some(attempts)
+    })
+    .await;
+    for attempt in &attempts {
+        assert!(attempt["status_code"].is_null(), "{attempt:?}");
+        assert!(
+            attempt["error"].as_str().unwrap().starts_with("refused"),
+            "{attempt:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_endpoint_failing_long_enough_is_disabled_and_the_owner_is_mailed() {
     let w = world_with(fast_webhooks().config(|c| {
@@ -1065,17 +1289,44 @@ async fn an_endpoint_failing_long_enough_is_disabled_and_the_owner_is_mailed() {
     assert!(mail.subject.contains(id), "{}", mail.subject);
     assert!(mail.body.contains(&receiver.url), "{}", mail.body);
 
-    // Nothing more is sent while disabled.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let count = receiver.received().len();
-    assert!(count >= 3);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(receiver.received().len(), count);
-    // Redelivering to a disabled endpoint is refused.
+    // Nothing more is sent while disabled. The failed delivery stays pending; once it is
+    // due again, a marker delivery to a second, healthy endpoint is made. The round that
+    // claims the marker claims every due delivery of an enabled endpoint (oldest due
+    // first), so had the disabled endpoint's been claimable, its attempt count would
+    // have moved by the time the marker arrives.
     let delivery = w.attempts(id).await[0]["delivery_id"]
         .as_str()
         .unwrap()
         .to_owned();
+    let attempts_sql =
+        format!("SELECT attempts AS n FROM webhook_deliveries WHERE id = '{delivery}'");
+    let attempts = number(&w.app, &attempts_sql).await;
+    assert!(attempts >= 3, "{attempts}");
+    let sent = receiver.received().len();
+    assert_eq!(sent as i64, attempts);
+    let due = next_attempt_at(&w.app, &delivery)
+        .await
+        .expect("the delivery stays pending while its endpoint is disabled");
+    eventually(10, "the failed delivery to be due again", || async {
+        (feria_kernel::Timestamp::now() > due).then_some(())
+    })
+    .await;
+    let marker = Receiver::start().await;
+    w.endpoint(w.key(), &marker.url, json!(["product.created"]))
+        .await;
+    w.product("Chair").await;
+    eventually(20, "the marker delivery", || async {
+        marker
+            .received()
+            .iter()
+            .any(|r| r.json()["data"]["object"]["name"] == "Chair")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(number(&w.app, &attempts_sql).await, attempts);
+    assert_eq!(w.attempts(id).await.len() as i64, attempts);
+    assert_eq!(receiver.received().len(), sent);
+    // Redelivering to a disabled endpoint is refused.
     w.send(
         w.key(),
         Method::POST,
