@@ -110,11 +110,18 @@ async fn a_tiny_seed_makes_working_keys_sessions_ids_and_searchable_listings() {
     let mut conn = app.db().conn().await.unwrap();
     let verification = feria_billing::ledger::verify(&mut conn).await.unwrap();
     assert!(verification.is_ok(), "{verification:?}");
+    // The session's user (user 1 of platform 0) is credited `credit_minor`: 25.00 USD.
     let credits = app
         .get_as(&platform.access_token, "/api/v1/users/auth/credits")
         .await
+        .assert_status(200)
         .json_value();
-    assert!(credits.to_string().contains("25"), "{credits}");
+    assert_eq!(credits["user_id"], platform.user_id.as_str(), "{credits}");
+    assert_eq!(
+        credits["balances"],
+        serde_json::json!([{"currency": "usd", "amount": 25.0}]),
+        "{credits}"
+    );
 
     // S5's contracts are open and settle from the buyers' credits with the platform's key
     // (three lines, two buyers, two sellers), and the ledger still verifies.

@@ -352,7 +352,9 @@ pub async fn begin(
             Ok(Begun::Resumed(pending(row.id, row.attempt, stored)))
         }
         Some(row) if row.status == FAILED => {
-            let attempt = row.attempt + 1;
+            let attempt = row.attempt.checked_add(1).ok_or_else(|| {
+                BillingError::Corrupt(format!("settlement {} has run out of attempts", row.id))
+            })?;
             with_conn!(conn, c => {
                 diesel::update(provider_settlements::table.find(&row.id))
                     .set((

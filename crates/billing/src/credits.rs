@@ -1,7 +1,7 @@
 //! Prepaid credits: the `internal` payment provider. Admins top a user's credits up;
 //! charges debit them (see [`crate::settlement`]); they never go below zero.
 
-use feria_kernel::money::{Currency, Money};
+use feria_kernel::money::{Currency, MAX_AMOUNT_MINOR, Money};
 use feria_kernel::{DbConn, Tenant, UserId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,9 @@ pub struct TopUp {
 
 /// Adds credits to a user: money enters from the outside world (`external/internal`)
 /// into the user's credit account, with a `credit_top_up` transaction, atomically.
-/// The caller checks that the user exists in the tenant.
+/// The caller checks that the user exists in the tenant. The amount is at most
+/// [`MAX_AMOUNT_MINOR`] (422 otherwise), and so is the balance it makes
+/// ([`BillingError::BalanceLimitExceeded`] otherwise): nothing is added then.
 pub async fn top_up(
     conn: &mut DbConn,
     tenant: &Tenant,
@@ -95,6 +97,15 @@ pub async fn top_up(
         });
     }
     let currency = amount.currency();
+    if amount.minor() > MAX_AMOUNT_MINOR {
+        return Err(BillingError::Invalid {
+            field: "amount",
+            message: format!(
+                "must be at most {}",
+                Money::from_minor(MAX_AMOUNT_MINOR, currency).to_major_string()
+            ),
+        });
+    }
     let entry = NewEntry {
         kind: EntryKind::CreditTopUp,
         reference: Some(user.as_str().to_owned()),

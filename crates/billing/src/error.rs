@@ -1,5 +1,5 @@
-use feria_kernel::money::{Currency, MoneyError};
-use feria_kernel::{ApiError, DbError};
+use feria_kernel::money::{Currency, Money, MoneyError};
+use feria_kernel::{ApiError, DbError, ErrorKind};
 
 use crate::fees::FeeError;
 use crate::ledger::AccountKind;
@@ -9,6 +9,15 @@ use crate::ledger::AccountKind;
 pub enum BillingError {
     #[error("insufficient funds in the {kind} account of {owner_id} ({currency})")]
     InsufficientFunds {
+        kind: AccountKind,
+        owner_id: String,
+        currency: Currency,
+    },
+    /// The movement would take an account past the largest balance it may hold
+    /// ([`feria_kernel::money::MAX_AMOUNT_MINOR`] for every account but the outside world's,
+    /// [`crate::ledger::EXTERNAL_LIMIT_MINOR`] either way for that): nothing moved.
+    #[error("the {kind} account of {owner_id} ({currency}) would pass its largest balance")]
+    BalanceLimitExceeded {
         kind: AccountKind,
         owner_id: String,
         currency: Currency,
@@ -76,6 +85,24 @@ impl From<BillingError> for ApiError {
                     "insufficient_funds",
                     format!("not enough {what} in {currency} for this operation"),
                 )
+            }
+            BillingError::BalanceLimitExceeded { kind, currency, .. } => {
+                let what = match kind {
+                    AccountKind::UserCredit => "the credits",
+                    AccountKind::SellerReceivable => "the seller's balance",
+                    _ => "a balance",
+                };
+                let (_, ceiling) = kind.limits();
+                let largest = Money::from_minor(ceiling, currency).to_major_string();
+                ApiError::new(
+                    ErrorKind::Validation,
+                    "balance_limit_exceeded",
+                    format!(
+                        "this would take {what} in {currency} past the largest balance \
+                         allowed ({largest}); nothing was moved"
+                    ),
+                )
+                .with_detail("amount", format!("would take {what} past {largest}"))
             }
             BillingError::IdempotencyKeyReused => ApiError::conflict(
                 "idempotency_key_reused",

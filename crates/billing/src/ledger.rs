@@ -6,10 +6,14 @@
 //! in one database transaction (a savepoint when the caller already holds one, so that the
 //! entry commits or rolls back with the change that caused it).
 //!
-//! Accounts of every kind but `external` may not go negative. Each balance changes by a
-//! conditional update (`SET balance = balance + d WHERE allow_negative OR balance + d is
-//! not below zero`), atomic on both backends, so concurrent writers cannot overdraw an
-//! account; a `CHECK` constraint backs it. Accounts are updated in a fixed order (by kind, owner and
+//! Accounts of every kind but `external` may not go negative, nor hold more than
+//! [`MAX_AMOUNT_MINOR`]; `external` accounts stay within [`EXTERNAL_LIMIT_MINOR`] either
+//! way. Each balance changes by a conditional update that checks the bound in the
+//! database without computing past it (`SET balance = balance + d WHERE balance <=
+//! ceiling - d` for a credit, `WHERE balance >= floor - d` for a debit), atomic on both
+//! backends, so concurrent writers can neither overdraw an account nor take it past its
+//! bound, and no sum ever saturates (SQLite) or overflows (PostgreSQL); a `CHECK`
+//! constraint backs the floor. Accounts are updated in a fixed order (by kind, owner and
 //! currency) so that two entries touching the same accounts cannot deadlock.
 
 use std::collections::BTreeMap;
@@ -18,7 +22,7 @@ use std::str::FromStr;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use feria_kernel::money::{Currency, Money};
+use feria_kernel::money::{Currency, MAX_AMOUNT_MINOR, Money, MoneyError};
 use feria_kernel::{DbConn, DbError, Mode, PlatformId, Tenant, Timestamp, with_conn};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -92,6 +96,25 @@ impl AccountKind {
     /// Only the outside world may be "owed" money.
     pub fn allows_negative(self) -> bool {
         matches!(self, AccountKind::External)
+    }
+
+    /// The lowest and the highest balance an account of this kind may hold.
+    pub fn limits(self) -> (i64, i64) {
+        limits(self.allows_negative())
+    }
+}
+
+/// How far an `external` account (the outside world, which may go negative) may go
+/// either way: a million times the largest amount. Its running total of everything that
+/// ever came in or went out is refused long before it could overflow `i64`, and `limit -
+/// delta` is computed in the database without overflowing for any delta within it.
+pub const EXTERNAL_LIMIT_MINOR: i64 = 1_000_000 * MAX_AMOUNT_MINOR;
+
+fn limits(allow_negative: bool) -> (i64, i64) {
+    if allow_negative {
+        (-EXTERNAL_LIMIT_MINOR, EXTERNAL_LIMIT_MINOR)
+    } else {
+        (0, MAX_AMOUNT_MINOR)
     }
 }
 
@@ -231,13 +254,22 @@ fn balanced(postings: &[(AccountKey, Money)]) -> Result<BTreeMap<AccountKey, i64
                 key.currency
             )));
         }
-        *per_currency.entry(key.currency).or_default() += i128::from(amount.minor());
+        let summed = per_currency.entry(key.currency).or_default();
+        *summed = summed
+            .checked_add(i128::from(amount.minor()))
+            .ok_or(BillingError::Money(MoneyError::Overflow))?;
         let merged = per_account.entry(key.clone()).or_default();
         *merged = merged
             .checked_add(amount.minor())
-            .ok_or(BillingError::Money(
-                feria_kernel::money::MoneyError::Overflow,
-            ))?;
+            .ok_or(BillingError::Money(MoneyError::Overflow))?;
+    }
+    // No account may move by more than the widest bound: this keeps `bound - delta` in
+    // `apply` inside `i64`, and refuses what no account could take anyway.
+    if per_account
+        .values()
+        .any(|delta| delta.unsigned_abs() > EXTERNAL_LIMIT_MINOR.unsigned_abs())
+    {
+        return Err(BillingError::Money(MoneyError::Overflow));
     }
     if let Some((currency, sum)) = per_currency.iter().find(|(_, sum)| **sum != 0) {
         return Err(BillingError::Unbalanced(format!(
@@ -256,7 +288,9 @@ fn balanced(postings: &[(AccountKey, Money)]) -> Result<BTreeMap<AccountKey, i64
 /// With an idempotency key: when the tenant already has an entry with that key, nothing
 /// is written and `Posted::Replayed` names it — if its fingerprint matches; otherwise
 /// [`BillingError::IdempotencyKeyReused`]. A non-negative account that would go below
-/// zero fails the whole entry with [`BillingError::InsufficientFunds`].
+/// zero fails the whole entry with [`BillingError::InsufficientFunds`]; an account that
+/// would pass its bound ([`AccountKind::limits`]) with
+/// [`BillingError::BalanceLimitExceeded`].
 pub async fn post(
     conn: &mut DbConn,
     tenant: &Tenant,
@@ -398,7 +432,12 @@ async fn find_account(
     .map_err(DbError::from)?)
 }
 
-/// Adds `delta` to the balance unless that takes a non-negative account below zero.
+/// Adds `delta` to the balance unless that takes the account outside its limits (below
+/// zero for all but the outside world, past [`MAX_AMOUNT_MINOR`] for those, past
+/// [`EXTERNAL_LIMIT_MINOR`] either way for the outside world). The condition compares
+/// the balance with `bound - delta`, computed here without overflow (`delta` is within
+/// [`EXTERNAL_LIMIT_MINOR`], see [`balanced`]), so the database never computes a sum past
+/// the bound: nothing saturates on SQLite or overflows on PostgreSQL.
 async fn apply(
     conn: &mut DbConn,
     id: &AccountId,
@@ -406,29 +445,56 @@ async fn apply(
     delta: i64,
     now: Timestamp,
 ) -> Result<(), BillingError> {
-    let updated = with_conn!(conn, c => {
-        diesel::update(
-            ledger_accounts::table
-                .find(id)
-                .filter(
-                    ledger_accounts::allow_negative
-                        .eq(true)
-                        .or((ledger_accounts::balance + delta).ge(0)),
-                ),
-        )
-        .set((
-            ledger_accounts::balance.eq(ledger_accounts::balance + delta),
-            ledger_accounts::updated_at.eq(now),
-        ))
-        .execute(c)
-        .await
-    })
+    let (floor, ceiling) = key.kind.limits();
+    let out_of_range = || BillingError::Money(MoneyError::Overflow);
+    let updated = if delta > 0 {
+        // balance + delta <= ceiling
+        let highest = ceiling.checked_sub(delta).ok_or_else(out_of_range)?;
+        with_conn!(conn, c => {
+            diesel::update(
+                ledger_accounts::table
+                    .find(id)
+                    .filter(ledger_accounts::balance.le(highest)),
+            )
+            .set((
+                ledger_accounts::balance.eq(ledger_accounts::balance + delta),
+                ledger_accounts::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await
+        })
+    } else {
+        // balance + delta >= floor
+        let lowest = floor.checked_sub(delta).ok_or_else(out_of_range)?;
+        with_conn!(conn, c => {
+            diesel::update(
+                ledger_accounts::table
+                    .find(id)
+                    .filter(ledger_accounts::balance.ge(lowest)),
+            )
+            .set((
+                ledger_accounts::balance.eq(ledger_accounts::balance + delta),
+                ledger_accounts::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await
+        })
+    }
     .map_err(DbError::from)?;
     if updated == 0 {
-        return Err(BillingError::InsufficientFunds {
-            kind: key.kind,
-            owner_id: key.owner_id.clone(),
-            currency: key.currency,
+        let (kind, owner_id, currency) = (key.kind, key.owner_id.clone(), key.currency);
+        return Err(if delta < 0 && !kind.allows_negative() {
+            BillingError::InsufficientFunds {
+                kind,
+                owner_id,
+                currency,
+            }
+        } else {
+            BillingError::BalanceLimitExceeded {
+                kind,
+                owner_id,
+                currency,
+            }
         });
     }
     Ok(())
@@ -571,6 +637,8 @@ pub struct Verification {
     pub drifted_accounts: Vec<String>,
     /// Accounts that may not go negative but are.
     pub negative_accounts: Vec<String>,
+    /// Accounts past the largest balance they may hold ([`AccountKind::limits`]).
+    pub over_limit_accounts: Vec<String>,
     /// Postings in another currency than their account's.
     pub currency_mismatches: Vec<String>,
 }
@@ -580,13 +648,14 @@ impl Verification {
         self.unbalanced_entries.is_empty()
             && self.drifted_accounts.is_empty()
             && self.negative_accounts.is_empty()
+            && self.over_limit_accounts.is_empty()
             && self.currency_mismatches.is_empty()
     }
 }
 
 /// Checks the whole ledger (every tenant): entries balance, balances equal their
-/// postings, no forbidden negative balance. Reads everything in one pass per table, in
-/// one transaction so that it sees one consistent state.
+/// postings, no forbidden negative balance, no balance past its bound. Reads everything
+/// in one pass per table, in one transaction so that it sees one consistent state.
 pub async fn verify(conn: &mut DbConn) -> Result<Verification, BillingError> {
     conn.transaction(async |c| -> Result<Verification, BillingError> {
         let accounts: Vec<(AccountId, String, i64, bool)> = with_conn!(c, c => {
@@ -656,6 +725,10 @@ pub async fn verify(conn: &mut DbConn) -> Result<Verification, BillingError> {
             }
             if *balance < 0 && !allow_negative {
                 report.negative_accounts.push(format!("{id} ({balance})"));
+            }
+            let (floor, ceiling) = limits(*allow_negative);
+            if *balance > ceiling || (*allow_negative && *balance < floor) {
+                report.over_limit_accounts.push(format!("{id} ({balance})"));
             }
         }
         Ok(report)

@@ -15,7 +15,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use feria_kernel::money::{Currency, Money};
+use feria_kernel::money::{Currency, MAX_AMOUNT_MINOR, Money};
 use feria_kernel::{DbConn, DbError, Tenant, UserId, with_conn};
 
 use crate::credits::INTERNAL;
@@ -136,6 +136,17 @@ pub(crate) fn check(settlement: &Settlement) -> Result<(), BillingError> {
         }
         charged = charged.checked_add(*amount)?;
     }
+    // One escrow account takes every charge: together they are at most what any balance
+    // may hold, and so is each earning and fee (they add up to the same).
+    if charged.minor() > MAX_AMOUNT_MINOR {
+        return Err(invalid(
+            "charges",
+            format!(
+                "must add up to at most {} {currency}",
+                Money::from_minor(MAX_AMOUNT_MINOR, currency).to_major_string()
+            ),
+        ));
+    }
     let mut paid = Money::zero(currency);
     for (_, amount) in &settlement.earnings {
         if amount.currency() != currency || amount.minor() <= 0 {
@@ -190,7 +201,9 @@ pub(crate) fn fingerprint(settlement: &Settlement) -> String {
 
 /// Charges the buyers, holds the money in escrow and pays sellers and fees, all or
 /// nothing, once per key. A buyer without enough credits fails the whole settlement with
-/// [`BillingError::InsufficientFunds`].
+/// [`BillingError::InsufficientFunds`]; a seller or fee account it would take past the
+/// largest balance, with [`BillingError::BalanceLimitExceeded`]. Charges adding up to more
+/// than [`MAX_AMOUNT_MINOR`] are refused before anything is written.
 pub async fn settle(
     conn: &mut DbConn,
     tenant: &Tenant,
@@ -472,7 +485,10 @@ async fn plan_refund(
         .buyer_user_id
         .clone()
         .ok_or(BillingError::NotRefundable("the charge has no buyer"))?;
-    let remaining = charge.amount - charge.refunded_amount;
+    let remaining = charge
+        .amount
+        .checked_sub(charge.refunded_amount)
+        .ok_or_else(|| BillingError::Corrupt(format!("charge {charge_id}: refunded amount")))?;
     let amount = match amount {
         Some(amount) if amount.currency() != currency => {
             return Err(invalid("currency", format!("the charge is in {currency}")));
@@ -676,11 +692,14 @@ async fn record_refund(
             });
         }
     };
+    // refunded + amount <= charged, compared as refunded <= charged - amount: both are
+    // non-negative, so neither side can overflow, and the sum is only written when it
+    // stays within the charge.
     let updated = with_conn!(c, c => {
         diesel::update(
             transactions::table
                 .find(&plan.charge_id)
-                .filter((transactions::refunded_amount + plan.amount.minor()).le(transactions::amount)),
+                .filter(transactions::refunded_amount.le(transactions::amount - plan.amount.minor())),
         )
         .set(transactions::refunded_amount.eq(transactions::refunded_amount + plan.amount.minor()))
         .execute(c)

@@ -1058,10 +1058,21 @@ async fn advance(
                 changed_schedule = true;
                 events.push(EventType::SubscriptionRenewed);
             }
-            Err(BillingError::InsufficientFunds { .. }) => {
+            // The subscriber is short of credits, or the charge would take the seller's
+            // (or a fee) account past the largest balance: nothing moved, retried later.
+            Err(
+                error @ (BillingError::InsufficientFunds { .. }
+                | BillingError::BalanceLimitExceeded { .. }),
+            ) => {
                 row.status = SubscriptionStatus::PaymentFailed.as_str().to_owned();
                 row.failed_attempts += 1;
-                row.last_failure = Some("insufficient_funds".into());
+                row.last_failure = Some(
+                    match error {
+                        BillingError::InsufficientFunds { .. } => "insufficient_funds",
+                        _ => "balance_limit_exceeded",
+                    }
+                    .into(),
+                );
                 report.failed += 1;
                 failed = true;
                 events.push(EventType::SubscriptionPaymentFailed);

@@ -651,7 +651,10 @@ pub async fn metrics(
     let overflow = || BillingError::Money(feria_kernel::money::MoneyError::Overflow);
     let add = |total: &mut (i64, u64), sum: i64, rows: i64| -> Result<(), BillingError> {
         total.0 = total.0.checked_add(sum).ok_or_else(overflow)?;
-        total.1 += u64::try_from(rows).unwrap_or(0);
+        total.1 = total
+            .1
+            .checked_add(u64::try_from(rows).unwrap_or(0))
+            .ok_or_else(overflow)?;
         Ok(())
     };
     let mut volume: BTreeMap<String, (i64, u64)> = BTreeMap::new();
@@ -708,11 +711,16 @@ pub async fn metrics(
         average_cart_value: average,
         arr: mrr
             .iter()
-            .map(|m| CurrencyTotal {
-                amount: m.amount * Decimal::from(12),
-                ..m.clone()
+            .map(|m| {
+                Ok(CurrencyTotal {
+                    amount: m
+                        .amount
+                        .checked_mul(Decimal::from(12))
+                        .ok_or_else(overflow)?,
+                    ..m.clone()
+                })
             })
-            .collect(),
+            .collect::<Result<_, BillingError>>()?,
         mrr,
         platform_fees: to_totals(fees)?,
     })

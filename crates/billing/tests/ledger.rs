@@ -7,10 +7,10 @@
 
 use feria_billing::BillingError;
 use feria_billing::credits;
-use feria_billing::ledger::{self, AccountKey, AccountKind};
+use feria_billing::ledger::{self, AccountKey, AccountKind, EXTERNAL_LIMIT_MINOR};
 use feria_billing::settlement::{self, Settlement, SettlementFees};
 use feria_billing::transactions::{self, TransactionKind};
-use feria_kernel::money::{Currency, Money};
+use feria_kernel::money::{Currency, MAX_AMOUNT_MINOR, Money};
 use feria_kernel::testing::TestDatabase;
 use feria_kernel::{Mode, Tenant, UserId};
 use rand::{Rng, SeedableRng};
@@ -355,6 +355,105 @@ async fn concurrent_settlements_with_one_key_settle_once() {
             .unwrap(),
         usd(300)
     );
+}
+
+/// Every account stays within its bound, checked in the database without computing past
+/// it: a credit account holds at most `MAX_AMOUNT_MINOR`, the outside world goes at most
+/// `EXTERNAL_LIMIT_MINOR` either way, a posting past that is refused before any SQL, and
+/// a refused entry moves nothing.
+#[tokio::test]
+async fn balances_stay_within_their_bounds_and_refusals_move_nothing() {
+    let (db, tenant) = setup().await;
+    let mut conn = db.db().conn().await.unwrap();
+    let (buyer, seller) = (UserId::new(), UserId::new());
+    let balance = async |conn: &mut feria_kernel::DbConn, key: &AccountKey| {
+        ledger::balance(conn, &tenant, key).await.unwrap().minor()
+    };
+    let credit = AccountKey::new(AccountKind::UserCredit, buyer.as_str(), Currency::USD);
+
+    // A top-up past the bound is invalid; up to it, fine; a unit more, refused.
+    assert!(matches!(
+        credits::top_up(&mut conn, &tenant, &buyer, usd(MAX_AMOUNT_MINOR + 1), None).await,
+        Err(BillingError::Invalid {
+            field: "amount",
+            ..
+        })
+    ));
+    credits::top_up(&mut conn, &tenant, &buyer, usd(MAX_AMOUNT_MINOR - 5), None)
+        .await
+        .unwrap();
+    for amount in [6, 1_000, MAX_AMOUNT_MINOR] {
+        let refused = credits::top_up(&mut conn, &tenant, &buyer, usd(amount), None).await;
+        assert!(
+            matches!(
+                refused,
+                Err(BillingError::BalanceLimitExceeded {
+                    kind: AccountKind::UserCredit,
+                    ..
+                })
+            ),
+            "{amount}: {refused:?}"
+        );
+        assert_eq!(balance(&mut conn, &credit).await, MAX_AMOUNT_MINOR - 5);
+    }
+    credits::top_up(&mut conn, &tenant, &buyer, usd(5), None)
+        .await
+        .unwrap();
+    assert_eq!(balance(&mut conn, &credit).await, MAX_AMOUNT_MINOR);
+
+    // Charges adding up past the bound are refused before anything is written.
+    let mut two = simple_settlement("two", &buyer, &seller, MAX_AMOUNT_MINOR, 0);
+    two.charges.push((UserId::new(), usd(1)));
+    two.earnings[0].1 = usd(MAX_AMOUNT_MINOR + 1);
+    assert!(matches!(
+        settlement::settle(&mut conn, &tenant, two).await,
+        Err(BillingError::Invalid {
+            field: "charges",
+            ..
+        })
+    ));
+
+    // The outside world: two external accounts trade up to the wide bound, not past it.
+    let (a, b) = (
+        AccountKey::new(AccountKind::External, "a", Currency::USD),
+        AccountKey::new(AccountKind::External, "b", Currency::USD),
+    );
+    let transfer = |minor: i64| ledger::NewEntry {
+        kind: ledger::EntryKind::Payout,
+        reference: None,
+        idempotency_key: None,
+        fingerprint: None,
+        postings: vec![(a.clone(), usd(-minor)), (b.clone(), usd(minor))],
+    };
+    ledger::post(&mut conn, &tenant, transfer(EXTERNAL_LIMIT_MINOR))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ledger::post(&mut conn, &tenant, transfer(1)).await,
+        Err(BillingError::BalanceLimitExceeded {
+            kind: AccountKind::External,
+            ..
+        })
+    ));
+    assert_eq!(balance(&mut conn, &a).await, -EXTERNAL_LIMIT_MINOR);
+    assert_eq!(balance(&mut conn, &b).await, EXTERNAL_LIMIT_MINOR);
+    // Back the other way it moves again; a delta past the wide bound is refused as out of
+    // range before any SQL could overflow.
+    ledger::post(&mut conn, &tenant, transfer(-EXTERNAL_LIMIT_MINOR))
+        .await
+        .unwrap();
+    for minor in [EXTERNAL_LIMIT_MINOR + 1, i64::MAX, i64::MIN + 1] {
+        assert!(matches!(
+            ledger::post(&mut conn, &tenant, transfer(minor)).await,
+            Err(BillingError::Money(
+                feria_kernel::money::MoneyError::Overflow
+            ))
+        ));
+    }
+    assert_eq!(balance(&mut conn, &a).await, 0);
+    assert_eq!(balance(&mut conn, &b).await, 0);
+    let verification = ledger::verify(&mut conn).await.unwrap();
+    assert!(verification.is_ok(), "{verification:?}");
 }
 
 /// A retryable refusal: the database stayed busy past its timeout (SQLite on a loaded

@@ -32,7 +32,7 @@ feria_kernel::define_id!(
 
 /// Most units on one line, and largest unit price (minor units): totals stay inside i64.
 pub const MAX_QUANTITY: i64 = 1_000_000;
-pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
+pub const MAX_PRICE_MINOR: i64 = feria_kernel::money::MAX_AMOUNT_MINOR;
 /// Most items, buyers, sellers or fees on one contract.
 pub const MAX_LINES: usize = 100;
 

@@ -480,12 +480,14 @@ pub async fn from_cart(
                     Err(other) => return Err(other.into()),
                 }
                 let line_total = unit.checked_mul(line.quantity)?;
+                let weight = u64::try_from(line_total.minor()).unwrap_or(0);
                 match sellers.iter_mut().find(|(u, _)| u == &product.user_id) {
-                    Some((_, sum)) => *sum += u64::try_from(line_total.minor()).unwrap_or(0),
-                    None => sellers.push((
-                        product.user_id.clone(),
-                        u64::try_from(line_total.minor()).unwrap_or(0),
-                    )),
+                    Some((_, sum)) => {
+                        *sum = sum.checked_add(weight).ok_or_else(|| {
+                            ContractError::invalid("cart", "the cart's total is out of range")
+                        })?;
+                    }
+                    None => sellers.push((product.user_id.clone(), weight)),
                 }
                 items.push(ItemRow {
                     id: ContractItemId::new(),

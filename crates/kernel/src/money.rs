@@ -11,6 +11,13 @@ use std::str::FromStr;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The bound on money, in minor units (10^12: ten billion US dollars, a trillion yen):
+/// the largest amount that may enter Feria in one piece (a price, a credit top-up, a
+/// charge, a fee estimate) and the largest balance an account that cannot go negative may
+/// hold. Far below `i64::MAX`, so a sum of bounded amounts is checked against it without
+/// overflowing, and every amount up to it survives a trip through a JSON number exactly.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+
 /// What can go wrong with money arithmetic or parsing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {

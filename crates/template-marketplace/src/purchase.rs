@@ -21,7 +21,8 @@ use diesel_async::RunQueryDsl;
 use feria_billing::fees::{FeeInclusion, FeeSchedule};
 use feria_billing::settlement::{Settlement, SettlementFees};
 use feria_kernel::{
-    Currency, DbConn, Mode, Money, PageRequest, PlatformId, Tenant, Timestamp, UserId, with_conn,
+    Currency, DbConn, Mode, Money, MoneyError, PageRequest, PlatformId, Tenant, Timestamp, UserId,
+    with_conn,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -286,7 +287,30 @@ pub async fn purchase(
         )
         .await?;
 
-        // The listing's sales; an exclusive listing sells once, whatever raced us.
+        // The listing's sales; an exclusive listing sells once, whatever raced us. Its
+        // running totals grow by checked sums: the row is locked, so what was read is
+        // what is there, and the update's own conditions keep the database from
+        // computing past `i64` whatever happens.
+        let out_of_range =
+            || MarketplaceError::Billing(feria_billing::BillingError::Money(MoneyError::Overflow));
+        listing
+            .sales_count
+            .checked_add(1)
+            .ok_or_else(out_of_range)?;
+        listing
+            .revenue_minor
+            .checked_add(price.minor())
+            .ok_or_else(out_of_range)?;
+        listing
+            .earnings_minor
+            .checked_add(earning.minor())
+            .ok_or_else(out_of_range)?;
+        let revenue_below = i64::MAX
+            .checked_sub(price.minor())
+            .ok_or_else(out_of_range)?;
+        let earnings_below = i64::MAX
+            .checked_sub(earning.minor())
+            .ok_or_else(out_of_range)?;
         let sold = with_conn!(c, c => {
             diesel::update(
                 listings::table
@@ -296,7 +320,10 @@ pub async fn purchase(
                         listings::license_type
                             .ne(LicenseType::Exclusive.as_str())
                             .or(listings::sales_count.eq(0)),
-                    ),
+                    )
+                    .filter(listings::sales_count.lt(i64::MAX))
+                    .filter(listings::revenue_minor.le(revenue_below))
+                    .filter(listings::earnings_minor.le(earnings_below)),
             )
             .set((
                 listings::sales_count.eq(listings::sales_count + 1),

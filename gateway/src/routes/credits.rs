@@ -30,7 +30,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
-    /// In major units of `currency` (`25.00`), at most its decimal places, above zero.
+    /// In major units of `currency` (`25.00`), at most its decimal places, above zero and
+    /// at most 10^12 minor units (`10000000000.00` USD); the balance it makes may not pass
+    /// that either.
     #[serde(with = "feria_kernel::money::decimal_number")]
     #[schema(value_type = f64, example = 25.0)]
     pub amount: Decimal,
@@ -70,7 +72,7 @@ fn user_id(raw: &str) -> Result<UserId, HttpError> {
         (status = 403, description = "Not an admin.", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 409, description = "The key was used with another body (`idempotency_key_reused`).", body = ErrorBody),
-        (status = 422, description = "Not a positive amount in the currency's precision, or an unknown currency.", body = ErrorBody)
+        (status = 422, description = "Not a positive amount in the currency's precision, more than 10^12 minor units, or an unknown currency (`validation_failed`); a balance that would pass 10^12 minor units (`balance_limit_exceeded`).", body = ErrorBody)
     )
 )]
 pub async fn top_up(
