@@ -16,7 +16,6 @@ use crate::error::{HttpError, error_response};
 use crate::extract::BodyLimit;
 use crate::metrics::Metrics;
 use crate::middleware::{RequestTimeout, observe};
-use crate::routes::media::PublicUrl;
 use crate::routes::{self, meta::ApiDocuments};
 
 /// Extra routes mounted beside Feria's own, on the same middleware stack. The test kit
@@ -47,7 +46,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         db: Db,
-        config: Config,
+        mut config: Config,
         extra_routes: Option<ExtraRoutes>,
     ) -> anyhow::Result<AppState> {
         let spec = serde_json::to_value(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
@@ -57,19 +56,24 @@ impl AppState {
             html: crate::docs::render(&spec),
         };
         let mailer = config.mailer().context("setting up outgoing mail")?;
+        // One clock for everything the server times (tests hand in a manual one).
+        config.auth.clock = config.clock.clone();
         let otp_ip_limiter = crate::ratelimit::IpRateLimiter::new(
             config.otp_requests_per_ip,
             std::time::Duration::from_secs(600),
+            config.clock.clone(),
         );
         let media_ip_limiter =
             crate::routes::utils::MediaUploadLimiter(crate::ratelimit::IpRateLimiter::new(
                 config.media_uploads_per_ip,
                 std::time::Duration::from_secs(600),
+                config.clock.clone(),
             ));
         // One limiter for all workers: a credential's budget is per server, not per thread.
         let write_limit = crate::middleware::WriteLimit(crate::ratelimit::WriteRateLimiter::new(
             config.write_rate_limit,
             config.write_rate_burst,
+            config.clock.clone(),
         ));
         let onchain = feria_onchain_entitlements::Onchain::new(&config.onchain)
             .context("configuring the on-chain marketplace")?;
@@ -88,10 +92,13 @@ impl AppState {
             otp_ip_limiter: web::Data::new(otp_ip_limiter),
             media_ip_limiter: web::Data::new(media_ip_limiter),
             write_limit: web::Data::new(write_limit),
-            credentials: web::Data::new(feria_auth::CredentialCache::new(
-                config.api_key_cache_ttl,
-                config.session_cache_ttl,
-            )),
+            credentials: web::Data::new(
+                feria_auth::CredentialCache::new(
+                    config.api_key_cache_ttl,
+                    config.session_cache_ttl,
+                )
+                .with_clock(config.clock.clone()),
+            ),
             media: web::Data::new(media),
             config: Arc::new(config),
             metrics: web::Data::new(Metrics::new().context("registering metrics")?),
@@ -129,7 +136,9 @@ pub fn build_app(
         .app_data(state.media.clone())
         .app_data(state.payments.clone())
         .app_data(state.onchain.clone())
-        .app_data(web::Data::new(PublicUrl(state.config.public_url.clone())))
+        .app_data(web::Data::new(feria_platforms::media::MediaUrls::new(
+            state.config.public_url.as_deref(),
+        )))
         .app_data(web::Data::from(state.config.clone()))
         .app_data(web::Data::new(state.config.auth.clone()))
         .app_data(web::Data::new(BodyLimit(body_limit)))

@@ -2,6 +2,7 @@
 //! It spans three crates (platforms, users, auth), so it lives here, at the top.
 
 use feria_kernel::{Db, Mode, Tenant};
+use feria_platforms::media::MediaUrls;
 use feria_platforms::{NewPlatform, PlatformObject};
 use feria_users::Role;
 use serde::Serialize;
@@ -50,7 +51,12 @@ pub async fn create_platform(
         let test = feria_auth::api_keys::issue(c, &platform.id, Mode::Test).await?;
         let live = feria_auth::api_keys::issue(c, &platform.id, Mode::Live).await?;
         Ok(CreatedPlatform {
-            platform: platform.to_object(Mode::Live, owners.into_iter().take(1).collect()),
+            // A new platform has no logo: no URL base is needed.
+            platform: platform.to_object(
+                Mode::Live,
+                owners.into_iter().take(1).collect(),
+                &MediaUrls::relative(),
+            ),
             api_keys: ApiKeys { test, live },
         })
     })

@@ -8,7 +8,7 @@ use std::ops::Deref;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use feria_auth::{AuthError, CredentialCache, Principal};
 use feria_kernel::Db;
 use futures_util::future::LocalBoxFuture;
@@ -36,11 +36,52 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// The outcome of authenticating a request's bearer token, kept in the request's
+/// extensions by the middleware that counts writes (it needs to know who is writing), so
+/// that the [`Caller`] extractor does not look the credential up a second time.
+#[derive(Debug, Clone)]
+enum Authentication {
+    Valid(Principal),
+    /// Wrong, expired or revoked.
+    Invalid,
+}
+
+/// The caller behind the request's bearer token, if it has one that authenticates;
+/// remembered in the request for the [`Caller`] extractor. `None` without a token, with
+/// one that does not authenticate, or when the database did not answer (the extractor
+/// then tries again and reports the outage).
+pub async fn authenticate(req: &HttpRequest) -> Option<Principal> {
+    let token = bearer_token(req)?;
+    let db = req.app_data::<web::Data<Db>>()?.clone();
+    let credentials = req.app_data::<web::Data<CredentialCache>>()?.clone();
+    let outcome = match credentials.authenticate(&db, &token).await {
+        Ok(principal) => Authentication::Valid(principal),
+        Err(AuthError::InvalidCredentials) => Authentication::Invalid,
+        Err(_) => return None,
+    };
+    req.extensions_mut().insert(outcome.clone());
+    match outcome {
+        Authentication::Valid(principal) => Some(principal),
+        Authentication::Invalid => None,
+    }
+}
+
 impl FromRequest for Caller {
     type Error = HttpError;
     type Future = LocalBoxFuture<'static, Result<Self, HttpError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Already authenticated by the middleware (writes): the same answer, at no cost.
+        match req.extensions().get::<Authentication>() {
+            Some(Authentication::Valid(principal)) => {
+                let caller = Caller(principal.clone());
+                return Box::pin(async move { Ok(caller) });
+            }
+            Some(Authentication::Invalid) => {
+                return Box::pin(async { Err(AuthError::InvalidCredentials.into()) });
+            }
+            None => {}
+        }
         let token = bearer_token(req);
         let db = req.app_data::<web::Data<Db>>().cloned();
         let credentials = req.app_data::<web::Data<CredentialCache>>().cloned();

@@ -222,8 +222,9 @@ pub struct Settings {
         global = true
     )]
     pub workspace_character_limit: i64,
-    /// The server's public base URL (`https://api.example.com`), used in media URLs;
-    /// without it they are built from the request's scheme and `Host`.
+    /// The server's public base URL (`https://api.example.com`), the base of image URLs
+    /// (made when read: the database keeps media ids); without it they are relative
+    /// (`/media/med_...`), never built from the request's `Host`.
     #[arg(long, env = "PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// JSON-RPC URL of the EVM node that verifies on-chain payments; unset: no chain is
@@ -376,6 +377,9 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// How often the subscription renewal worker runs; `None`: it does not run.
     pub subscription_renewal_interval: Option<Duration>,
+    /// Where the server reads the time for its rate limits, its credential cache and
+    /// sign-in codes: the system's clock; tests hand in a manual one and move it.
+    pub clock: feria_kernel::time::Clock,
 }
 
 /// Where Stripe is and the keys per mode.
@@ -474,6 +478,7 @@ impl Settings {
             shutdown_timeout_secs: 30,
             subscription_renewal_interval: (self.subscription_renewal_interval_secs > 0)
                 .then(|| Duration::from_secs(self.subscription_renewal_interval_secs)),
+            clock: feria_kernel::time::Clock::system(),
         }
     }
 
@@ -549,6 +554,7 @@ impl Config {
             handle_signals: true,
             shutdown_timeout_secs: 30,
             subscription_renewal_interval: Some(Duration::from_secs(300)),
+            clock: feria_kernel::time::Clock::system(),
             data_dir,
         }
     }

@@ -15,7 +15,7 @@ use feria_kernel::ApiError;
 
 use crate::error::{HttpError, REQUEST_ID, error_for_status, error_response};
 use crate::metrics::Metrics;
-use crate::ratelimit::{WriteClient, WriteRateLimiter};
+use crate::ratelimit::{WriteClient, WriteRateLimiter, client_address};
 
 /// The request id header, accepted from the client and always returned.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -74,7 +74,12 @@ pub async fn observe(
         );
     };
 
-    if let Err(retry_after) = count_write(&req) {
+    // One deadline for the whole request: the credential lookup of a write, then the handler.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let counted = REQUEST_ID
+        .scope(request_id.clone(), count_write(&req, deadline))
+        .await;
+    if let Err(retry_after) = counted {
         let error = ApiError::new(
             feria_kernel::ErrorKind::RateLimited,
             "rate_limited",
@@ -89,7 +94,7 @@ pub async fn observe(
     let outcome = REQUEST_ID
         .scope(
             request_id.clone(),
-            tokio::time::timeout(timeout, next.call(req)),
+            tokio::time::timeout_at(deadline, next.call(req)),
         )
         .await;
     let mut response = match outcome {
@@ -144,24 +149,35 @@ pub async fn observe(
 /// The write rate limit of the app (`None`: off).
 pub struct WriteLimit(pub Option<WriteRateLimiter>);
 
-/// Counts a write against its client's budget: the bearer credential it presents, or its
-/// address. Reads pass uncounted.
-fn count_write(req: &ServiceRequest) -> Result<(), u64> {
+/// Counts a write against its client's budget: the credential it authenticates with (an
+/// API key, or the signed-in user), or else its address: a write without a credential,
+/// or with a wrong, expired or revoked one, whatever the token says. Reads pass uncounted.
+///
+/// Telling a valid credential from a made-up one takes authenticating it here, before the
+/// handler: the credential cache answers for one in use, a database read for one that is
+/// not (as a read with that token would cost), and the `Caller` extractor reuses the
+/// outcome. A lookup that does not finish by the request's deadline counts the write
+/// against the address.
+async fn count_write(req: &ServiceRequest, deadline: tokio::time::Instant) -> Result<(), u64> {
     if !matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {
         return Ok(());
     }
-    let Some(limiter) = req
-        .app_data::<web::Data<WriteLimit>>()
-        .and_then(|limit| limit.0.as_ref())
-    else {
+    let Some(limit) = req.app_data::<web::Data<WriteLimit>>().cloned() else {
         return Ok(());
     };
-    match (crate::caller::bearer_token(req.request()), req.peer_addr()) {
-        (Some(token), _) => limiter.check(WriteClient::Credential(&token)),
-        (None, Some(address)) => limiter.check(WriteClient::Address(address.ip())),
+    let Some(limiter) = limit.0.as_ref() else {
+        return Ok(());
+    };
+    let principal = tokio::time::timeout_at(deadline, crate::caller::authenticate(req.request()))
+        .await
+        .ok()
+        .flatten();
+    match (&principal, client_address(req.request())) {
+        (Some(principal), _) => limiter.check(WriteClient::of(principal)),
+        (None, Some(address)) => limiter.check(WriteClient::Address(address)),
         (None, None) => Ok(()),
     }
 }

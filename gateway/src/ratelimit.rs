@@ -1,41 +1,123 @@
-//! Rate limits kept in memory, per server: a fixed window per client IP address (sign-in
-//! codes, uploads) and a token bucket per credential for every write. Limits that must
-//! hold across several servers (per email) live in the database instead.
+//! Rate limits kept in memory, per server: a fixed window per client address (sign-in
+//! codes, uploads) and a token bucket per client for every write. Limits that must hold
+//! across several servers (per email) live in the database instead.
+//!
+//! Every limiter here holds at most a fixed number of clients ([`Generations`]): a flood
+//! of distinct clients costs each request a hash lookup or two, never a sweep, and the
+//! memory stays put.
 
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use actix_web::HttpRequest;
+use feria_auth::{Actor, Principal};
+use feria_kernel::UserId;
+use feria_kernel::time::Clock;
+
+/// The address of the client a request comes from: what limits per address count by.
+/// Today the connection's peer; behind a load balancer that is the balancer, so a
+/// trusted-proxy setting will decide here when a forwarded address is believed.
+pub fn client_address(req: &HttpRequest) -> Option<IpAddr> {
+    req.peer_addr().map(|addr| addr.ip())
+}
+
+/// What one address is counted as: an IPv4 address as it is (an IPv4-mapped IPv6 address
+/// too), an IPv6 address by its /64 network, since one subscriber is handed a whole /64
+/// and could otherwise write from 2^64 addresses with a budget each.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(network.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// Most clients a limiter remembers: about 4 MB of buckets, whatever the traffic.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// A map holding at most `capacity` entries in two generations. An entry used goes to
+/// (or stays in) the current generation; when the current one holds half the capacity, the
+/// previous generation is dropped whole and the current one becomes the previous. So a
+/// lookup costs a hash lookup or two, and forgetting costs one deallocation (values are
+/// plain data), never a sweep.
+///
+/// Forgotten are the entries not used while half the capacity of other keys were: for a
+/// rate limit that is a client given a fresh budget, never one refused wrongly, and a
+/// client can make that happen to itself only by sending the writes of `capacity / 2`
+/// other clients (distinct credentials or networks) in between.
+struct Generations<V> {
+    current: HashMap<u64, V>,
+    previous: HashMap<u64, V>,
+    half: usize,
+}
+
+impl<V: Copy> Generations<V> {
+    fn new(capacity: usize) -> Generations<V> {
+        Generations {
+            current: HashMap::new(),
+            previous: HashMap::new(),
+            half: (capacity / 2).max(1),
+        }
+    }
+
+    /// The entry of `key`, made with `fresh` if it was not remembered.
+    fn entry(&mut self, key: u64, fresh: impl FnOnce() -> V) -> &mut V {
+        if !self.current.contains_key(&key) {
+            let value = self.previous.remove(&key).unwrap_or_else(fresh);
+            if self.current.len() >= self.half {
+                self.previous = std::mem::take(&mut self.current);
+            }
+            return self.current.entry(key).or_insert(value);
+        }
+        self.current.entry(key).or_insert_with(fresh)
+    }
+
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another request panicked while holding it: the map is
+    // still a valid map, and the worst it holds is a count one off.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A fixed window per client address: `limit` requests per `window`.
 pub struct IpRateLimiter {
     limit: u32,
     window: Duration,
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    hasher: RandomState,
+    clock: Clock,
+    windows: Mutex<Generations<(Instant, u32)>>,
 }
 
 impl IpRateLimiter {
-    pub fn new(limit: u32, window: Duration) -> IpRateLimiter {
+    pub fn new(limit: u32, window: Duration, clock: Clock) -> IpRateLimiter {
         IpRateLimiter {
             limit,
             window,
-            windows: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
+            clock,
+            windows: Mutex::new(Generations::new(DEFAULT_CAPACITY)),
         }
     }
 
     /// Counts one request from `ip`; `Err(seconds)` when over the limit, with the time
     /// until its window ends.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if windows.len() > 100_000 {
-            // Bound memory: forget windows that have ended.
-            windows.retain(|_, (start, _)| now.duration_since(*start) < self.window);
-        }
-        let entry = windows.entry(ip).or_insert((now, 0));
+        let now = self.clock.instant();
+        let key = self.hasher.hash_one(address_key(ip));
+        let mut windows = lock(&self.windows);
+        let entry = windows.entry(key, || (now, 0));
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
@@ -48,23 +130,44 @@ impl IpRateLimiter {
     }
 }
 
-/// What a write is counted against: the credential it presents (an API key or a session
-/// token, whether valid or not), or the client's address when it presents none.
+/// What a write is counted against: the credential it authenticated with (an API key, or
+/// the signed-in user, across their sessions), or, for a write without a credential or
+/// with one that did not authenticate, the client's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WriteClient<'a> {
-    Credential(&'a str),
+    ApiKey(&'a str),
+    User(&'a UserId),
     Address(IpAddr),
+}
+
+impl<'a> WriteClient<'a> {
+    /// The client of an authenticated caller.
+    pub fn of(principal: &'a Principal) -> WriteClient<'a> {
+        match &principal.actor {
+            Actor::ApiKey { key_id } => WriteClient::ApiKey(key_id),
+            Actor::User { user_id, .. } => WriteClient::User(user_id),
+        }
+    }
+
+    /// The key it is remembered by: addresses by their network ([`address_key`]).
+    fn key(self, hasher: &RandomState) -> u64 {
+        match self {
+            WriteClient::Address(ip) => hasher.hash_one(WriteClient::Address(address_key(ip))),
+            other => hasher.hash_one(other),
+        }
+    }
 }
 
 /// A token bucket per client for writes (POST, PUT, PATCH, DELETE): `burst` writes at once,
 /// refilled at `per_second`. Reads are not counted: they are cheap and cacheable, while
 /// every write takes the database's write path (SQLite's single writer). Clients are
-/// stored by a keyed hash of their credential, never the credential itself.
+/// stored by a keyed hash, at most [`DEFAULT_CAPACITY`] of them ([`Generations`]).
 pub struct WriteRateLimiter {
     per_second: f64,
     burst: f64,
-    hasher: std::collections::hash_map::RandomState,
-    buckets: Mutex<HashMap<u64, Bucket>>,
+    hasher: RandomState,
+    clock: Clock,
+    buckets: Mutex<Generations<Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,35 +178,32 @@ struct Bucket {
 
 impl WriteRateLimiter {
     /// `None` when `per_second` is 0: writes are not limited.
-    pub fn new(per_second: u32, burst: u32) -> Option<WriteRateLimiter> {
+    pub fn new(per_second: u32, burst: u32, clock: Clock) -> Option<WriteRateLimiter> {
+        Self::with_capacity(per_second, burst, clock, DEFAULT_CAPACITY)
+    }
+
+    /// [`WriteRateLimiter::new`] remembering at most `capacity` clients.
+    pub fn with_capacity(
+        per_second: u32,
+        burst: u32,
+        clock: Clock,
+        capacity: usize,
+    ) -> Option<WriteRateLimiter> {
         (per_second > 0).then(|| WriteRateLimiter {
             per_second: f64::from(per_second),
             burst: f64::from(burst.max(1)),
-            hasher: std::collections::hash_map::RandomState::new(),
-            buckets: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
+            clock,
+            buckets: Mutex::new(Generations::new(capacity)),
         })
     }
 
     /// Takes one token for `client`; `Err(seconds)` until the next one is available.
     pub fn check(&self, client: WriteClient<'_>) -> Result<(), u64> {
-        self.check_at(client, Instant::now())
-    }
-
-    fn check_at(&self, client: WriteClient<'_>, now: Instant) -> Result<(), u64> {
-        let key = self.hasher.hash_one(client);
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.len() > 100_000 {
-            // Bound memory: a bucket that has refilled is the same as no bucket.
-            let (per_second, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, bucket| {
-                bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * per_second
-                    < burst
-            });
-        }
-        let bucket = buckets.entry(key).or_insert(Bucket {
+        let now = self.clock.instant();
+        let key = client.key(&self.hasher);
+        let mut buckets = lock(&self.buckets);
+        let bucket = buckets.entry(key, || Bucket {
             tokens: self.burst,
             updated: now,
         });
@@ -119,55 +219,125 @@ impl WriteRateLimiter {
             Err((wait.ceil() as u64).max(1))
         }
     }
+
+    /// How many clients it remembers (at most its capacity).
+    pub fn len(&self) -> usize {
+        lock(&self.buckets).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use feria_kernel::time::ManualClock;
+
     use super::*;
 
     #[test]
     fn limits_per_address_within_a_window() {
-        let limiter = IpRateLimiter::new(2, Duration::from_secs(600));
+        let time = ManualClock::new();
+        let limiter = IpRateLimiter::new(2, Duration::from_secs(600), time.clock());
         let a: IpAddr = [127, 0, 0, 1].into();
         let b: IpAddr = [127, 0, 0, 2].into();
         assert!(limiter.check(a).is_ok());
         assert!(limiter.check(a).is_ok());
-        let retry = limiter.check(a).unwrap_err();
-        assert!((1..=600).contains(&retry));
+        assert_eq!(limiter.check(a), Err(600));
         assert!(limiter.check(b).is_ok());
+        time.advance(Duration::from_secs(599));
+        assert_eq!(limiter.check(a), Err(1));
+        time.advance(Duration::from_secs(1));
+        assert!(limiter.check(a).is_ok());
     }
 
     #[test]
-    fn writes_are_limited_per_credential_with_a_refilling_burst() {
-        let limiter = WriteRateLimiter::new(2, 3).unwrap();
-        let start = Instant::now();
-        let a = WriteClient::Credential("fer_live_a");
-        let b = WriteClient::Credential("fer_live_b");
+    fn an_ipv6_network_is_one_address() {
+        let time = ManualClock::new();
+        let limiter = IpRateLimiter::new(2, Duration::from_secs(600), time.clock());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(limiter.check(ip("2001:db8:1:2::1")).is_ok());
+        assert!(limiter.check(ip("2001:db8:1:2:ffff:1:2:3")).is_ok());
+        assert!(limiter.check(ip("2001:db8:1:2::99")).is_err());
+        // The next /64 is another subscriber.
+        assert!(limiter.check(ip("2001:db8:1:3::1")).is_ok());
+        // An IPv4-mapped address is its IPv4 address.
+        assert!(limiter.check(ip("192.0.2.7")).is_ok());
+        assert!(limiter.check(ip("::ffff:192.0.2.7")).is_ok());
+        assert!(limiter.check(ip("192.0.2.7")).is_err());
+    }
+
+    #[test]
+    fn writes_are_limited_per_client_with_a_refilling_burst() {
+        let time = ManualClock::new();
+        let limiter = WriteRateLimiter::new(2, 3, time.clock()).unwrap();
+        let (user_a, user_b) = (UserId::new(), UserId::new());
+        let a = WriteClient::User(&user_a);
         for _ in 0..3 {
-            assert!(limiter.check_at(a, start).is_ok());
+            assert!(limiter.check(a).is_ok());
         }
-        assert_eq!(limiter.check_at(a, start), Err(1));
-        // Another credential has its own bucket; an address too.
-        assert!(limiter.check_at(b, start).is_ok());
+        assert_eq!(limiter.check(a), Err(1));
+        // Another user has its own bucket; a key and an address too.
+        assert!(limiter.check(WriteClient::User(&user_b)).is_ok());
+        assert!(limiter.check(WriteClient::ApiKey("key_1")).is_ok());
         assert!(
             limiter
-                .check_at(WriteClient::Address([10, 0, 0, 1].into()), start)
+                .check(WriteClient::Address([10, 0, 0, 1].into()))
                 .is_ok()
         );
         // Half a second refills one token at 2 per second, and no more than that.
-        let later = start + Duration::from_millis(500);
-        assert!(limiter.check_at(a, later).is_ok());
-        assert!(limiter.check_at(a, later).is_err());
+        time.advance(Duration::from_millis(500));
+        assert!(limiter.check(a).is_ok());
+        assert!(limiter.check(a).is_err());
         // A long pause refills to the burst, not beyond.
-        let much_later = later + Duration::from_secs(60);
+        time.advance(Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(limiter.check_at(a, much_later).is_ok());
+            assert!(limiter.check(a).is_ok());
         }
-        assert!(limiter.check_at(a, much_later).is_err());
+        assert!(limiter.check(a).is_err());
+    }
+
+    #[test]
+    fn a_flood_of_distinct_clients_keeps_the_limiter_bounded() {
+        let time = ManualClock::new();
+        let capacity = 1_000;
+        let limiter = WriteRateLimiter::with_capacity(5, 5, time.clock(), capacity).unwrap();
+        let spent = WriteClient::ApiKey("key_spent");
+        for _ in 0..5 {
+            assert!(limiter.check(spent).is_ok());
+        }
+        assert!(limiter.check(spent).is_err());
+        // 20,000 clients that never come back (every IPv6 network of a /48 the flood has,
+        // say), with the spent key writing now and then: the map never holds more than
+        // its capacity, and a client in use is not forgotten.
+        for n in 0u32..20_000 {
+            let network = 0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | (u128::from(n) << 64);
+            let client = WriteClient::Address(std::net::Ipv6Addr::from(network).into());
+            assert!(limiter.check(client).is_ok());
+            assert!(limiter.len() <= capacity, "{} clients", limiter.len());
+            if n % 100 == 0 {
+                assert!(limiter.check(spent).is_err(), "forgotten at {n}");
+            }
+        }
+        assert!(limiter.len() >= capacity / 2);
+        // The default capacity is what the server uses.
+        let server = WriteRateLimiter::new(100, 200, Clock::system()).unwrap();
+        assert!(server.is_empty());
+        let mut generations: Generations<Bucket> = Generations::new(DEFAULT_CAPACITY);
+        assert_eq!(generations.half * 2, DEFAULT_CAPACITY);
+        let now = Instant::now();
+        for key in 0..(3 * DEFAULT_CAPACITY as u64) {
+            generations.entry(key, || Bucket {
+                tokens: 0.0,
+                updated: now,
+            });
+        }
+        assert!(generations.len() <= DEFAULT_CAPACITY);
     }
 
     #[test]
     fn zero_turns_the_write_limit_off() {
-        assert!(WriteRateLimiter::new(0, 10).is_none());
+        assert!(WriteRateLimiter::new(0, 10, Clock::system()).is_none());
     }
 }

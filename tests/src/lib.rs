@@ -197,6 +197,28 @@ impl TestApp {
         self.database.db()
     }
 
+    /// Runs SQL statements on the test's database, outside the server: for tests that set
+    /// up rows an older server wrote.
+    pub async fn execute_sql(&self, sql: &str) {
+        let mut conn = self.db().conn().await.expect("a database connection");
+        conn.batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The `up.sql` of the migration `name` (its folder) for this test's backend.
+    pub fn migration_sql(&self, name: &str) -> String {
+        let dir = match self.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        let path = format!(
+            "{}/../migrations/{dir}/{name}/up.sql",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
     /// The server's own database handle (closing it makes the server see the database
     /// as unavailable).
     pub fn server_db(&self) -> &Db {
@@ -331,6 +353,60 @@ impl TestApp {
         .await
         .assert_status(200)
         .json_value()
+    }
+
+    /// Signs `email` in to the platform in live mode: (user id, access token).
+    pub async fn person(&self, platform_id: &str, email: &str) -> (String, String) {
+        let session = self.sign_in(platform_id, email, "live").await;
+        let field = |value: &serde_json::Value| value.as_str().expect("a string").to_owned();
+        (
+            field(&session["user"]["id"]),
+            field(&session["access_token"]),
+        )
+    }
+
+    /// A request with `Authorization: Bearer token` and, when given, a JSON body.
+    pub async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> TestResponse {
+        let request = self.request(method, path).bearer_auth(token);
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        self.send(request).await
+    }
+
+    /// Adds `amount` USD to a user's credits with an admin credential (201 asserted).
+    pub async fn top_up(&self, admin: &str, user: &str, amount: f64) {
+        let body = serde_json::json!({"amount": amount, "currency": "usd"});
+        self.send_json_as(
+            admin,
+            Method::POST,
+            &format!("/api/v1/users/{user}/credits"),
+            &body,
+        )
+        .await
+        .assert_status(201);
+    }
+
+    /// A user's USD credit balance (0 when there is none), read with an admin credential.
+    pub async fn credits(&self, admin: &str, user: &str) -> f64 {
+        let credits = self
+            .get_as(admin, &format!("/api/v1/users/{user}/credits"))
+            .await
+            .assert_status(200)
+            .json_value();
+        credits["balances"]
+            .as_array()
+            .expect("balances")
+            .iter()
+            .find(|b| b["currency"] == "usd")
+            .map_or(0.0, |b| b["amount"].as_f64().expect("a number"))
     }
 
     /// A GET with `Authorization: Bearer token`.

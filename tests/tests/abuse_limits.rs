@@ -13,10 +13,15 @@ use serde_json::json;
 
 #[tokio::test]
 async fn writes_beyond_a_credentials_budget_are_refused_with_retry_after() {
+    // The server's clock moves only when the test says: nothing refills between two
+    // requests of a slow run (tests/tests/roles_and_limits.rs tests who is counted).
+    let time = feria_kernel::time::ManualClock::new();
+    let clock = time.clock();
     let app = TestApp::builder()
-        .config(|c| {
+        .config(move |c| {
             c.write_rate_limit = 1;
             c.write_rate_burst = 3;
+            c.clock = clock;
         })
         .spawn()
         .await;
@@ -68,7 +73,7 @@ async fn writes_beyond_a_credentials_budget_are_refused_with_retry_after() {
     .assert_status(201);
 
     // After the wait the client was told, the refused write goes through, once.
-    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    time.advance(Duration::from_secs(retry_after));
     app.send(top_up(3)).await.assert_status(201);
     let credits = app.get_as(key, &path).await.assert_status(200).json_value();
     assert_eq!(

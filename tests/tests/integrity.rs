@@ -21,24 +21,18 @@ struct World {
     buyer: (String, String),
 }
 
-async fn person(app: &TestApp, platform: &CreatedPlatform, email: &str) -> (String, String) {
-    let session = app
-        .sign_in(platform.platform.id.as_str(), email, "live")
-        .await;
-    (
-        session["user"]["id"].as_str().unwrap().to_owned(),
-        session["access_token"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn world() -> World {
     let app = TestApp::spawn().await;
     let acme = app
         .create_platform("Acme", "acme.example.com", "owner@acme.example")
         .await;
     World {
-        seller: person(&app, &acme, "seller@example.com").await,
-        buyer: person(&app, &acme, "buyer@example.com").await,
+        seller: app
+            .person(acme.platform.id.as_str(), "seller@example.com")
+            .await,
+        buyer: app
+            .person(acme.platform.id.as_str(), "buyer@example.com")
+            .await,
         app,
         acme,
     }
@@ -56,12 +50,7 @@ impl World {
         path: &str,
         body: Option<Value>,
     ) -> TestResponse {
-        let request = self.app.request(method, path).bearer_auth(token);
-        let request = match body {
-            Some(body) => request.json(&body),
-            None => request,
-        };
-        self.app.send(request).await
+        self.app.call(token, method, path, body.as_ref()).await
     }
 
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
@@ -100,27 +89,11 @@ impl World {
     }
 
     async fn top_up(&self, user: &str, amount: f64) {
-        self.admin(
-            Method::POST,
-            &format!("/api/v1/users/{user}/credits"),
-            Some(json!({"amount": amount, "currency": "usd"})),
-        )
-        .await
-        .assert_status(201);
+        self.app.top_up(self.key(), user, amount).await;
     }
 
     async fn credits(&self, user: &str) -> f64 {
-        let credits = self
-            .admin(Method::GET, &format!("/api/v1/users/{user}/credits"), None)
-            .await
-            .assert_status(200)
-            .json_value();
-        credits["balances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["currency"] == "usd")
-            .map_or(0.0, |b| b["amount"].as_f64().unwrap())
+        self.app.credits(self.key(), user).await
     }
 
     async fn ledger_verifies(&self) {

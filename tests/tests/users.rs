@@ -219,7 +219,8 @@ async fn profile_links_are_added_listed_and_removed() {
         .json_value();
     let links = with_link["links"].as_array().unwrap();
     assert_eq!(links.len(), 1);
-    assert_eq!(links[0]["url"], "https://ana.example.com");
+    // Stored normalised (docs/API-CONVENTIONS.md): an empty path reads back as `/`.
+    assert_eq!(links[0]["url"], "https://ana.example.com/");
     let link_id = links[0]["id"].as_str().unwrap().to_owned();
     assert!(link_id.starts_with("link_"));
     let me = app.get_as(&token, "/api/v1/users/auth").await.json_value();

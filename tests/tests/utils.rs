@@ -9,11 +9,22 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 /// A real 1×1 PNG.
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\xa5\xf7\xc9\x8b\0\0\0\0IEND\xaeB`\x82";
+const PNG: &[u8] = feria_testkit::PNG_1X1;
 /// A real 1×1 GIF.
 const GIF: &[u8] = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff!\xf9\x04\x01\0\0\0\0,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;";
-/// The start of a JPEG (SOI + APP0 JFIF).
-const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\xff\xd9";
+/// A real 1×1 greyscale baseline JPEG (one block: DC difference 0, end of block): an
+/// upload must be a whole image, its header decoding to the frame and scan.
+fn jpeg() -> Vec<u8> {
+    let mut jpeg = b"\xff\xd8\xff\xdb\0C\0".to_vec();
+    jpeg.extend_from_slice(&[1; 64]);
+    jpeg.extend_from_slice(b"\xff\xc0\0\x0b\x08\0\x01\0\x01\x01\x01\x11\0");
+    for class in [0x00, 0x10] {
+        jpeg.extend_from_slice(&[0xFF, 0xC4, 0x00, 0x14, class, 1]);
+        jpeg.extend_from_slice(&[0; 16]);
+    }
+    jpeg.extend_from_slice(b"\xff\xda\0\x08\x01\x01\0\0?\0?\xff\xd9");
+    jpeg
+}
 
 fn form(name: &str, file_name: &str, bytes: &[u8], claimed_type: &str) -> Form {
     Form::new().part(
@@ -148,7 +159,8 @@ async fn images_are_recognised_by_content_stored_and_served() {
     let id = stored["id"].as_str().unwrap();
     assert!(id.starts_with("med_"));
     let url = stored["url"].as_str().unwrap();
-    assert_eq!(url, app.url(&format!("/media/{id}")));
+    // Relative without PUBLIC_URL: never built from the request's `Host`.
+    assert_eq!(url, format!("/media/{id}"));
     let served = app.get(&format!("/media/{id}")).await.assert_status(200);
     assert_eq!(served.body, PNG);
     assert_eq!(served.header("content-type"), Some("image/png"));
@@ -174,10 +186,10 @@ async fn images_are_recognised_by_content_stored_and_served() {
         .count();
     assert_eq!(leftovers, 0);
 
-    for (bytes, content_type) in [(GIF, "image/gif"), (JPEG, "image/jpeg")] {
+    for (bytes, content_type) in [(GIF.to_vec(), "image/gif"), (jpeg(), "image/jpeg")] {
         let stored = upload(
             &app,
-            form("file", "upload.bin", bytes, "application/octet-stream"),
+            form("file", "upload.bin", &bytes, "application/octet-stream"),
         )
         .await
         .assert_status(201)

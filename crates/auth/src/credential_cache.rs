@@ -28,7 +28,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use feria_kernel::{Db, Timestamp, secret};
+use feria_kernel::time::Clock;
+use feria_kernel::{Db, secret};
 
 use crate::error::AuthError;
 use crate::principal::Principal;
@@ -93,6 +94,7 @@ struct Entry {
 pub struct CredentialCache {
     key_ttl: Duration,
     session_ttl: Duration,
+    clock: Clock,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
@@ -112,8 +114,15 @@ impl CredentialCache {
         CredentialCache {
             key_ttl,
             session_ttl,
+            clock: Clock::system(),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same cache timing its entries by `clock` (tests move a manual one).
+    pub fn with_clock(mut self, clock: Clock) -> CredentialCache {
+        self.clock = clock;
+        self
     }
 
     /// The caller behind a bearer token, as [`crate::authenticate`] finds it: from the
@@ -142,7 +151,7 @@ impl CredentialCache {
             (api_keys::authenticate(&mut conn, bearer).await?, ttl)
         } else {
             let (principal, expires_at) = crate::authenticate_session(&mut conn, bearer).await?;
-            let left = std::time::Duration::try_from(expires_at.since(Timestamp::now()))
+            let left = std::time::Duration::try_from(expires_at.since(self.clock.now()))
                 .unwrap_or(Duration::ZERO);
             (principal, ttl.min(left))
         };
@@ -157,7 +166,7 @@ impl CredentialCache {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(digest)
-            .filter(|entry| entry.stamp == stamp && entry.until > Instant::now())
+            .filter(|entry| entry.stamp == stamp && entry.until > self.clock.instant())
             .map(|entry| entry.principal.clone())
     }
 
@@ -173,7 +182,7 @@ impl CredentialCache {
             digest,
             Entry {
                 principal: principal.clone(),
-                until: Instant::now() + ttl,
+                until: self.clock.instant() + ttl,
                 stamp,
             },
         );

@@ -176,7 +176,7 @@ pub async fn request_code(
 ) -> Result<(), AuthError> {
     let platform = feria_platforms::platform::get(conn, &tenant.platform_id).await?;
     let email = feria_users::user::normalize_email(email)?;
-    let now = Timestamp::now();
+    let now = settings.clock.now();
     let window_start = now.add(-std_to_time(settings.otp_window));
 
     let recent: Vec<Timestamp> = with_conn!(conn, c => {
@@ -258,7 +258,7 @@ pub async fn verify_code(
     code: &str,
 ) -> Result<(User, SessionTokens), AuthError> {
     let email = feria_users::user::normalize_email(email)?;
-    let now = Timestamp::now();
+    let now = settings.clock.now();
     let challenge = with_conn!(conn, c => {
         otp_challenges::table
             .filter(otp_challenges::platform_id.eq(&tenant.platform_id))
@@ -307,7 +307,7 @@ pub async fn verify_code(
                 .find(&challenge.id)
                 .filter(otp_challenges::consumed_at.is_null()),
         )
-        .set(otp_challenges::consumed_at.eq(Timestamp::now()))
+        .set(otp_challenges::consumed_at.eq(settings.clock.now()))
         .execute(c)
         .await
     })

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use feria_kernel::time::Clock;
+
 /// How sign-in codes and sessions behave.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -19,6 +21,9 @@ pub struct AuthSettings {
     /// argon2 memory cost in KiB and passes, for hashing codes.
     pub argon2_memory_kib: u32,
     pub argon2_passes: u32,
+    /// Where sign-in codes read the time (their expiry, the per-email window). The
+    /// gateway hands its own clock in; tests move a manual one instead of sleeping.
+    pub clock: Clock,
 }
 
 impl Default for AuthSettings {
@@ -36,6 +41,7 @@ impl Default for AuthSettings {
             // instead of 19 MiB x 2 keeps a sign-in burst 24 MiB lower on two cores.
             argon2_memory_kib: 7 * 1024,
             argon2_passes: 5,
+            clock: Clock::system(),
         }
     }
 }

@@ -5,6 +5,9 @@
 //! - Sessions: a refresh, a logout, a role change and a scheduled deletion made through the
 //!   domain crates take effect at once; a revocation behind the cache's back, when the
 //!   entry expires; an entry never outlives its access token.
+//!
+//! Entries expire by the cache's clock: a manual one here, moved past an entry's lifetime
+//! instead of sleeping through it, so that no step races the wall clock.
 
 // Test helpers panic on failure: that is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use feria_auth::{Actor, AuthError, AuthSettings, CredentialCache, api_keys, sessions};
 use feria_kernel::testing::TestDatabase;
+use feria_kernel::time::ManualClock;
 use feria_kernel::{Mode, PlatformId, Tenant};
 use feria_users::{Role, UserChanges};
 
@@ -55,7 +59,9 @@ async fn a_rolled_key_is_refused_at_once_and_a_revoked_one_when_its_entry_expire
     let test_db = TestDatabase::from_env().await.expect("test database");
     let db = test_db.db();
     let (platform, key) = platform_with_key(&test_db).await;
-    let cache = CredentialCache::new(Duration::from_millis(400), Duration::ZERO);
+    let time = ManualClock::new();
+    let cache =
+        CredentialCache::new(Duration::from_secs(60), Duration::ZERO).with_clock(time.clock());
 
     let principal = cache.authenticate(db, &key).await.unwrap();
     assert_eq!(principal.tenant.platform_id, platform);
@@ -72,8 +78,9 @@ async fn a_rolled_key_is_refused_at_once_and_a_revoked_one_when_its_entry_expire
     // Revoked behind its back: trusted for what is left of the entry's time, then read
     // again and refused.
     revoke_behind_the_cache(&test_db, &platform).await;
+    time.advance(Duration::from_secs(59));
     assert!(cache.authenticate(db, &new_key).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    time.advance(Duration::from_secs(1));
     assert!(refused(cache.authenticate(db, &new_key).await));
 }
 
@@ -161,9 +168,15 @@ async fn session_changes_through_the_domain_take_effect_at_once() {
         .unwrap();
     assert!(cache.authenticate(db, &again.access_token).await.is_ok());
     conn.transaction(async |c| -> Result<(), AuthError> {
-        feria_users::user::schedule_deletion(c, &tenant, &user_id, time::Duration::days(30))
-            .await
-            .map_err(|_| AuthError::InvalidCredentials)?;
+        feria_users::user::schedule_deletion(
+            c,
+            &tenant,
+            &user_id,
+            time::Duration::days(30),
+            Role::Member,
+        )
+        .await
+        .map_err(|_| AuthError::InvalidCredentials)?;
         sessions::revoke_all_for_user(c, &user_id).await
     })
     .await
@@ -178,7 +191,9 @@ async fn a_session_revoked_behind_the_cache_is_refused_when_its_entry_expires() 
     let db = test_db.db();
     let settings = AuthSettings::default();
     let (_, user_id, tokens) = member_session(&test_db, &settings).await;
-    let cache = CredentialCache::new(Duration::ZERO, Duration::from_millis(400));
+    let time = ManualClock::new();
+    let cache =
+        CredentialCache::new(Duration::ZERO, Duration::from_secs(60)).with_clock(time.clock());
 
     assert!(cache.authenticate(db, &tokens.access_token).await.is_ok());
     let mut conn = db.conn().await.unwrap();
@@ -188,8 +203,9 @@ async fn a_session_revoked_behind_the_cache_is_refused_when_its_entry_expires() 
     );
     conn.batch_execute(&sql).await.unwrap();
     drop(conn);
+    time.advance(Duration::from_secs(59));
     assert!(cache.authenticate(db, &tokens.access_token).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    time.advance(Duration::from_secs(1));
     assert!(refused(cache.authenticate(db, &tokens.access_token).await));
 
     // Without a cache for sessions, every request reads the session.
@@ -203,14 +219,27 @@ async fn a_session_revoked_behind_the_cache_is_refused_when_its_entry_expires() 
 async fn a_cached_session_never_outlives_its_access_token() {
     let test_db = TestDatabase::from_env().await.expect("test database");
     let db = test_db.db();
-    let settings = AuthSettings {
-        access_ttl: Duration::from_secs(1),
-        ..AuthSettings::default()
-    };
-    let (_, _, tokens) = member_session(&test_db, &settings).await;
-    let cache = CredentialCache::new(Duration::ZERO, Duration::from_secs(60));
-
+    // Tokens live an hour, the cache would keep them ten.
+    let settings = AuthSettings::default();
+    assert_eq!(settings.access_ttl, Duration::from_secs(60 * 60));
+    let (_, user_id, tokens) = member_session(&test_db, &settings).await;
+    let time = ManualClock::new();
+    let cache = CredentialCache::new(Duration::ZERO, Duration::from_secs(10 * 60 * 60))
+        .with_clock(time.clock());
     assert!(cache.authenticate(db, &tokens.access_token).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Revoked behind the cache's back: within the token's hour the entry is still trusted;
+    // past its expiry the cache reads the session again (and finds it revoked), although
+    // its own ten hours are far from over.
+    let mut conn = db.conn().await.unwrap();
+    let sql = format!(
+        "UPDATE sessions SET revoked_at = created_at WHERE user_id = '{}'",
+        user_id.as_str()
+    );
+    conn.batch_execute(&sql).await.unwrap();
+    drop(conn);
+    time.advance(Duration::from_secs(50 * 60));
+    assert!(cache.authenticate(db, &tokens.access_token).await.is_ok());
+    time.advance(Duration::from_secs(11 * 60));
     assert!(refused(cache.authenticate(db, &tokens.access_token).await));
 }

@@ -16,7 +16,7 @@ use feria_kernel::{
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
-use validator::{Validate, ValidateUrl};
+use validator::Validate;
 
 use feria_events::EventType;
 
@@ -32,7 +32,7 @@ feria_kernel::define_id!(
 
 /// Largest price, in minor units (10 billion US dollars): line totals and cart subtotals
 /// stay far inside `i64`.
-pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
+pub const MAX_PRICE_MINOR: i64 = feria_kernel::money::MAX_AMOUNT_MINOR;
 /// Largest stock quantity of one product.
 pub const MAX_QUANTITY: i64 = 1_000_000_000;
 /// Most tags on one product.
@@ -230,9 +230,10 @@ pub struct NewProduct {
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
     pub description: Option<String>,
-    /// URL of the product's image.
+    /// URL of the product's image: `http` or `https` with a host, at most 2000
+    /// characters; stored normalised.
     #[serde(default)]
-    #[validate(url(message = "must be a URL"))]
+    #[schema(format = "uri", max_length = 2000)]
     pub image: Option<String>,
     /// Units in stock; 0 when absent.
     #[serde(default)]
@@ -279,8 +280,10 @@ pub struct ProductChanges {
     pub name: Option<String>,
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
     pub description: Option<String>,
+    /// URL of the product's image (`http` or `https`, at most 2000 characters); `null`
+    /// removes it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = "uri", max_length = 2000)]
     pub image: Option<Option<String>>,
     /// Sets the stock to this many units.
     #[validate(range(
@@ -416,13 +419,10 @@ pub fn normalize_tags(tags: &[String]) -> Result<(Vec<String>, String), CatalogE
     Ok((out, json))
 }
 
+/// The image URL as stored: the one check of stored URLs (`feria_kernel::web_url`).
 fn check_image(image: Option<String>) -> Result<Option<String>, CatalogError> {
-    match image.map(|i| i.trim().to_owned()) {
-        Some(url) if url.len() > 2000 || !url.validate_url() => {
-            Err(CatalogError::invalid("image", "must be a URL"))
-        }
-        other => Ok(other),
-    }
+    feria_kernel::web_url::normalize_opt("image", image.as_deref())
+        .map_err(|e| CatalogError::invalid(e.field, e.message()))
 }
 
 fn check_name(name: &str) -> Result<String, CatalogError> {

@@ -8,6 +8,7 @@
 //! - [`tenant`]: platform and mode, the scope of every tenant row;
 //! - [`secret`]: random tokens stored as SHA-256 digests;
 //! - [`mail`]: outgoing mail as `.eml` files or through SMTP;
+//! - [`web_url`]: the one check of the `http`/`https` URLs clients store;
 //! - [`db`]: one database handle over SQLite or PostgreSQL, write-once queries,
 //!   transactions, embedded migrations.
 //!
@@ -24,6 +25,7 @@ pub mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod web_url;
 
 pub use db::{Backend, Db, DbConfig, DbConn, DbError};
 pub use error::{ApiError, ErrorBody, ErrorKind, FieldError};

@@ -3,8 +3,12 @@
 //!
 //! "Now" is computed in Rust, never in SQL, and truncated to microseconds: PostgreSQL keeps
 //! microseconds, so a value read back equals the value written on both backends.
+//!
+//! [`Clock`] is where time-dependent code reads "now" when tests must move it
+//! ([`ManualClock`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use diesel::deserialize::{FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
@@ -141,6 +145,108 @@ where
     }
 }
 
+/// Where code whose outcome depends on time passing (expiries, caches, rate limits) reads
+/// the time: the system's clock, or a [`ManualClock`] that tests move. A test then says
+/// "eleven minutes later" instead of sleeping and hoping that a loaded machine runs the
+/// next step before a deadline.
+#[derive(Clone, Default)]
+pub struct Clock(Option<Arc<ManualTime>>);
+
+impl Clock {
+    /// The system's clock.
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// The current instant, truncated to microseconds (see [`Timestamp::now`]).
+    pub fn now(&self) -> Timestamp {
+        match &self.0 {
+            None => Timestamp::now(),
+            Some(manual) => {
+                let elapsed = Duration::try_from(manual.elapsed()).unwrap_or(Duration::MAX);
+                Timestamp::from_offset(manual.start.to_offset().saturating_add(elapsed))
+            }
+        }
+    }
+
+    /// The current monotonic instant, for measuring how long ago something was.
+    pub fn instant(&self) -> std::time::Instant {
+        match &self.0 {
+            None => std::time::Instant::now(),
+            Some(manual) => manual
+                .start_instant
+                .checked_add(manual.elapsed())
+                .unwrap_or(manual.start_instant),
+        }
+    }
+
+    pub fn is_manual(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            None => f.write_str("Clock::System"),
+            Some(manual) => write!(f, "Clock::Manual(+{:?})", manual.elapsed()),
+        }
+    }
+}
+
+/// A clock for tests: it stands still at the moment it was made until [`advance`]d.
+/// Hand [`ManualClock::clock`] to the code under test and keep this to move it.
+///
+/// [`advance`]: ManualClock::advance
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<ManualTime>);
+
+#[derive(Debug)]
+struct ManualTime {
+    start: Timestamp,
+    start_instant: std::time::Instant,
+    /// Nanoseconds advanced since the start.
+    elapsed: std::sync::atomic::AtomicU64,
+}
+
+impl ManualTime {
+    fn elapsed(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.elapsed.load(std::sync::atomic::Ordering::Acquire))
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ManualClock {
+    /// A clock standing at the current time.
+    pub fn new() -> ManualClock {
+        ManualClock(Arc::new(ManualTime {
+            start: Timestamp::now(),
+            start_instant: std::time::Instant::now(),
+            elapsed: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    /// The clock to hand to the code under test; it moves when this one does.
+    pub fn clock(&self) -> Clock {
+        Clock(Some(self.0.clone()))
+    }
+
+    /// Moves the time forward by `by` (saturating after some 584 years).
+    pub fn advance(&self, by: std::time::Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self.0.elapsed.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |current| Some(current.saturating_add(nanos)),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +280,21 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2023-06-21T10:00:00Z");
         assert_eq!(t.add(Duration::hours(1)).since(t), Duration::hours(1));
         assert_eq!(t.unix(), 1_687_341_600);
+    }
+
+    #[test]
+    fn a_manual_clock_stands_still_until_advanced() {
+        let manual = ManualClock::new();
+        let clock = manual.clock();
+        assert!(clock.is_manual() && !Clock::system().is_manual());
+        let (t0, i0) = (clock.now(), clock.instant());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!((clock.now(), clock.instant()), (t0, i0));
+        manual.advance(std::time::Duration::from_secs(90));
+        assert_eq!(clock.now().since(t0), Duration::seconds(90));
+        assert_eq!(clock.instant() - i0, std::time::Duration::from_secs(90));
+        // Clones share the time.
+        manual.clone().advance(std::time::Duration::from_secs(10));
+        assert_eq!(clock.now().since(t0), Duration::seconds(100));
     }
 }

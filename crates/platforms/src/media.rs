@@ -1,10 +1,17 @@
 //! Uploaded images (platform logos, profile pictures).
 //!
 //! The kind of an upload is read from its first bytes (the format's magic number), never
-//! from its name or the client's content type. Files are written under a temporary name,
-//! synced, then renamed into place, and only then recorded: a crash leaves at worst an
-//! orphaned temporary file, never a row pointing at half a file.
+//! from its name or the client's content type, and it is accepted only when its header
+//! decodes (image-rs's readers: a signature alone, a header cut short or with a wrong
+//! checksum is no image) and declares a bounded size ([`MAX_SIDE`], [`MAX_PIXELS`]).
+//! Files are written under a temporary name, synced, then renamed into place, and only
+//! then recorded: a crash leaves at worst an orphaned temporary file, never a row pointing
+//! at half a file.
+//!
+//! What other tables keep of an image (a user's picture, a platform's logo) is its media
+//! id, never a URL: [`MediaUrls`] makes the URL when an object is shown.
 
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use diesel::prelude::*;
@@ -51,7 +58,55 @@ impl ImageKind {
             ImageKind::Gif => "image/gif",
         }
     }
+
+    /// The format's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageKind::Jpeg => "JPEG",
+            ImageKind::Png => "PNG",
+            ImageKind::Gif => "GIF",
+        }
+    }
+
+    fn format(self) -> image::ImageFormat {
+        match self {
+            ImageKind::Jpeg => image::ImageFormat::Jpeg,
+            ImageKind::Png => image::ImageFormat::Png,
+            ImageKind::Gif => image::ImageFormat::Gif,
+        }
+    }
+
+    /// Decodes the image's header (no pixels) and returns its width and height, checked
+    /// against [`MAX_SIDE`] and [`MAX_PIXELS`]. PNG: the signature, IHDR and its CRC, and
+    /// every chunk up to the first IDAT; JPEG: the markers up to the start of scan; GIF:
+    /// the header, screen descriptor and global palette.
+    pub fn dimensions(self, bytes: &[u8]) -> Result<(u32, u32), MediaError> {
+        let mut limits = image::Limits::default();
+        // What the header reader may allocate (ancillary chunks, tables): never more than
+        // a few times an upload.
+        limits.max_alloc = Some(64 * 1024 * 1024);
+        let mut reader = image::ImageReader::with_format(Cursor::new(bytes), self.format());
+        reader.limits(limits);
+        let (width, height) = reader
+            .into_dimensions()
+            .map_err(|_| MediaError::InvalidImage(self))?;
+        if width == 0 || height == 0 {
+            return Err(MediaError::InvalidImage(self));
+        }
+        if width > MAX_SIDE
+            || height > MAX_SIDE
+            || u64::from(width) * u64::from(height) > MAX_PIXELS
+        {
+            return Err(MediaError::ImageTooLarge { width, height });
+        }
+        Ok((width, height))
+    }
 }
+
+/// The longest side of an accepted image, in pixels.
+pub const MAX_SIDE: u32 = 16_384;
+/// The most pixels an accepted image has (50 megapixels).
+pub const MAX_PIXELS: u64 = 50_000_000;
 
 /// Failures of media operations.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +117,10 @@ pub enum MediaError {
     Empty,
     #[error("the file is not a JPEG, PNG or GIF image")]
     UnsupportedType,
+    #[error("the file is not a whole {} image", .0.name())]
+    InvalidImage(ImageKind),
+    #[error("the image is {width}×{height} pixels")]
+    ImageTooLarge { width: u32, height: u32 },
     #[error("the file is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("media storage failed: {0}")]
@@ -79,6 +138,21 @@ impl From<MediaError> for ApiError {
                 ErrorKind::UnsupportedMediaType,
                 "unsupported_media_type",
                 "the file is not a JPEG, PNG or GIF image",
+            ),
+            MediaError::InvalidImage(kind) => ApiError::invalid_field(
+                "file",
+                format!(
+                    "is not a whole {} image: its header is missing, cut short or damaged",
+                    kind.name()
+                ),
+            ),
+            MediaError::ImageTooLarge { width, height } => ApiError::invalid_field(
+                "file",
+                format!(
+                    "is {width}×{height} pixels; at most {MAX_SIDE} pixels a side and \
+                     {} megapixels are accepted",
+                    MAX_PIXELS / 1_000_000
+                ),
             ),
             MediaError::TooLarge { limit } => ApiError::new(
                 ErrorKind::PayloadTooLarge,
@@ -144,6 +218,7 @@ impl MediaStore {
             });
         }
         let kind = ImageKind::sniff(bytes).ok_or(MediaError::UnsupportedType)?;
+        kind.dimensions(bytes)?;
         let record = Media {
             id: MediaId::new(),
             content_type: kind.content_type().to_owned(),
@@ -173,6 +248,65 @@ impl MediaStore {
         let record = get(conn, id).await?;
         Ok((record, self.path_of(id)))
     }
+}
+
+/// Makes the URLs of uploaded images. The database keeps media ids; the URL is made when
+/// an object is shown: under the configured public base (`PUBLIC_URL`), or relative to
+/// the server that answers (`/media/med_...`) when none is configured. Never from the
+/// request (`Host`, `X-Forwarded-Host` and `Forwarded` are the client's to say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaUrls {
+    base: Option<String>,
+}
+
+impl MediaUrls {
+    /// URLs under `base` (`https://api.example.com`, a trailing `/` is dropped), or
+    /// relative ones without it.
+    pub fn new(base: Option<&str>) -> MediaUrls {
+        MediaUrls {
+            base: base
+                .map(|base| base.trim().trim_end_matches('/').to_owned())
+                .filter(|base| !base.is_empty()),
+        }
+    }
+
+    /// Relative URLs (`/media/med_...`): what a new object with no image needs.
+    pub fn relative() -> MediaUrls {
+        MediaUrls::default()
+    }
+
+    /// Where a media file is served.
+    pub fn url(&self, id: &MediaId) -> String {
+        match &self.base {
+            Some(base) => format!("{base}/media/{id}"),
+            None => format!("/media/{id}"),
+        }
+    }
+
+    /// The URL of a stored image reference (see [`stored_media_id`]); `None` when there is
+    /// none or it names no media.
+    pub fn of_stored(&self, stored: Option<&str>) -> Option<String> {
+        stored.and_then(stored_media_id).map(|id| self.url(&id))
+    }
+}
+
+/// The media id a stored image reference names: the id itself, as stored now, or the last
+/// segment of a `.../media/med_...` URL as rows written before kept them (the migration
+/// `media_ids` rewrites those; a server of the previous version may still write one during
+/// a rolling upgrade). The host of such a URL came from a request and is never used.
+pub fn stored_media_id(stored: &str) -> Option<MediaId> {
+    let candidate = match stored.rsplit_once("/media/") {
+        Some((_, id)) => id,
+        None => stored,
+    };
+    let id = candidate.parse().ok();
+    if id.is_none() {
+        tracing::warn!(
+            stored,
+            "stored image reference names no media; shown as none"
+        );
+    }
+    id
 }
 
 /// A recorded upload.
@@ -225,6 +359,66 @@ mod tests {
         assert_eq!(ImageKind::sniff(b"GIF87a"), Some(ImageKind::Gif));
         for other in [&b""[..], b"<svg></svg>", b"%PDF-1.7", b"\x89PNG", b"GIF90a"] {
             assert_eq!(ImageKind::sniff(other), None, "{other:?}");
+        }
+    }
+
+    /// A real 1×1 PNG.
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\xa5\xf7\xc9\x8b\0\0\0\0IEND\xaeB`\x82";
+
+    #[test]
+    fn headers_are_decoded_and_truncation_is_refused() {
+        assert_eq!(ImageKind::Png.dimensions(PNG).unwrap(), (1, 1));
+        // Every cut of the PNG before its first IDAT is complete is refused: the
+        // signature (8 bytes), 20 bytes, IHDR without its CRC, IHDR alone.
+        for cut in [8, 12, 16, 20, 24, 29, 32, 33, 40] {
+            assert!(
+                matches!(
+                    ImageKind::Png.dimensions(&PNG[..cut]),
+                    Err(MediaError::InvalidImage(ImageKind::Png))
+                ),
+                "{cut} bytes"
+            );
+        }
+        let mut bad_crc = PNG.to_vec();
+        bad_crc[30] ^= 1;
+        assert!(ImageKind::Png.dimensions(&bad_crc).is_err());
+        assert!(ImageKind::Gif.dimensions(b"GIF89a").is_err());
+        assert!(
+            ImageKind::Jpeg
+                .dimensions(&[0xFF, 0xD8, 0xFF, 0xD9])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn stored_references_give_urls_under_the_configured_base_only() {
+        let id: MediaId = "med_01HZZ0J7N7P5B4K2V1Q9R8S6T5".parse().unwrap();
+        let relative = MediaUrls::relative();
+        let public = MediaUrls::new(Some("https://api.example.com/"));
+        assert_eq!(relative.url(&id), format!("/media/{id}"));
+        assert_eq!(
+            public.url(&id),
+            format!("https://api.example.com/media/{id}")
+        );
+        assert_eq!(MediaUrls::new(Some(" ")), relative);
+        for stored in [
+            id.to_string(),
+            format!("http://evil.example/media/{id}"),
+            format!("https://api.example.com:8443/v1/media/{id}"),
+        ] {
+            assert_eq!(
+                public.of_stored(Some(&stored)),
+                Some(format!("https://api.example.com/media/{id}")),
+                "{stored}"
+            );
+        }
+        for nothing in [
+            None,
+            Some(""),
+            Some("https://evil.example/cat.png"),
+            Some("/media/x"),
+        ] {
+            assert_eq!(public.of_stored(nothing), None, "{nothing:?}");
         }
     }
 }

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::error::PlatformError;
+use crate::media::{MediaId, MediaUrls};
 use crate::schema::platforms;
 
 /// A platform as stored.
@@ -20,6 +21,8 @@ pub struct Platform {
     pub description: String,
     pub domain: String,
     pub url: Option<String>,
+    /// The logo's media id (`med_...`); rows from before media ids were stored may hold
+    /// its URL (see [`crate::media::stored_media_id`]).
     pub logo: Option<String>,
     /// The platform's fee in hundredths of a percent (250 = 2.5 %).
     pub platform_fee_bps: i64,
@@ -42,7 +45,8 @@ pub struct PlatformObject {
     /// Ids of the platform's owners and admins in this mode.
     pub admins: Vec<UserId>,
     pub description: String,
-    /// URL of the platform's logo.
+    /// URL of the platform's logo: under the server's `PUBLIC_URL`, or relative
+    /// (`/media/med_...`) without one.
     pub logo: Option<String>,
     /// URL of the platform.
     pub url: Option<String>,
@@ -59,7 +63,8 @@ impl Platform {
         Decimal::new(self.platform_fee_bps, 2).normalize()
     }
 
-    pub fn to_object(&self, mode: Mode, admins: Vec<UserId>) -> PlatformObject {
+    /// The API object; `media` makes the logo's URL.
+    pub fn to_object(&self, mode: Mode, admins: Vec<UserId>, media: &MediaUrls) -> PlatformObject {
         PlatformObject {
             id: self.id.clone(),
             mode,
@@ -68,7 +73,7 @@ impl Platform {
             name: self.name.clone(),
             admins,
             description: self.description.clone(),
-            logo: self.logo.clone(),
+            logo: media.of_stored(self.logo.as_deref()),
             url: self.url.clone(),
             platform_fee: self.platform_fee_percent(),
             active_subscription: self.active_subscription.clone(),
@@ -87,8 +92,9 @@ pub struct NewPlatform {
     #[serde(default)]
     #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
     pub description: Option<String>,
+    /// An `http` or `https` URL with a host, at most 2000 characters; stored normalised.
     #[serde(default)]
-    #[validate(url(message = "must be a URL"))]
+    #[schema(format = "uri", max_length = 2000)]
     pub url: Option<String>,
 }
 
@@ -100,7 +106,8 @@ pub struct PlatformChanges {
     pub name: Option<String>,
     #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
     pub description: Option<String>,
-    #[validate(url(message = "must be a URL"))]
+    /// An `http` or `https` URL with a host, at most 2000 characters; stored normalised.
+    #[schema(format = "uri", max_length = 2000)]
     pub url: Option<String>,
     pub domain: Option<String>,
     /// The platform's fee in percent, 0 to 100, at most two decimals.
@@ -144,6 +151,14 @@ pub fn normalize_domain(domain: &str) -> Result<String, PlatformError> {
     }
 }
 
+/// The platform's URL as stored: the one check of stored URLs (`feria_kernel::web_url`).
+fn check_url(url: Option<&str>) -> Result<Option<String>, PlatformError> {
+    feria_kernel::web_url::normalize_opt("url", url).map_err(|e| PlatformError::Invalid {
+        field: e.field,
+        message: e.message(),
+    })
+}
+
 fn fee_to_bps(fee: Decimal) -> Result<i64, PlatformError> {
     let invalid = || PlatformError::Invalid {
         field: "platformFee",
@@ -168,12 +183,13 @@ fn domain_conflict(error: DbError, domain: &str) -> PlatformError {
 pub async fn create(conn: &mut DbConn, new: NewPlatform) -> Result<Platform, PlatformError> {
     let now = Timestamp::now();
     let domain = normalize_domain(&new.domain)?;
+    let url = check_url(new.url.as_deref())?;
     let platform = Platform {
         id: PlatformId::new(),
         name: new.name.trim().to_owned(),
         description: new.description.unwrap_or_default(),
         domain: domain.clone(),
-        url: new.url,
+        url,
         logo: None,
         platform_fee_bps: 0,
         active_subscription: None,
@@ -230,7 +246,7 @@ pub async fn update(
     let changeset = PlatformChangeset {
         name: changes.name.map(|n| n.trim().to_owned()),
         description: changes.description,
-        url: changes.url,
+        url: check_url(changes.url.as_deref())?,
         domain: domain.clone(),
         platform_fee_bps: changes.platform_fee.map(fee_to_bps).transpose()?,
         updated_at: Timestamp::now(),
@@ -248,15 +264,15 @@ pub async fn update(
     get(conn, id).await
 }
 
-/// Sets the platform's logo URL.
+/// Sets the platform's logo to an uploaded image (its media id is stored, not a URL).
 pub async fn set_logo(
     conn: &mut DbConn,
     id: &PlatformId,
-    logo: &str,
+    logo: &MediaId,
 ) -> Result<Platform, PlatformError> {
     let updated = with_conn!(conn, c => {
         diesel::update(platforms::table.find(id))
-            .set((platforms::logo.eq(logo), platforms::updated_at.eq(Timestamp::now())))
+            .set((platforms::logo.eq(logo.as_str()), platforms::updated_at.eq(Timestamp::now())))
             .execute(c)
             .await
     })

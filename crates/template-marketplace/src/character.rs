@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use feria_kernel::{DbConn, Mode, PlatformId, Tenant, Timestamp, UserId, with_conn};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use validator::{Validate, ValidateUrl};
+use validator::Validate;
 
 use crate::error::MarketplaceError;
 use crate::listing::{LicenseType, ListingId};
@@ -150,8 +150,9 @@ pub struct NewCharacter {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "ws_01HZX6FQJ5N6E7T2M3A4B5C6D7")]
     pub workspace_id: Option<WorkspaceId>,
+    /// An `http` or `https` URL with a host, at most 2000 characters; stored normalised.
     #[serde(default)]
-    #[validate(url(message = "must be a URL"))]
+    #[schema(format = "uri", max_length = 2000)]
     pub avatar_url: Option<String>,
     /// Up to 30 traits of 1 to 100 characters.
     #[serde(default)]
@@ -168,7 +169,8 @@ pub struct CharacterChanges {
     pub niche: Option<String>,
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
     pub description: Option<String>,
-    #[validate(url(message = "must be a URL"))]
+    /// An `http` or `https` URL with a host, at most 2000 characters; stored normalised.
+    #[schema(format = "uri", max_length = 2000)]
     pub avatar_url: Option<String>,
     pub traits: Option<Vec<String>>,
 }
@@ -218,13 +220,10 @@ fn clean_traits(traits: &[String]) -> Result<String, MarketplaceError> {
     serde_json::to_string(&cleaned).map_err(|_| MarketplaceError::invalid("traits", "invalid"))
 }
 
+/// The avatar URL as stored: the one check of stored URLs (`feria_kernel::web_url`).
 fn clean_url(url: Option<String>) -> Result<Option<String>, MarketplaceError> {
-    match url.map(|u| u.trim().to_owned()) {
-        Some(u) if u.len() > 2000 || !u.validate_url() => {
-            Err(MarketplaceError::invalid("avatar_url", "must be a URL"))
-        }
-        other => Ok(other),
-    }
+    feria_kernel::web_url::normalize_opt("avatar_url", url.as_deref())
+        .map_err(|e| MarketplaceError::invalid(e.field, e.message()))
 }
 
 /// A live character of the tenant, whoever owns it.

@@ -13,7 +13,7 @@ use feria_kernel::{
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use validator::{Validate, ValidateUrl};
+use validator::Validate;
 
 use feria_events::EventType;
 
@@ -28,8 +28,9 @@ feria_kernel::define_id!(
     "mkt"
 );
 
-/// Largest price, in minor units.
-pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
+/// Largest price, in minor units: the bound on every amount
+/// ([`feria_kernel::money::MAX_AMOUNT_MINOR`]).
+pub const MAX_PRICE_MINOR: i64 = feria_kernel::money::MAX_AMOUNT_MINOR;
 const MAX_PREVIEW_IMAGES: usize = 10;
 
 /// What the buyer may do with the template.
@@ -281,8 +282,10 @@ pub struct NewListing {
     /// `draft` when absent.
     #[serde(default)]
     pub status: Option<ListingStatus>,
-    /// Up to 10 image URLs.
+    /// Up to 10 image URLs, each `http` or `https` with a host and at most 2000
+    /// characters; stored normalised.
     #[serde(default)]
+    #[schema(format = "uri", max_length = 2000, max_items = 10)]
     pub preview_images: Option<Vec<String>>,
     /// Up to 5000 characters; the character's description when absent.
     #[serde(default)]
@@ -313,6 +316,9 @@ pub struct ListingChanges {
     pub currency: Option<String>,
     pub license_type: Option<LicenseType>,
     pub status: Option<ListingStatus>,
+    /// Replaces the images: up to 10 URLs, each `http` or `https` with a host and at most
+    /// 2000 characters.
+    #[schema(format = "uri", max_length = 2000, max_items = 10)]
     pub preview_images: Option<Vec<String>>,
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
     pub description: Option<String>,
@@ -404,17 +410,12 @@ fn clean_images(images: &[String]) -> Result<String, MarketplaceError> {
             format!("at most {MAX_PREVIEW_IMAGES} images"),
         ));
     }
-    let mut out = Vec::new();
-    for image in images {
-        let url = image.trim();
-        if url.len() > 2000 || !url.validate_url() {
-            return Err(MarketplaceError::invalid(
-                "preview_images",
-                "each must be a URL",
-            ));
-        }
-        out.push(url.to_owned());
-    }
+    // Each through the one check of stored URLs (`feria_kernel::web_url`).
+    let out = images
+        .iter()
+        .map(|image| feria_kernel::web_url::normalize("preview_images", image))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| MarketplaceError::invalid(e.field, e.message()))?;
     serde_json::to_string(&out).map_err(|_| MarketplaceError::invalid("preview_images", "invalid"))
 }
 

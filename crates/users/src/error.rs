@@ -17,6 +17,12 @@ pub enum UserError {
     EmailTaken,
     #[error("this username is taken")]
     UsernameTaken,
+    /// Making an owner, changing an owner's role or deleting an owner takes an owner.
+    #[error("this action requires the owner role")]
+    OwnerRequired,
+    /// The platform's last owner (in this mode) cannot be deleted or give up the role.
+    #[error("the last owner cannot be deleted or demoted")]
+    LastOwner,
     #[error("invalid {field}: {message}")]
     Invalid {
         field: &'static str,
@@ -55,6 +61,14 @@ impl From<UserError> for ApiError {
             UserError::UsernameTaken => {
                 ApiError::conflict("username_taken", "this username is taken")
             }
+            // The same answer as any route refusing a role below owner.
+            UserError::OwnerRequired => {
+                ApiError::forbidden("forbidden", "this action requires the owner role or higher")
+            }
+            UserError::LastOwner => ApiError::conflict(
+                "last_owner",
+                "this is the platform's last owner: make another owner before deleting or demoting this one",
+            ),
             UserError::Invalid { field, message } => ApiError::invalid_field(field, message),
             UserError::Db(db) => db.into(),
         }

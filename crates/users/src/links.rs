@@ -57,10 +57,8 @@ impl From<LinkRow> for Link {
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
-    #[validate(
-        url(message = "must be a URL"),
-        length(max = 2000, message = "must be at most 2000 characters")
-    )]
+    /// An `http` or `https` URL with a host, at most 2000 characters; stored normalised.
+    #[schema(format = "uri", max_length = 2000)]
     pub url: String,
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
     pub title: Option<String>,
@@ -73,6 +71,11 @@ pub async fn add(
     user_id: &UserId,
     new: NewLink,
 ) -> Result<Link, UserError> {
+    let url =
+        feria_kernel::web_url::normalize("url", &new.url).map_err(|e| UserError::Invalid {
+            field: e.field,
+            message: e.message(),
+        })?;
     crate::user::get(conn, tenant, user_id).await?;
     let existing: i64 = with_conn!(conn, c => {
         user_links::table.filter(user_links::user_id.eq(user_id)).count().get_result(c).await
@@ -89,7 +92,7 @@ pub async fn add(
         platform_id: tenant.platform_id.clone(),
         mode: tenant.mode,
         user_id: user_id.clone(),
-        url: new.url,
+        url,
         title: new.title,
         created_at: Timestamp::now(),
     };

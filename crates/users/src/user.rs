@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use feria_kernel::{DbConn, DbError, Mode, PlatformId, Tenant, Timestamp, UserId, with_conn};
+use feria_platforms::media::{MediaId, MediaUrls};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::{Validate, ValidateEmail};
@@ -29,6 +30,8 @@ pub struct User {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub bio: Option<String>,
+    /// The profile image's media id (`med_...`); rows from before media ids were stored
+    /// may hold its URL (see [`feria_platforms::media::stored_media_id`]).
     pub image: Option<String>,
     pub timezone: Option<String>,
     pub stripe_connect_id: Option<String>,
@@ -56,6 +59,8 @@ pub struct UserObject {
     pub name: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// URL of the profile image: under the server's `PUBLIC_URL`, or relative
+    /// (`/media/med_...`) without one.
     pub image: Option<String>,
     pub stripe_connect_id: Option<String>,
     pub charges_enabled: bool,
@@ -76,21 +81,23 @@ impl User {
         Tenant::new(self.platform_id.clone(), self.mode)
     }
 
-    /// The API object, with the user's links and payment methods.
+    /// The API object, with the user's links and payment methods; `media` makes the
+    /// image's URL.
     pub fn to_object_with(
         &self,
+        media: &MediaUrls,
         links: Vec<Link>,
         payment_methods: Vec<PaymentMethod>,
     ) -> UserObject {
         UserObject {
             links,
             payment_methods,
-            ..self.to_object()
+            ..self.to_object(media)
         }
     }
 
     /// The API object without loading links and payment methods (empty lists).
-    pub fn to_object(&self) -> UserObject {
+    pub fn to_object(&self, media: &MediaUrls) -> UserObject {
         UserObject {
             id: self.id.clone(),
             platform_id: self.platform_id.clone(),
@@ -101,7 +108,7 @@ impl User {
             name: self.name.clone(),
             first_name: self.first_name.clone(),
             last_name: self.last_name.clone(),
-            image: self.image.clone(),
+            image: media.of_stored(self.image.as_deref()),
             stripe_connect_id: self.stripe_connect_id.clone(),
             charges_enabled: self.charges_enabled,
             details_submitted: self.details_submitted,
@@ -235,9 +242,10 @@ async fn insert(
     Ok(user)
 }
 
-/// `user.created`, in the creating transaction (a new user has no links or methods yet).
+/// `user.created`, in the creating transaction (a new user has no image, links or methods
+/// yet, so no URL base is needed).
 async fn record_created(conn: &mut DbConn, tenant: &Tenant, user: &User) -> Result<(), DbError> {
-    let object = user.to_object();
+    let object = user.to_object(&MediaUrls::relative());
     feria_events::record(conn, tenant, feria_events::EventType::UserCreated, &object).await?;
     Ok(())
 }
@@ -365,6 +373,109 @@ pub async fn update(
         return Err(UserError::NotFound);
     }
     get(conn, tenant, id).await
+}
+
+/// The ownership rule (docs/API-CONVENTIONS.md, Roles): only an owner acts on the owner
+/// role — makes an owner, changes an owner's role, deletes an owner. `roles` are the
+/// roles the action involves (the user's current role, the role given); `actor` is the
+/// caller's role (an API key acts as admin). [`UserError::OwnerRequired`] otherwise.
+pub fn check_owner_rule(
+    actor: Role,
+    roles: impl IntoIterator<Item = Role>,
+) -> Result<(), UserError> {
+    let touches_owner = roles.into_iter().any(|role| role == Role::Owner);
+    if touches_owner && !actor.at_least(Role::Owner) {
+        Err(UserError::OwnerRequired)
+    } else {
+        Ok(())
+    }
+}
+
+/// The tenant's owners whose account is not scheduled for deletion, locked for the rest
+/// of the transaction (PostgreSQL, in id order so that concurrent lockers queue instead
+/// of deadlocking; on SQLite the transaction already holds the write lock). Two owners
+/// removing each other at once are thereby decided one after the other.
+async fn lock_owners(conn: &mut DbConn, tenant: &Tenant) -> Result<Vec<UserId>, UserError> {
+    let owners = with_conn!(conn,
+        sqlite: c => {
+            users::table
+                .filter(users::platform_id.eq(&tenant.platform_id))
+                .filter(users::mode.eq(tenant.mode))
+                .filter(users::role.eq(Role::Owner))
+                .filter(users::scheduled_deletion_at.is_null())
+                .order(users::id.asc())
+                .select(users::id)
+                .load::<UserId>(c)
+                .await
+        },
+        postgres: c => {
+            users::table
+                .filter(users::platform_id.eq(&tenant.platform_id))
+                .filter(users::mode.eq(tenant.mode))
+                .filter(users::role.eq(Role::Owner))
+                .filter(users::scheduled_deletion_at.is_null())
+                .order(users::id.asc())
+                .select(users::id)
+                .for_update()
+                .load::<UserId>(c)
+                .await
+        }
+    )
+    .map_err(DbError::from)?;
+    Ok(owners)
+}
+
+/// The ownership rule for an action that takes the owner role away from `target` (a
+/// demotion or a deletion), with the tenant's owners locked: it takes an owner
+/// ([`UserError::OwnerRequired`]), and another owner must remain
+/// ([`UserError::LastOwner`]): a platform never loses its last owner, whoever asks.
+async fn check_owner_leaves(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    target: &UserId,
+    actor: Role,
+) -> Result<User, UserError> {
+    let owners = lock_owners(conn, tenant).await?;
+    let user = get(conn, tenant, target).await?;
+    check_owner_rule(actor, [user.role])?;
+    let remains_owner = |id: &UserId| id != target;
+    if user.role == Role::Owner
+        && user.scheduled_deletion_at.is_none()
+        && !owners.iter().any(remains_owner)
+    {
+        return Err(UserError::LastOwner);
+    }
+    Ok(user)
+}
+
+/// [`update`] by a caller acting as `actor`, under the ownership rules: a role change that
+/// makes an owner or changes an owner's role takes an owner, and the last owner cannot
+/// give the role up. Changes without a role are plain [`update`]s.
+pub async fn update_as(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    id: &UserId,
+    changes: UserChanges,
+    actor: Role,
+) -> Result<User, UserError> {
+    let Some(role) = changes.role else {
+        return update(conn, tenant, id, changes).await;
+    };
+    let user = conn
+        .transaction(async |c| -> Result<User, UserError> {
+            if role == Role::Owner {
+                let target = get(c, tenant, id).await?;
+                check_owner_rule(actor, [target.role, role])?;
+            } else {
+                // Any other role: if the user is an owner, they give the role up.
+                check_owner_leaves(c, tenant, id, actor).await?;
+            }
+            update(c, tenant, id, changes).await
+        })
+        .await?;
+    // Committed: caches must not go on trusting the role they read before.
+    authorization_changed();
+    Ok(user)
 }
 
 /// Ids of the tenant's owners and admins, oldest first.
@@ -495,12 +606,12 @@ pub async fn list(
     ))
 }
 
-/// Sets the user's profile image URL.
+/// Sets the user's profile image to an uploaded image (its media id is stored, not a URL).
 pub async fn set_image(
     conn: &mut DbConn,
     tenant: &Tenant,
     id: &UserId,
-    image: &str,
+    image: &MediaId,
 ) -> Result<User, UserError> {
     let updated = with_conn!(conn, c => {
         diesel::update(
@@ -509,7 +620,7 @@ pub async fn set_image(
                 .filter(users::platform_id.eq(&tenant.platform_id))
                 .filter(users::mode.eq(tenant.mode)),
         )
-        .set((users::image.eq(image), users::updated_at.eq(Timestamp::now())))
+        .set((users::image.eq(image.as_str()), users::updated_at.eq(Timestamp::now())))
         .execute(c)
         .await
     })
@@ -520,9 +631,25 @@ pub async fn set_image(
     get(conn, tenant, id).await
 }
 
-/// Schedules the erasure of the user's personal data `grace` from now. Signing in is no
-/// longer possible; the caller revokes the user's sessions in the same transaction.
+/// Schedules the erasure of the user's personal data `grace` from now, asked by a caller
+/// acting as `actor` (the user themselves, or an admin): deleting an owner takes an owner,
+/// and the last owner cannot be deleted ([`check_owner_rule`]). Signing in is no longer
+/// possible; the caller revokes the user's sessions in the same transaction.
 pub async fn schedule_deletion(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    id: &UserId,
+    grace: time::Duration,
+    actor: Role,
+) -> Result<User, UserError> {
+    conn.transaction(async |c| -> Result<User, UserError> {
+        check_owner_leaves(c, tenant, id, actor).await?;
+        mark_for_deletion(c, tenant, id, grace).await
+    })
+    .await
+}
+
+async fn mark_for_deletion(
     conn: &mut DbConn,
     tenant: &Tenant,
     id: &UserId,
@@ -600,11 +727,13 @@ pub async fn purge_due(conn: &mut DbConn, now: Timestamp) -> Result<usize, UserE
     Ok(due.len())
 }
 
-/// API objects for users, with their links and payment methods (one query each).
+/// API objects for users, with their links and payment methods (one query each);
+/// `media` makes image URLs.
 pub async fn objects(
     conn: &mut DbConn,
     tenant: &Tenant,
     users: &[User],
+    media: &MediaUrls,
 ) -> Result<Vec<UserObject>, UserError> {
     let ids: Vec<UserId> = users.iter().map(|u| u.id.clone()).collect();
     let mut links = crate::links::for_users(conn, tenant, &ids).await?;
@@ -613,6 +742,7 @@ pub async fn objects(
         .iter()
         .map(|user| {
             user.to_object_with(
+                media,
                 links.remove(&user.id).unwrap_or_default(),
                 methods.remove(&user.id).unwrap_or_default(),
             )
@@ -625,8 +755,9 @@ pub async fn object(
     conn: &mut DbConn,
     tenant: &Tenant,
     user: &User,
+    media: &MediaUrls,
 ) -> Result<UserObject, UserError> {
-    let mut objects = objects(conn, tenant, std::slice::from_ref(user)).await?;
+    let mut objects = objects(conn, tenant, std::slice::from_ref(user), media).await?;
     objects.pop().ok_or(UserError::NotFound)
 }
 

@@ -5,6 +5,7 @@ use feria_auth::AuthSettings;
 use feria_auth::sessions::SessionTokens;
 use feria_kernel::mail::Mailer;
 use feria_kernel::{ApiError, Db, ErrorBody, Mode, PlatformId, Tenant};
+use feria_platforms::media::MediaUrls;
 use feria_users::UserObject;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -75,7 +76,7 @@ pub struct Session {
 }
 
 fn client_ip_allowed(req: &HttpRequest, limiter: &IpRateLimiter) -> Result<(), ApiError> {
-    let Some(ip) = req.peer_addr().map(|addr| addr.ip()) else {
+    let Some(ip) = crate::ratelimit::client_address(req) else {
         return Ok(());
     };
     limiter.check(ip).map_err(|retry_after| {
@@ -141,6 +142,7 @@ pub async fn verify_code(
     body: Json<CodeCheck>,
     db: web::Data<Db>,
     settings: web::Data<AuthSettings>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let body = body.into_inner();
     let tenant = Tenant::new(body.platform_id, body.mode.unwrap_or(Mode::Live));
@@ -148,7 +150,7 @@ pub async fn verify_code(
     let (user, tokens) =
         feria_auth::otp::verify_code(&mut conn, &settings, &tenant, &body.email, &body.code)
             .await?;
-    let user = feria_users::user::object(&mut conn, &tenant, &user).await?;
+    let user = feria_users::user::object(&mut conn, &tenant, &user, &media).await?;
     Ok(HttpResponse::Ok().json(Session { tokens, user }))
 }
 
@@ -169,12 +171,13 @@ pub async fn refresh(
     body: Json<RefreshRequest>,
     db: web::Data<Db>,
     settings: web::Data<AuthSettings>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let mut conn = db.conn().await?;
     let (tenant, user_id, tokens) =
         feria_auth::sessions::refresh(&mut conn, &settings, &body.refresh_token).await?;
     let user = feria_users::user::get(&mut conn, &tenant, &user_id).await?;
-    let user = feria_users::user::object(&mut conn, &tenant, &user).await?;
+    let user = feria_users::user::object(&mut conn, &tenant, &user, &media).await?;
     Ok(HttpResponse::Ok().json(Session { tokens, user }))
 }
 

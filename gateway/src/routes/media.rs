@@ -1,8 +1,10 @@
-//! Serving uploaded images at a stable URL (`GET /media/{id}`), and turning a media id
-//! into that URL for the image routes of platforms and users.
+//! Serving uploaded images at a stable URL (`GET /media/{id}`), and checking the media id
+//! the image routes of platforms and users are given. Those store the id; URLs are made
+//! when objects are shown, by `feria_platforms::media::MediaUrls` (app data, from
+//! `PUBLIC_URL`), never from the request's `Host`.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use feria_kernel::{Db, DbConn, ErrorBody};
 use feria_platforms::media::{MediaError, MediaId, MediaStore};
 use serde::Deserialize;
@@ -10,24 +12,6 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::error::HttpError;
-
-/// The configured public base URL, if any (`PUBLIC_URL`).
-#[derive(Debug, Clone)]
-pub struct PublicUrl(pub Option<String>);
-
-impl PublicUrl {
-    /// The absolute URL of a media file: under `PUBLIC_URL`, or else under the scheme and
-    /// host the client used to reach this server.
-    pub fn media_url(&self, req: &HttpRequest, id: &MediaId) -> String {
-        match &self.0 {
-            Some(base) => format!("{base}/media/{id}"),
-            None => {
-                let info = req.connection_info();
-                format!("{}://{}/media/{id}", info.scheme(), info.host())
-            }
-        }
-    }
-}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/media/{id}").route(web::get().to(serve)));
@@ -42,14 +26,12 @@ pub struct ImageRequest {
     pub media_id: String,
 }
 
-/// The URL of an uploaded image, checking that it exists (unknown id → 422 on `media_id`:
-/// the request names something that is not there, rather than the path).
-pub async fn image_url(
+/// The uploaded image a request names, checking that it exists (unknown id → 422 on
+/// `media_id`: the request names something that is not there, rather than the path).
+pub async fn uploaded_image(
     conn: &mut DbConn,
-    req: &HttpRequest,
-    public_url: &PublicUrl,
     request: &ImageRequest,
-) -> Result<String, HttpError> {
+) -> Result<MediaId, HttpError> {
     let unknown = || {
         HttpError::from(feria_kernel::ApiError::invalid_field(
             "media_id",
@@ -58,7 +40,7 @@ pub async fn image_url(
     };
     let id: MediaId = request.media_id.parse().map_err(|_| unknown())?;
     match feria_platforms::media::get(conn, &id).await {
-        Ok(media) => Ok(public_url.media_url(req, &media.id)),
+        Ok(media) => Ok(media.id),
         Err(MediaError::NotFound) => Err(unknown()),
         Err(error) => Err(error.into()),
     }

@@ -1,10 +1,11 @@
 //! The caller's platform: read, update, keys, community membership; public lookup by domain.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use feria_auth::api_keys::ApiKeySummary;
 use feria_kernel::{
     ApiError, Db, DbConn, ErrorBody, Mode, Page, PageRequest, PlatformId, Tenant, UserId,
 };
+use feria_platforms::media::MediaUrls;
 use feria_platforms::{Platform, PlatformChanges, PlatformError, PlatformObject};
 use feria_users::{Role, UserError};
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use utoipa::ToSchema;
 use crate::caller::Caller;
 use crate::error::HttpError;
 use crate::extract::Json;
-use crate::routes::media::{ImageRequest, PublicUrl, image_url};
+use crate::routes::media::{ImageRequest, uploaded_image};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Static segments before `{id}`.
@@ -32,10 +33,11 @@ async fn object(
     conn: &mut DbConn,
     platform: &Platform,
     mode: Mode,
+    media: &MediaUrls,
 ) -> Result<PlatformObject, HttpError> {
     let tenant = Tenant::new(platform.id.clone(), mode);
     let admins = feria_users::user::admin_ids(conn, &tenant).await?;
-    Ok(platform.to_object(mode, admins))
+    Ok(platform.to_object(mode, admins, media))
 }
 
 /// The caller's own platform, or 404 for any other id (never another tenant's object).
@@ -73,10 +75,14 @@ fn require_live_mode(caller: &Caller) -> Result<(), HttpError> {
         (status = 401, description = "No or invalid credentials.", body = ErrorBody)
     )
 )]
-pub async fn current(caller: Caller, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {
+pub async fn current(
+    caller: Caller,
+    db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
+) -> Result<HttpResponse, HttpError> {
     let mut conn = db.conn().await?;
     let platform = feria_platforms::platform::get(&mut conn, caller.platform_id()).await?;
-    Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode()).await?))
+    Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode(), &media).await?))
 }
 
 /// The platform served at a domain (public: no credentials needed).
@@ -94,10 +100,11 @@ pub async fn current(caller: Caller, db: web::Data<Db>) -> Result<HttpResponse, 
 pub async fn by_domain(
     domain: web::Path<String>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let mut conn = db.conn().await?;
     let platform = feria_platforms::platform::get_by_domain(&mut conn, &domain).await?;
-    Ok(HttpResponse::Ok().json(object(&mut conn, &platform, Mode::Live).await?))
+    Ok(HttpResponse::Ok().json(object(&mut conn, &platform, Mode::Live, &media).await?))
 }
 
 /// Changes the platform's name, description, URL, domain or fee (admins).
@@ -123,13 +130,14 @@ pub async fn update(
     id: web::Path<String>,
     body: Json<PlatformChanges>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let id = own_platform(&caller, &id)?;
     caller.require_role(Role::Admin)?;
     require_live_mode(&caller)?;
     let mut conn = db.conn().await?;
     let platform = feria_platforms::platform::update(&mut conn, &id, body.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode()).await?))
+    Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode(), &media).await?))
 }
 
 /// Sets the platform's logo to an uploaded image (admins).
@@ -150,20 +158,19 @@ pub async fn update(
     )
 )]
 pub async fn set_image(
-    req: HttpRequest,
     caller: Caller,
     id: web::Path<String>,
     body: Json<ImageRequest>,
     db: web::Data<Db>,
-    public_url: web::Data<PublicUrl>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let id = own_platform(&caller, &id)?;
     caller.require_role(Role::Admin)?;
     require_live_mode(&caller)?;
     let mut conn = db.conn().await?;
-    let url = image_url(&mut conn, &req, &public_url, &body).await?;
-    let platform = feria_platforms::platform::set_logo(&mut conn, &id, &url).await?;
-    Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode()).await?))
+    let image = uploaded_image(&mut conn, &body).await?;
+    let platform = feria_platforms::platform::set_logo(&mut conn, &id, &image).await?;
+    Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode(), &media).await?))
 }
 
 /// Whether a user belongs to the platform's community.

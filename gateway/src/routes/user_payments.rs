@@ -14,6 +14,7 @@
 use actix_web::{HttpResponse, web};
 use feria_billing::stripe::{CreateCustomer, CreateSetupIntent, IdempotencyKey, StripeClient};
 use feria_kernel::{Db, ErrorBody, Tenant, UserId};
+use feria_platforms::media::MediaUrls;
 use feria_users::payments::{
     AccountStatus, BankAccount, ConnectBankAccount, NewPaymentMethod, PaymentMethod,
     PaymentMethodId,
@@ -312,6 +313,7 @@ pub async fn connect_my_bank(
     body: Json<ConnectBankAccount>,
     db: web::Data<Db>,
     providers: web::Data<PaymentProviders>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let account = body.into_inner();
@@ -325,7 +327,8 @@ pub async fn connect_my_bank(
         status,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(feria_users::user::object(&mut conn, &caller.tenant, &user).await?))
+    Ok(HttpResponse::Ok()
+        .json(feria_users::user::object(&mut conn, &caller.tenant, &user, &media).await?))
 }
 
 /// The signed-in user's saved payment methods.

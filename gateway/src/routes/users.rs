@@ -1,8 +1,9 @@
 //! Users: the signed-in user's own account (`/users/auth...`) and the admin paths
 //! (`/users`, `/users/{id}...`).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use feria_kernel::{Db, DbConn, ErrorBody, Page, Tenant, UserId};
+use feria_platforms::media::MediaUrls;
 use feria_users::links::{LinkId, NewLink};
 use feria_users::user::{NewUser, UserFilter};
 use feria_users::{Role, UserChanges, UserError, UserObject};
@@ -10,7 +11,7 @@ use feria_users::{Role, UserChanges, UserError, UserObject};
 use crate::caller::Caller;
 use crate::error::HttpError;
 use crate::extract::{Json, Pagination, Query};
-use crate::routes::media::{ImageRequest, PublicUrl, image_url};
+use crate::routes::media::{ImageRequest, uploaded_image};
 
 /// How long a scheduled deletion waits before the personal data is erased.
 pub const DELETION_GRACE_DAYS: i64 = 30;
@@ -54,16 +55,20 @@ async fn object_of(
     conn: &mut DbConn,
     tenant: &Tenant,
     id: &UserId,
+    media: &MediaUrls,
 ) -> Result<UserObject, HttpError> {
     let user = feria_users::user::get(conn, tenant, id).await?;
-    Ok(feria_users::user::object(conn, tenant, &user).await?)
+    Ok(feria_users::user::object(conn, tenant, &user, media).await?)
 }
 
-/// Schedules deletion and ends the user's sessions, in one transaction.
+/// Schedules deletion and ends the user's sessions, in one transaction, for a caller
+/// acting as `actor` (the ownership rules: only an owner deletes an owner, never the last).
 async fn schedule_deletion(
     conn: &mut DbConn,
     tenant: &Tenant,
     id: &UserId,
+    actor: Role,
+    media: &MediaUrls,
 ) -> Result<UserObject, HttpError> {
     let user = conn
         .transaction(async |c| -> Result<feria_users::User, HttpError> {
@@ -72,6 +77,7 @@ async fn schedule_deletion(
                 tenant,
                 id,
                 time::Duration::days(DELETION_GRACE_DAYS),
+                actor,
             )
             .await?;
             feria_auth::sessions::revoke_all_for_user(c, id).await?;
@@ -81,7 +87,7 @@ async fn schedule_deletion(
     // Committed: no credential cache may go on trusting what it read before.
     feria_auth::sessions::sessions_revoked();
     feria_users::user::authorization_changed();
-    Ok(feria_users::user::object(conn, tenant, &user).await?)
+    Ok(feria_users::user::object(conn, tenant, &user, media).await?)
 }
 
 /// The signed-in user.
@@ -97,10 +103,14 @@ async fn schedule_deletion(
         (status = 403, description = "An API key is not a user (`api_key_not_allowed`).", body = ErrorBody)
     )
 )]
-pub async fn me(caller: Caller, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {
+pub async fn me(
+    caller: Caller,
+    db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
+) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let mut conn = db.conn().await?;
-    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, user_id).await?))
+    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, user_id, &media).await?))
 }
 
 /// Changes the signed-in user's profile (not their role).
@@ -123,6 +133,7 @@ pub async fn update_me(
     caller: Caller,
     body: Json<UserChanges>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let changes = body.into_inner();
@@ -135,7 +146,7 @@ pub async fn update_me(
     }
     let mut conn = db.conn().await?;
     feria_users::user::update(&mut conn, &caller.tenant, user_id, changes).await?;
-    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, user_id).await?))
+    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, user_id, &media).await?))
 }
 
 /// Schedules the signed-in user's account for deletion: `scheduledDeletion` is set 30
@@ -149,13 +160,20 @@ pub async fn update_me(
     responses(
         (status = 200, description = "Scheduled; the user object with `scheduledDeletion`.", body = UserObject),
         (status = 401, description = "No or invalid session.", body = ErrorBody),
-        (status = 403, description = "An API key is not a user (`api_key_not_allowed`).", body = ErrorBody)
+        (status = 403, description = "An API key is not a user (`api_key_not_allowed`).", body = ErrorBody),
+        (status = 409, description = "The user is the platform's last owner (`last_owner`): make another owner first.", body = ErrorBody)
     )
 )]
-pub async fn delete_me(caller: Caller, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {
+pub async fn delete_me(
+    caller: Caller,
+    db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
+) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let mut conn = db.conn().await?;
-    Ok(HttpResponse::Ok().json(schedule_deletion(&mut conn, &caller.tenant, user_id).await?))
+    let deleted =
+        schedule_deletion(&mut conn, &caller.tenant, user_id, caller.role(), &media).await?;
+    Ok(HttpResponse::Ok().json(deleted))
 }
 
 /// Adds a link to the signed-in user's profile (at most 20).
@@ -177,11 +195,12 @@ pub async fn add_my_link(
     caller: Caller,
     body: Json<NewLink>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let mut conn = db.conn().await?;
     feria_users::links::add(&mut conn, &caller.tenant, user_id, body.into_inner()).await?;
-    Ok(HttpResponse::Created().json(object_of(&mut conn, &caller.tenant, user_id).await?))
+    Ok(HttpResponse::Created().json(object_of(&mut conn, &caller.tenant, user_id, &media).await?))
 }
 
 /// Removes a link from the signed-in user's profile.
@@ -203,12 +222,13 @@ pub async fn remove_my_link(
     caller: Caller,
     path: web::Path<String>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let link_id = link_id(&path)?;
     let mut conn = db.conn().await?;
     feria_users::links::remove(&mut conn, &caller.tenant, user_id, &link_id).await?;
-    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, user_id).await?))
+    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, user_id, &media).await?))
 }
 
 /// Creates a user (admins). Making an owner takes an owner.
@@ -231,16 +251,15 @@ pub async fn create(
     caller: Caller,
     body: Json<NewUser>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let new = body.into_inner();
-    if new.role == Some(Role::Owner) {
-        caller.require_role(Role::Owner)?;
-    }
+    feria_users::user::check_owner_rule(caller.role(), new.role)?;
     let mut conn = db.conn().await?;
     let user = feria_users::user::create_with_profile(&mut conn, &caller.tenant, new).await?;
     Ok(HttpResponse::Created()
-        .json(feria_users::user::object(&mut conn, &caller.tenant, &user).await?))
+        .json(feria_users::user::object(&mut conn, &caller.tenant, &user, &media).await?))
 }
 
 /// The platform's users, newest first, filtered by exact email or username (admins).
@@ -263,11 +282,13 @@ pub async fn list(
     filter: Query<UserFilter>,
     page: Pagination,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let mut conn = db.conn().await?;
     let users = feria_users::user::list(&mut conn, &caller.tenant, &filter, page.0).await?;
-    let objects = feria_users::user::objects(&mut conn, &caller.tenant, &users.data).await?;
+    let objects =
+        feria_users::user::objects(&mut conn, &caller.tenant, &users.data, &media).await?;
     Ok(HttpResponse::Ok().json(Page {
         data: objects,
         page: users.page,
@@ -295,11 +316,12 @@ pub async fn get(
     caller: Caller,
     id: web::Path<String>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let id = user_id(&id)?;
     let mut conn = db.conn().await?;
-    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, &id).await?))
+    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, &id, &media).await?))
 }
 
 /// Changes a user's profile or role (admins; owners for anything touching the owner role).
@@ -316,7 +338,7 @@ pub async fn get(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "Not an admin, or an owner role change by a non-owner.", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
-        (status = 409, description = "The username is taken.", body = ErrorBody),
+        (status = 409, description = "The username is taken (`username_taken`), or the user is the platform's last owner and the role would change (`last_owner`).", body = ErrorBody),
         (status = 422, description = "Invalid fields.", body = ErrorBody)
     )
 )]
@@ -325,22 +347,19 @@ pub async fn update(
     id: web::Path<String>,
     body: Json<UserChanges>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let id = user_id(&id)?;
     let changes = body.into_inner();
     let mut conn = db.conn().await?;
-    if let Some(role) = changes.role {
-        let target = feria_users::user::get(&mut conn, &caller.tenant, &id).await?;
-        if role == Role::Owner || target.role == Role::Owner {
-            caller.require_role(Role::Owner)?;
-        }
-    }
-    feria_users::user::update(&mut conn, &caller.tenant, &id, changes).await?;
-    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, &id).await?))
+    feria_users::user::update_as(&mut conn, &caller.tenant, &id, changes, caller.role()).await?;
+    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, &id, &media).await?))
 }
 
 /// Schedules a user's account for deletion in 30 days and ends their sessions (admins).
+///
+/// Only an owner deletes an owner, and never the platform's last owner.
 #[utoipa::path(
     delete,
     path = "/api/v1/users/{id}",
@@ -351,19 +370,22 @@ pub async fn update(
     responses(
         (status = 200, description = "Scheduled; the user object with `scheduledDeletion`.", body = UserObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
-        (status = 404, description = "No such user on this platform and mode.", body = ErrorBody)
+        (status = 403, description = "Not an admin, or the user is an owner and the caller is not (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
+        (status = 409, description = "The user is the platform's last owner (`last_owner`).", body = ErrorBody)
     )
 )]
 pub async fn delete(
     caller: Caller,
     id: web::Path<String>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let id = user_id(&id)?;
     let mut conn = db.conn().await?;
-    Ok(HttpResponse::Ok().json(schedule_deletion(&mut conn, &caller.tenant, &id).await?))
+    let deleted = schedule_deletion(&mut conn, &caller.tenant, &id, caller.role(), &media).await?;
+    Ok(HttpResponse::Ok().json(deleted))
 }
 
 /// Adds a link to a user's profile (admins).
@@ -388,12 +410,13 @@ pub async fn add_link(
     id: web::Path<String>,
     body: Json<NewLink>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let id = user_id(&id)?;
     let mut conn = db.conn().await?;
     feria_users::links::add(&mut conn, &caller.tenant, &id, body.into_inner()).await?;
-    Ok(HttpResponse::Created().json(object_of(&mut conn, &caller.tenant, &id).await?))
+    Ok(HttpResponse::Created().json(object_of(&mut conn, &caller.tenant, &id, &media).await?))
 }
 
 /// Removes a link from a user's profile (admins).
@@ -418,6 +441,7 @@ pub async fn remove_link(
     caller: Caller,
     path: web::Path<(String, String)>,
     db: web::Data<Db>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let (id, link) = path.into_inner();
@@ -425,7 +449,7 @@ pub async fn remove_link(
     let link = link_id(&link)?;
     let mut conn = db.conn().await?;
     feria_users::links::remove(&mut conn, &caller.tenant, &id, &link).await?;
-    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, &id).await?))
+    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, &id, &media).await?))
 }
 
 /// Sets the signed-in user's profile image to an uploaded image.
@@ -444,17 +468,16 @@ pub async fn remove_link(
     )
 )]
 pub async fn set_my_image(
-    req: HttpRequest,
     caller: Caller,
     body: Json<ImageRequest>,
     db: web::Data<Db>,
-    public_url: web::Data<PublicUrl>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let mut conn = db.conn().await?;
-    let url = image_url(&mut conn, &req, &public_url, &body).await?;
-    feria_users::user::set_image(&mut conn, &caller.tenant, user_id, &url).await?;
-    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, user_id).await?))
+    let image = uploaded_image(&mut conn, &body).await?;
+    feria_users::user::set_image(&mut conn, &caller.tenant, user_id, &image).await?;
+    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, user_id, &media).await?))
 }
 
 /// Sets a user's profile image to an uploaded image (admins).
@@ -475,18 +498,17 @@ pub async fn set_my_image(
     )
 )]
 pub async fn set_image(
-    req: HttpRequest,
     caller: Caller,
     id: web::Path<String>,
     body: Json<ImageRequest>,
     db: web::Data<Db>,
-    public_url: web::Data<PublicUrl>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_role(Role::Admin)?;
     let id = user_id(&id)?;
     let mut conn = db.conn().await?;
     feria_users::user::get(&mut conn, &caller.tenant, &id).await?;
-    let url = image_url(&mut conn, &req, &public_url, &body).await?;
-    feria_users::user::set_image(&mut conn, &caller.tenant, &id, &url).await?;
-    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, &id).await?))
+    let image = uploaded_image(&mut conn, &body).await?;
+    feria_users::user::set_image(&mut conn, &caller.tenant, &id, &image).await?;
+    Ok(HttpResponse::Ok().json(object_of(&mut conn, &caller.tenant, &id, &media).await?))
 }

@@ -1,12 +1,17 @@
 //! Utilities that need no credentials: a username from free text, and image uploads.
 
+use std::cell::Cell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
 use actix_multipart::{Multipart, MultipartError};
 use actix_web::{HttpRequest, HttpResponse, web};
 use feria_kernel::{ApiError, Db, ErrorBody, ErrorKind, Mode, PlatformId, Tenant, Timestamp};
 use feria_platforms::PlatformError;
-use feria_platforms::media::{MediaError, MediaId, MediaStore};
+use feria_platforms::media::{MediaError, MediaId, MediaStore, MediaUrls};
 use feria_users::usernames::UsernameSuggestion;
-use futures_util::StreamExt;
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
@@ -14,7 +19,6 @@ use validator::Validate;
 use crate::error::HttpError;
 use crate::extract::Json;
 use crate::ratelimit::IpRateLimiter;
-use crate::routes::media::PublicUrl;
 
 /// The per-address limit of anonymous uploads (its own type, so that it cannot be mixed
 /// up with the sign-in limiter in the app data).
@@ -100,7 +104,9 @@ pub async fn username_seed(
 pub struct MediaObject {
     /// Pass this to the image routes (`POST /platforms/{id}/image`, `/users/auth/image`).
     pub id: MediaId,
-    /// Where the image is served (`GET /media/{id}`).
+    /// Where the image is served (`GET /media/{id}`): under the server's configured public
+    /// URL (`PUBLIC_URL`), or relative (`/media/med_...`) when none is configured; never
+    /// taken from the request. Other objects show the same URL (`image`, `logo`).
     pub url: String,
     /// `image/jpeg`, `image/png` or `image/gif`, recognised from the bytes.
     pub content_type: String,
@@ -120,8 +126,10 @@ pub struct UploadForm {
 }
 
 /// Uploads an image (JPEG, PNG or GIF, recognised by its content, not its name) as the
-/// `file` part of a `multipart/form-data` body. Limited in size (`MEDIA_MAX_BYTES`,
-/// 5 MiB by default) and in number per client address.
+/// `file` part of a `multipart/form-data` body. The image's header must decode (a
+/// signature alone or a file cut short is refused) and declare at most 16384 pixels a
+/// side and 50 megapixels. Limited in size (`MEDIA_MAX_BYTES`, 5 MiB by default) and in
+/// number per client address.
 #[utoipa::path(
     post,
     path = "/api/v1/utils/media/upload",
@@ -130,21 +138,22 @@ pub struct UploadForm {
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "The stored image and its URL.", body = MediaObject),
+        (status = 400, description = "A malformed multipart body, e.g. one cut short before its closing boundary (`malformed_multipart`).", body = ErrorBody),
         (status = 413, description = "Larger than the limit (`payload_too_large`).", body = ErrorBody),
         (status = 415, description = "Not multipart, or not a JPEG, PNG or GIF (`unsupported_media_type`).", body = ErrorBody),
-        (status = 422, description = "No `file` part, or an empty one.", body = ErrorBody),
+        (status = 422, description = "No `file` part, an empty one, an image whose header does not decode (truncated, damaged), or one over 16384 pixels a side or 50 megapixels.", body = ErrorBody),
         (status = 429, description = "Too many uploads from this address (`rate_limited`).", body = ErrorBody)
     )
 )]
 pub async fn upload(
     req: HttpRequest,
-    mut form: Multipart,
+    payload: web::Payload,
     db: web::Data<Db>,
     store: web::Data<MediaStore>,
     limiter: web::Data<MediaUploadLimiter>,
-    public_url: web::Data<PublicUrl>,
+    media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
-    if let Some(ip) = req.peer_addr().map(|addr| addr.ip()) {
+    if let Some(ip) = crate::ratelimit::client_address(&req) {
         limiter.0.check(ip).map_err(|retry_after| {
             ApiError::new(
                 ErrorKind::RateLimited,
@@ -154,43 +163,104 @@ pub async fn upload(
             .with_retry_after(retry_after)
         })?;
     }
-    let bytes = read_file_part(&mut form, store.max_bytes()).await?;
+    let body = WatchedBody::new(payload);
+    let ended = body.ended.clone();
+    let mut form = Multipart::new(req.headers(), body);
+    let bytes = read_file_part(&mut form, &ended, store.max_bytes()).await?;
     let mut conn = db.conn().await?;
-    let media = store.save(&mut conn, &bytes).await?;
-    let url = public_url.media_url(&req, &media.id);
+    let stored = store.save(&mut conn, &bytes).await?;
     Ok(HttpResponse::Created().json(MediaObject {
-        id: media.id,
-        url,
-        content_type: media.content_type,
-        byte_size: media.byte_size,
-        sha256: media.sha256,
-        created: media.created_at,
+        url: media.url(&stored.id),
+        id: stored.id,
+        content_type: stored.content_type,
+        byte_size: stored.byte_size,
+        sha256: stored.sha256,
+        created: stored.created_at,
     }))
 }
 
 /// The bytes of the form's `file` part, read up to `limit` bytes (one more is an error:
-/// the rest is never buffered).
-async fn read_file_part(form: &mut Multipart, limit: usize) -> Result<Vec<u8>, HttpError> {
-    while let Some(field) = form.next().await {
+/// the rest is never buffered). The form is read to its closing boundary: a body cut
+/// short is refused even when the `file` part itself is whole.
+async fn read_file_part(
+    form: &mut Multipart,
+    ended: &Cell<bool>,
+    limit: usize,
+) -> Result<Vec<u8>, HttpError> {
+    let mut file = None;
+    while let Some(field) = next_part(form, ended).await? {
         let mut field = field.map_err(multipart_error)?;
-        if field.name() != Some("file") {
+        if file.is_some() || field.name() != Some("file") {
             // Drain other parts (small form fields) and move on.
-            while let Some(chunk) = field.next().await {
+            while let Some(chunk) = next_part(&mut field, ended).await? {
                 chunk.map_err(multipart_error)?;
             }
             continue;
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = field.next().await {
+        while let Some(chunk) = next_part(&mut field, ended).await? {
             let chunk = chunk.map_err(multipart_error)?;
             if bytes.len() + chunk.len() > limit {
                 return Err(MediaError::TooLarge { limit }.into());
             }
             bytes.extend_from_slice(&chunk);
         }
-        return Ok(bytes);
+        file = Some(bytes);
     }
-    Err(ApiError::invalid_field("file", "a `file` part is required").into())
+    file.ok_or_else(|| ApiError::invalid_field("file", "a `file` part is required").into())
+}
+
+/// The request body, noting when it has ended (all of it received).
+struct WatchedBody {
+    payload: web::Payload,
+    ended: Rc<Cell<bool>>,
+}
+
+impl WatchedBody {
+    fn new(payload: web::Payload) -> WatchedBody {
+        WatchedBody {
+            payload,
+            ended: Rc::new(Cell::new(false)),
+        }
+    }
+}
+
+impl Stream for WatchedBody {
+    type Item = <web::Payload as Stream>::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.payload).poll_next(cx);
+        if let Poll::Ready(None) = polled {
+            self.ended.set(true);
+        }
+        polled
+    }
+}
+
+/// The next item of the multipart parser (the next part, or the next chunk of a part).
+///
+/// The parser reads the body itself; when it still waits for bytes after the whole body
+/// has arrived, no more will come: the body was cut short (most often: no closing
+/// boundary). actix-multipart 0.7 then stays pending, holding the request until its
+/// timeout (503); this answers 400 `malformed_multipart` at once instead.
+async fn next_part<S, T>(stream: &mut S, ended: &Cell<bool>) -> Result<Option<T>, HttpError>
+where
+    S: Stream<Item = T> + Unpin,
+{
+    std::future::poll_fn(|cx| match Pin::new(&mut *stream).poll_next(cx) {
+        Poll::Pending if ended.get() => Poll::Ready(Err(cut_short())),
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(item) => Poll::Ready(Ok(item)),
+    })
+    .await
+}
+
+fn cut_short() -> HttpError {
+    ApiError::bad_request(
+        "malformed_multipart",
+        "the multipart body ends before its closing boundary",
+    )
+    .into()
 }
 
 fn multipart_error(error: MultipartError) -> HttpError {
@@ -214,7 +284,7 @@ pub struct FeeEstimateRequest {
     /// In cents (minor units of `currency`), as the seed says: `10000` is $100.00.
     #[validate(range(
         min = 0,
-        max = 1_000_000_000_000i64,
+        max = feria_kernel::money::MAX_AMOUNT_MINOR,
         message = "must be 0 to 10^12 minor units"
     ))]
     pub amount: i64,

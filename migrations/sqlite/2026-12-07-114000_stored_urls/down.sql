@@ -1,0 +1,2 @@
+-- Nothing to undo: the values dropped were never valid to show.
+SELECT 1;
