@@ -54,6 +54,7 @@ impl AppState {
         let documents = ApiDocuments {
             json: crate::openapi::spec_json().context("serialising the OpenAPI document")?,
             html: crate::docs::render(&spec),
+            allow: ApiDocuments::allow_headers(&spec),
         };
         let mailer = config.mailer().context("setting up outgoing mail")?;
         // One clock for everything the server times (tests hand in a manual one).

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
@@ -130,8 +130,13 @@ pub async fn observe(
             // one error shape.
             let error = error_for_status(status, &method, &path);
             let (request, _) = response.into_parts();
-            response =
-                ServiceResponse::new(request, error_response(&error, Some(request_id.clone())));
+            let mut rendered = error_response(&error, Some(request_id.clone()));
+            if status == StatusCode::METHOD_NOT_ALLOWED
+                && let Some(allow) = allowed_methods(&request)
+            {
+                rendered.headers_mut().insert(header::ALLOW, allow);
+            }
+            response = ServiceResponse::new(request, rendered);
         }
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -144,6 +149,14 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     record(&route, response.status().as_u16());
     Ok(response)
+}
+
+/// The methods the matched path accepts, from the OpenAPI document (every route is in it;
+/// routes mounted by an embedding application are not, and get no `Allow`).
+fn allowed_methods(request: &actix_web::HttpRequest) -> Option<HeaderValue> {
+    let pattern = request.match_pattern()?;
+    let documents = request.app_data::<web::Data<crate::routes::meta::ApiDocuments>>()?;
+    documents.allow.get(&pattern).cloned()
 }
 
 /// The write rate limit of the app (`None`: off).

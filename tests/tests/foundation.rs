@@ -161,6 +161,69 @@ async fn a_wrong_method_is_405_in_the_error_shape() {
     let app = TestApp::spawn().await;
     let response = app.send(app.request(Method::DELETE, "/healthz")).await;
     response.assert_error(405, "method_not_allowed");
+    assert_eq!(response.header("Allow"), Some("GET"));
+}
+
+/// RFC 9110: a 405 names the methods the path accepts. Every documented path, asked with a
+/// method it does not document, answers 405 with exactly its documented methods.
+#[tokio::test]
+async fn every_405_names_the_documented_methods_in_allow() {
+    let app = TestApp::builder()
+        .config(|c| c.write_rate_limit = 0)
+        .spawn()
+        .await;
+    let spec = app
+        .get("/openapi.json")
+        .await
+        .assert_status(200)
+        .json_value();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        let mut documented: Vec<String> = operations
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.as_str() != "parameters")
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        documented.sort();
+        let Some(undocumented) = ["PATCH", "PUT", "DELETE", "POST"]
+            .into_iter()
+            .find(|m| !documented.iter().any(|d| d == m))
+        else {
+            continue;
+        };
+        // Any value for a path parameter reaches the route's methods check.
+        let concrete: String = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "x"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = Method::from_bytes(undocumented.as_bytes()).unwrap();
+        let response = app.send(app.request(method, &concrete)).await;
+        checked += 1;
+        let allow = response.header("Allow").map(str::to_owned);
+        if response.status.as_u16() != 405 || allow.as_deref() != Some(&documented.join(", ")) {
+            wrong.push(format!(
+                "{undocumented} {concrete}: {} Allow {allow:?}, documented {documented:?}",
+                response.status.as_u16()
+            ));
+        }
+    }
+    assert!(checked > 100, "only {checked} paths checked");
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The API describing itself: the OpenAPI document, a human-readable page, and metrics.
 
-use actix_web::http::header::ContentType;
+use std::collections::HashMap;
+
+use actix_web::http::header::{ContentType, HeaderValue};
 use actix_web::{HttpResponse, web};
 use feria_kernel::{ApiError, Db};
 
@@ -11,7 +13,38 @@ use crate::metrics::Metrics;
 pub struct ApiDocuments {
     pub json: String,
     pub html: String,
+    /// The `Allow` header of each documented path (`GET, PUT`), by its route pattern:
+    /// a 405 names the methods the path does accept (RFC 9110 §15.5.6).
+    pub allow: HashMap<String, HeaderValue>,
 }
+
+impl ApiDocuments {
+    /// The `Allow` value of every path of an OpenAPI document (its `paths` object).
+    pub fn allow_headers(spec: &serde_json::Value) -> HashMap<String, HeaderValue> {
+        let Some(paths) = spec["paths"].as_object() else {
+            return HashMap::new();
+        };
+        paths
+            .iter()
+            .filter_map(|(path, operations)| {
+                let mut methods: Vec<String> = operations
+                    .as_object()?
+                    .keys()
+                    .filter(|key| HTTP_METHODS.contains(&key.as_str()))
+                    .map(|method| method.to_ascii_uppercase())
+                    .collect();
+                methods.sort();
+                let value = HeaderValue::from_str(&methods.join(", ")).ok()?;
+                Some((path.clone(), value))
+            })
+            .collect()
+    }
+}
+
+/// The keys of an OpenAPI path item that are operations.
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/openapi.json").route(web::get().to(openapi_json)))
@@ -67,4 +100,21 @@ pub async fn metrics(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists_each_paths_operations_sorted() {
+        let spec = serde_json::json!({"paths": {
+            "/a/{id}": {"put": {}, "get": {}, "parameters": [], "delete": {}},
+            "/b": {"post": {}},
+        }});
+        let allow = ApiDocuments::allow_headers(&spec);
+        assert_eq!(allow["/a/{id}"], "DELETE, GET, PUT");
+        assert_eq!(allow["/b"], "POST");
+        assert!(ApiDocuments::allow_headers(&serde_json::json!({})).is_empty());
+    }
 }
