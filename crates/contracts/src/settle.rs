@@ -1,10 +1,11 @@
 //! Settlement and sync: the money side of a contract.
 //!
 //! [`settle`] is one database transaction holding the contract's row: it checks the
-//! status and that the shares add up (422 before anything moves), charges every buyer's
-//! `due` from their credits, pays every seller's `owed` and the fees through ONE
-//! `feria_billing::settlement::settle` call (key `contract:<id>`), takes the products'
-//! stock (`feria_catalog::stock::reserve`), and marks the contract settled. Any failure
+//! status and that the shares add up (422 before anything moves), takes the products'
+//! stock (`feria_catalog::stock::reserve`, which also refuses a product no longer for
+//! sale), charges every buyer's `due` from their credits, pays every seller's `owed` and
+//! the fees through ONE `feria_billing::settlement::settle` call (key `contract:<id>`),
+//! and marks the contract settled. Any failure
 //! rolls all of it back; a failed payment is then recorded in `lastPaymentAttempt` and
 //! the contract stays open for a retry.
 //!
@@ -256,8 +257,11 @@ pub async fn settle(
             }
             let totals = loaded.totals(percent, schedule)?;
             let settlement = plan(&loaded, &totals)?;
-            feria_billing::settlement::settle(c, tenant, settlement).await?;
+            // Stock first: the products' rows are locked before billing writes its event
+            // rows, the order a product's disable takes them in too (its row, then its
+            // event), so a settle racing a disable waits instead of deadlocking.
             take_stock(c, tenant, &loaded).await?;
+            feria_billing::settlement::settle(c, tenant, settlement).await?;
             mark_settled(c, tenant, schedule, id, &idempotency_key).await?;
             Ok(false)
         })
