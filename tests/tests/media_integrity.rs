@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use feria_testkit::{Backend, Method, TestApp, TestResponse};
+use feria_testkit::{Method, TestApp, TestResponse};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -66,11 +66,6 @@ async fn stored(app: &TestApp, table: &str, column: &str, id: &str) -> Option<St
     })
     .unwrap();
     row.value
-}
-
-async fn execute(app: &TestApp, sql: &str) {
-    let mut conn = app.db().conn().await.unwrap();
-    conn.batch_execute(sql).await.unwrap();
 }
 
 fn assert_no_evil(what: &str, text: &str) {
@@ -265,18 +260,6 @@ async fn public_url_is_the_base_of_every_image_url() {
 }
 
 /// The migration that turns stored image URLs into media ids, for this backend.
-fn media_id_migration(backend: Backend) -> String {
-    let dir = match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    };
-    let path = format!(
-        "{}/../migrations/{dir}/2026-12-07-113000_media_ids/up.sql",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 #[tokio::test]
 async fn image_urls_stored_before_are_read_and_migrated_to_media_ids() {
     let scene = scene(TestApp::spawn().await).await;
@@ -289,8 +272,7 @@ async fn image_urls_stored_before_are_read_and_migrated_to_media_ids() {
         .sign_in(&scene.platform_id, "owner@acme.example", "live")
         .await;
     let owner_id = owner["user"]["id"].as_str().unwrap();
-    execute(
-        app,
+    app.execute_sql(
         &format!(
             "UPDATE users SET image = 'http://{EVIL}/media/{id}' WHERE id = '{}';
              UPDATE users SET image = 'https://api.feria.example/v2/media/{other_id}' WHERE id = '{owner_id}';
@@ -314,7 +296,8 @@ async fn image_urls_stored_before_are_read_and_migrated_to_media_ids() {
 
     // The migration leaves media ids in place of the URLs, and is idempotent.
     for _ in 0..2 {
-        execute(app, &media_id_migration(app.backend())).await;
+        app.execute_sql(&app.migration_sql("2026-12-07-113000_media_ids"))
+            .await;
         assert_eq!(scene.stored_image().await.as_deref(), Some(id));
         assert_eq!(scene.stored_logo().await.as_deref(), Some(id));
         assert_eq!(
