@@ -5,7 +5,6 @@
 //! knows actix-web: domain crates expose services and errors, mapped here to HTTP.
 
 pub mod app;
-pub mod bootstrap;
 pub mod caller;
 pub mod config;
 pub mod docs;

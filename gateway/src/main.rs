@@ -54,9 +54,12 @@ fn main() -> anyhow::Result<()> {
                     .await
                     .context("connecting to the database")?;
                 db.migrate().await.context("applying migrations")?;
-                let created = feria::bootstrap::create_platform(&db, &name, &domain, &owner_email)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.error.message))?;
+                let created =
+                    feria_auth::bootstrap::create_platform(&db, &name, &domain, &owner_email)
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!("{}", feria_kernel::ApiError::from(e).message)
+                        })?;
                 println!("{}", serde_json::to_string_pretty(&created)?);
                 Ok(())
             })

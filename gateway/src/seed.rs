@@ -2,7 +2,7 @@
 //! benchmarks, fast, and prints what a load generator needs as JSON; `feria bench-baseline`:
 //! runs the domain query of a benchmarked route in a loop, in-process, without HTTP.
 //!
-//! Platforms, their owners and API keys are made through [`crate::bootstrap`] (so the keys
+//! Platforms, their owners and API keys are made through [`feria_auth::bootstrap`] (so the keys
 //! work); credits through the billing crate's `top_up` (so `feria ledger verify` holds);
 //! one session per platform through the auth crate; S5's contracts through the contracts
 //! crate's service. Everything bulky (users, workspaces, characters, listings with their
@@ -460,14 +460,19 @@ pub async fn seed(
 
     let mut created = Vec::new();
     for i in 0..platforms {
-        let platform = crate::bootstrap::create_platform(
+        let platform = feria_auth::bootstrap::create_platform(
             db,
             &format!("Bench market {i}"),
             &format!("bench-{i}-{run}.example.com"),
             &format!("owner-{i}-{run}@bench.example.com"),
         )
         .await
-        .map_err(|e| anyhow::anyhow!("creating a platform: {}", e.error.message))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "creating a platform: {}",
+                feria_kernel::ApiError::from(e).message
+            )
+        })?;
         created.push(platform);
     }
     let platform_ids: Vec<PlatformId> = created.iter().map(|c| c.platform.id.clone()).collect();

@@ -188,14 +188,13 @@ async fn ledger_verify_passes_on_a_sound_ledger_and_fails_on_a_tampered_one() {
     let backend = backend_from_env().unwrap();
     let database = TestDatabase::create(backend).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let created = feria::bootstrap::create_platform(
+    let created = feria_auth::bootstrap::create_platform(
         database.db(),
         "Ledger",
         "ledger.example.com",
         "owner@ledger.example",
     )
     .await
-    .map_err(|e| e.error)
     .unwrap();
     let tenant = feria_kernel::Tenant::new(created.platform.id.clone(), feria_kernel::Mode::Live);
     let user = feria_kernel::UserId::new();

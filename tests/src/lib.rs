@@ -35,8 +35,8 @@ use serde::de::DeserializeOwned;
 
 pub mod postgres_server;
 
-pub use feria::bootstrap::CreatedPlatform;
 pub use feria::{Config, ExtraRoutes};
+pub use feria_auth::bootstrap::CreatedPlatform;
 pub use feria_kernel::db::{Backend, Db};
 pub use feria_kernel::testing::{TestDatabase, backend_from_env};
 pub use feria_kernel::{ErrorBody, FieldError};
@@ -297,9 +297,14 @@ impl TestApp {
         domain: &str,
         owner_email: &str,
     ) -> CreatedPlatform {
-        feria::bootstrap::create_platform(self.db(), name, domain, owner_email)
+        feria_auth::bootstrap::create_platform(self.db(), name, domain, owner_email)
             .await
-            .unwrap_or_else(|e| panic!("cannot create platform {name}: {}", e.error))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create platform {name}: {}",
+                    feria_kernel::ApiError::from(e)
+                )
+            })
     }
 
     /// Every mail the server has written to its mail directory, oldest first.

@@ -92,3 +92,31 @@ impl From<AuthError> for ApiError {
         }
     }
 }
+
+/// Failures of [`crate::bootstrap::create_platform`]; each maps to the API error of the
+/// crate it comes from.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("invalid platform: {0}")]
+    Invalid(#[from] validator::ValidationErrors),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<BootstrapError> for ApiError {
+    fn from(error: BootstrapError) -> Self {
+        match error {
+            BootstrapError::Invalid(e) => e.into(),
+            BootstrapError::Platform(e) => e.into(),
+            BootstrapError::User(e) => e.into(),
+            BootstrapError::Auth(e) => e.into(),
+            BootstrapError::Db(e) => e.into(),
+        }
+    }
+}

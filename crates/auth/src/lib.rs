@@ -4,7 +4,8 @@
 //!   platform's admin in their mode;
 //! - [`otp`]: passwordless sign-in with an emailed 6-digit code;
 //! - [`sessions`]: access and refresh tokens, rotation with reuse detection, logout;
-//! - [`Principal`]: the authenticated caller every handler acts for.
+//! - [`Principal`]: the authenticated caller every handler acts for;
+//! - [`bootstrap`]: a new platform with its owner and keys (`feria platform create`).
 //!
 //! Secrets are stored only as SHA-256 digests (keys, tokens) or argon2 hashes (codes), and
 //! argon2 never runs on the per-request path: a request authenticates with one indexed
@@ -12,6 +13,7 @@
 //! ([`CredentialCache`]). Calls `platforms` and `users`.
 
 pub mod api_keys;
+pub mod bootstrap;
 mod credential_cache;
 mod error;
 pub mod otp;
@@ -21,7 +23,7 @@ pub mod sessions;
 mod settings;
 
 pub use credential_cache::CredentialCache;
-pub use error::AuthError;
+pub use error::{AuthError, BootstrapError};
 pub use principal::{Actor, Principal};
 pub use settings::AuthSettings;
 

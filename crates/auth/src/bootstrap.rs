@@ -1,5 +1,6 @@
-//! Creating a platform with its owner and keys: `feria platform create`, and the test kit.
-//! It spans three crates (platforms, users, auth), so it lives here, at the top.
+//! Creating a platform with its owner and keys: `feria platform create`, the seeder and
+//! the test kit. It spans three crates (platforms, users, auth), so it lives here, the
+//! lowest crate that already calls the other two.
 
 use feria_kernel::{Db, Mode, Tenant};
 use feria_platforms::media::MediaUrls;
@@ -7,7 +8,7 @@ use feria_platforms::{NewPlatform, PlatformObject};
 use feria_users::Role;
 use serde::Serialize;
 
-use crate::error::HttpError;
+pub use crate::error::BootstrapError;
 
 /// The keys of a new platform, shown once.
 #[derive(Debug, Clone, Serialize)]
@@ -30,17 +31,17 @@ pub async fn create_platform(
     name: &str,
     domain: &str,
     owner_email: &str,
-) -> Result<CreatedPlatform, HttpError> {
+) -> Result<CreatedPlatform, BootstrapError> {
     let new = NewPlatform {
         name: name.to_owned(),
         domain: domain.to_owned(),
         description: None,
         url: None,
     };
-    validator::Validate::validate(&new).map_err(feria_kernel::ApiError::from)?;
+    validator::Validate::validate(&new)?;
     let owner_email = owner_email.to_owned();
     let mut conn = db.conn().await?;
-    conn.transaction(async move |c| -> Result<CreatedPlatform, HttpError> {
+    conn.transaction(async move |c| -> Result<CreatedPlatform, BootstrapError> {
         let platform = feria_platforms::platform::create(c, new).await?;
         let mut owners = Vec::new();
         for mode in [Mode::Live, Mode::Test] {
@@ -48,8 +49,8 @@ pub async fn create_platform(
             let owner = feria_users::user::create(c, &tenant, &owner_email, Role::Owner).await?;
             owners.push(owner.id);
         }
-        let test = feria_auth::api_keys::issue(c, &platform.id, Mode::Test).await?;
-        let live = feria_auth::api_keys::issue(c, &platform.id, Mode::Live).await?;
+        let test = crate::api_keys::issue(c, &platform.id, Mode::Test).await?;
+        let live = crate::api_keys::issue(c, &platform.id, Mode::Live).await?;
         Ok(CreatedPlatform {
             // A new platform has no logo: no URL base is needed.
             platform: platform.to_object(
