@@ -37,10 +37,10 @@ pub enum Command {
     /// Fill the database with generated benchmark data (platforms, users with credits,
     /// characters, listings, products) and print the keys, session and id scheme a load
     /// generator needs as JSON (docs/BENCHMARKS-HOWTO.md).
-    Seed(crate::seed::SeedArgs),
+    Seed(feria_seed::SeedArgs),
     /// Run the domain query of a benchmarked route in a loop, in-process (no HTTP), and
     /// print its rate and latency as JSON: the baseline of `make bench` on SQLite.
-    BenchBaseline(crate::seed::BaselineArgs),
+    BenchBaseline(feria_seed::BaselineArgs),
 }
 
 #[derive(Debug, Subcommand)]

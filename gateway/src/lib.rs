@@ -16,7 +16,6 @@ pub mod openapi;
 pub mod payments;
 pub mod ratelimit;
 pub mod routes;
-pub mod seed;
 pub mod telemetry;
 
 pub use app::{AppState, ExtraRoutes, Server, build_app};

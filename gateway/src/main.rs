@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<()> {
                     &config.mail_from,
                 )
                 .context("the seed's mail directory")?;
-                feria::seed::seed(&db, &args, &config.fees, &mailer).await
+                feria_seed::seed(&db, &args, &config.fees, &mailer).await
             })?;
             eprintln!("seeded in {:.1} s", report.total_seconds);
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -110,7 +110,7 @@ fn main() -> anyhow::Result<()> {
                 let db = feria_kernel::Db::connect(&config.db_config())
                     .await
                     .context("connecting to the database")?;
-                feria::seed::baseline(&db, &args).await
+                feria_seed::baseline(&db, &args).await
             })?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())

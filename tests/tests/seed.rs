@@ -5,7 +5,7 @@
 // Test helpers panic on failure: that is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use feria::seed::{SeedArgs, SeedReport};
+use feria_seed::{IdScheme, SeedArgs, SeedReport};
 use feria_testkit::{Method, TestApp};
 use serde_json::Value;
 
@@ -40,7 +40,7 @@ async fn a_tiny_seed_makes_working_keys_sessions_ids_and_searchable_listings() {
     let mail = tempfile::tempdir().unwrap();
     let mailer = feria_kernel::mail::Mailer::directory(mail.path(), "seed@example.com").unwrap();
     let schedule = feria_billing::fees::FeeSchedule::default();
-    let report: SeedReport = feria::seed::seed(app.db(), &args, &schedule, &mailer)
+    let report: SeedReport = feria_seed::seed(app.db(), &args, &schedule, &mailer)
         .await
         .unwrap();
     assert_eq!(report.platforms.len(), 2);
@@ -49,7 +49,7 @@ async fn a_tiny_seed_makes_working_keys_sessions_ids_and_searchable_listings() {
     assert_eq!(report.buyers.len(), 2);
     assert!(!report.hot_listings.is_empty());
 
-    let like = |scheme: &feria::seed::IdScheme| format!("{}_{}%", scheme.prefix, scheme.stem);
+    let like = |scheme: &IdScheme| format!("{}_{}%", scheme.prefix, scheme.stem);
     assert_eq!(count(&app, "listings", &like(&report.listings)).await, 300);
     assert_eq!(count(&app, "characters", "char_%").await, 300);
     assert_eq!(count(&app, "products", &like(&report.products)).await, 200);

@@ -1,15 +1,28 @@
-//! `feria seed`: fills a database (either backend) with realistic, varied data for
-//! benchmarks, fast, and prints what a load generator needs as JSON; `feria bench-baseline`:
-//! runs the domain query of a benchmarked route in a loop, in-process, without HTTP.
+//! The benchmark tools behind two subcommands of the `feria` binary.
 //!
-//! Platforms, their owners and API keys are made through [`feria_auth::bootstrap`] (so the keys
-//! work); credits through the billing crate's `top_up` (so `feria ledger verify` holds);
-//! one session per platform through the auth crate; S5's contracts through the contracts
-//! crate's service. Everything bulky (users, workspaces, characters, listings with their
-//! search-index rows, products, product tags) goes through the owning crate's `bulk`
-//! module: multi-row inserts, one transaction per batch, so full-text indexes are filled
-//! by the same triggers (SQLite FTS5) or generated columns (PostgreSQL tsvector) as in
-//! production.
+//! - `feria seed` ([`seed`]): fills a database (either backend) with realistic, varied
+//!   data for benchmarks, fast, and prints what a load generator needs as JSON
+//!   ([`SeedReport`]);
+//! - `feria bench-baseline` ([`baseline`]): runs the domain query of a benchmarked route in
+//!   a loop, in-process, without HTTP.
+//!
+//! This is a tool, not part of the server: the server library (`feria`) names only the
+//! subcommands' argument types ([`SeedArgs`], [`BaselineArgs`]) in its CLI, and only the
+//! binary's `main` calls into this crate. It calls the domain crates' public services and
+//! never the gateway (Cargo forbids the cycle, and the seeder needs no HTTP): `feria-auth`
+//! (platforms with their owners and keys, sessions), `feria-users`,
+//! `feria-template-marketplace` and `feria-catalog` (their `bulk` modules),
+//! `feria-billing` (credits), `feria-contracts` (S5's contracts), `feria-kernel` (the
+//! database). Errors are `anyhow`'s: a tool reports them, nothing matches on them.
+//!
+//! Platforms, their owners and API keys are made through [`feria_auth::bootstrap`] (so the
+//! keys work); credits through the billing crate's `top_up` (so `feria ledger verify`
+//! holds); one session per platform through the auth crate; S5's contracts through the
+//! contracts crate's service. Everything bulky (users, workspaces, characters, listings
+//! with their search-index rows, products, product tags) goes through the owning crate's
+//! `bulk` module: multi-row inserts, one transaction per batch, so full-text indexes are
+//! filled by the same triggers (SQLite FTS5) or generated columns (PostgreSQL tsvector) as
+//! in production.
 //!
 //! Ids are valid prefixed ULIDs computed from the row number: `<prefix>_<16-char stem>
 //! <10-digit row number>`, one random stem per table and run. A load generator builds any
@@ -1062,7 +1075,8 @@ pub fn browse_filter(
 }
 
 /// Runs the scenario's domain call in a loop from `concurrency` tasks for `seconds`, on
-/// the current thread (call it inside an actix or tokio current-thread runtime): SQLite
+/// the current thread (call it inside a `tokio::task::LocalSet`, such as an actix
+/// `System`): SQLite
 /// work runs on the runtime's blocking threads, PostgreSQL's in the database.
 pub async fn baseline(db: &Db, args: &BaselineArgs) -> anyhow::Result<BaselineReport> {
     let raw = std::fs::read_to_string(&args.seed_report)
@@ -1085,7 +1099,7 @@ pub async fn baseline(db: &Db, args: &BaselineArgs) -> anyhow::Result<BaselineRe
         let tenant = tenant.clone();
         let report = report.clone();
         let scenario = args.scenario;
-        tasks.push(actix_web::rt::spawn(async move {
+        tasks.push(tokio::task::spawn_local(async move {
             let mut rng =
                 Rng(0x9E37_79B9_7F4A_7C15 ^ (task as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
             let mut latencies = Vec::new();
