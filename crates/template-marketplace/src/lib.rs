@@ -32,10 +32,3 @@ pub use workspace::{WorkspaceId, WorkspaceObject};
 
 /// The server's default character limit of a workspace when none is configured.
 pub const DEFAULT_CHARACTER_LIMIT: i64 = 25;
-
-/// The words of a full-text query, as the catalog reduces them (letters and digits,
-/// lower case, English stop words dropped, at most 16): both backends then require the
-/// same words, and the engines' query syntax never reaches them.
-pub(crate) fn search_terms(q: &str) -> Vec<String> {
-    feria_catalog::search::terms(q)
-}

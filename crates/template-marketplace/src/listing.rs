@@ -545,7 +545,7 @@ impl BrowseQuery {
             terms: filter
                 .q
                 .as_deref()
-                .map(crate::search_terms)
+                .map(feria_kernel::db::FullText::terms)
                 .unwrap_or_default(),
             niche,
             currency: currency.map(|c| c.code().to_owned()),
