@@ -1,7 +1,7 @@
 //! Listing and searching products, and the category tree with counts.
 //!
 //! Filters and sorts map onto indexes led by `(platform_id, mode)` (see the migration);
-//! full-text search uses each backend's engine (see `backend.rs`). Price filters and
+//! full-text search uses each backend's engine (see `dialect.rs`). Price filters and
 //! price sorts use the base price: the price in force moves with the clock, an index
 //! cannot. Categories and tags match exactly (tags are stored lower-case, so the `tag`
 //! filter is lower-cased too).
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::backend;
+use crate::dialect;
 use crate::error::CatalogError;
 use crate::product::{self, Actor, ProductId, ProductObject};
 use crate::schema::products;
@@ -198,7 +198,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<ProductObject>, CatalogError> {
     let query = SearchQuery::new(tenant, actor, filter)?;
-    let (rows, total) = backend::search(conn, &query, page).await?;
+    let (rows, total) = dialect::search(conn, &query, page).await?;
     let objects = product::objects(conn, &rows, Timestamp::now()).await?;
     Ok(Page::new(objects, page, total))
 }

@@ -9,13 +9,13 @@
 //!   database transaction, at most once per buyer and listing; the buyer's library.
 //! - [`review`]: buyers rate a listing once; the average feeds browse's `rating` filter.
 //!
-//! Backend-specific SQL (full-text search, row locks) lives in one module, `backend.rs`.
+//! Backend-specific SQL (full-text search, row locks) lives in one module, `dialect.rs`.
 //! Calls `platforms` (the platform's fee) and `billing` (settlement); see
 //! `docs/MARKETPLACE.md`.
 
-mod backend;
 pub mod bulk;
 pub mod character;
+mod dialect;
 mod error;
 pub mod listing;
 pub mod purchase;

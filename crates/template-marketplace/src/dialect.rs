@@ -1,6 +1,11 @@
 //! Backend-specific SQL: the one place in this crate that uses the two-armed
 //! [`with_conn!`] (everything else is written once for both backends).
 //!
+//! Called `dialect`: the SQL here is written in each database's own dialect (FTS5 or
+//! tsvector, `FOR UPDATE` or nothing), where the rest of the crate is written once for
+//! both. The former name, `backend`, read as "the server side" or diesel's `Backend`
+//! trait rather than "per-database SQL".
+//!
 //! - **Browse.** `GET /marketplace` is one SQL statement built here with its filters,
 //!   plus a count when the page is full. Full-text matching and ranking use each
 //!   backend's engine through the kernel's [`FullText`](feria_kernel::db::FullText), as
