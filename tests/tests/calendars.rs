@@ -813,7 +813,7 @@ async fn subscription_events_cannot_be_changed_or_removed_by_the_user() {
     let tenant = Tenant::new(acme.platform.id.clone(), Mode::Live);
     let subscription = "subs_01HZX6FQJ5N6E7T2M3A4B5C6D7";
     let mut conn = app.db().conn().await.unwrap();
-    let event = feria_calendar::events::add_subscription_event(
+    let event = feria_calendar::entries::add_subscription_event(
         &mut conn,
         &tenant,
         &user_id.parse().unwrap(),
@@ -858,7 +858,7 @@ async fn subscription_events_cannot_be_changed_or_removed_by_the_user() {
     app.get_as(&token, &path).await.assert_status(200);
 
     // The subscription's end removes it (the id is matched however it is cased).
-    let removed = feria_calendar::events::remove_subscription_events(
+    let removed = feria_calendar::entries::remove_subscription_events(
         &mut conn,
         &tenant,
         &subscription.to_lowercase(),

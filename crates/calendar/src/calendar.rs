@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::availability::{self, AvailabilityRule, RuleInput, RuleRow, Slot};
+use crate::entries::{self, CalendarEvent};
 use crate::error::CalendarError;
-use crate::events::{self, CalendarEvent};
 use crate::schema::{calendar_availability, calendars};
 use crate::tz::Zone;
 
@@ -253,7 +253,7 @@ pub(crate) async fn object(
     window: Option<(Timestamp, Timestamp)>,
 ) -> Result<CalendarObject, CalendarError> {
     let rules = rules(conn, &row.id).await?;
-    let events = events::for_calendar(conn, &row.id, window).await?;
+    let events = entries::for_calendar(conn, &row.id, window).await?;
     Ok(CalendarObject {
         google_calendar_ids: row.google_calendar_ids(),
         availability: rules.iter().filter_map(RuleRow::to_api).collect(),
@@ -540,7 +540,7 @@ pub async fn availability_of(
         });
     };
     let rule_rows = rules(conn, &row.id).await?;
-    let busy = events::busy(conn, &row.id, from, to).await?;
+    let busy = entries::busy(conn, &row.id, from, to).await?;
     let zone = row.zone();
     let slots = availability::free_slots(
         &zone,

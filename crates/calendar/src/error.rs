@@ -1,7 +1,7 @@
 use feria_kernel::{ApiError, DbError, FieldError};
 use feria_users::UserError;
 
-use crate::events::CalendarEventId;
+use crate::entries::CalendarEventId;
 
 /// Failures of calendar operations.
 #[derive(Debug, thiserror::Error)]

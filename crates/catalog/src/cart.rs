@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::backend;
+use crate::dialect;
 use crate::error::CatalogError;
 use crate::pricing;
 use crate::product::{self, ProductId};
@@ -330,7 +330,7 @@ pub async fn add(
         .transaction(async |c| -> Result<CartRow, CatalogError> {
             let cart = cart_for(c, tenant, user).await?;
             // One change to a cart at a time: the line check below reads, then writes.
-            backend::lock_cart(c, &cart.id).await?;
+            dialect::lock_cart(c, &cart.id).await?;
             let product = sale::sellable(c, tenant, product_id).await?;
             if product.quantity == 0 {
                 return Err(CatalogError::OutOfStock);
@@ -474,7 +474,7 @@ pub async fn lock_for_checkout(
     tenant: &Tenant,
     id: &CartId,
 ) -> Result<Option<CartObject>, CatalogError> {
-    backend::lock_cart(conn, id).await?;
+    dialect::lock_cart(conn, id).await?;
     by_id(conn, tenant, id).await
 }
 

@@ -11,12 +11,12 @@
 //!   backend's own engine, and the category tree with counts.
 //! - [`cart`]: the signed-in user's cart, with snapshots of name and price.
 //!
-//! Backend-specific SQL (full-text search, row locks) lives in one module, `backend.rs`.
+//! Backend-specific SQL (full-text search, row locks) lives in one module, `dialect.rs`.
 //! Calls `users` (to check a named seller) and the kernel.
 
-mod backend;
 pub mod bulk;
 pub mod cart;
+mod dialect;
 mod error;
 pub mod pricing;
 pub mod product;

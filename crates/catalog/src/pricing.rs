@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::backend;
+use crate::dialect;
 use crate::error::CatalogError;
 use crate::product::{self, Actor, Product, ProductId, ProductObject};
 use crate::schema::{products, seasonal_prices};
@@ -317,7 +317,7 @@ pub async fn add(
     }
     let product = conn
         .transaction(async |c| -> Result<Product, CatalogError> {
-            backend::lock_product(c, tenant, product_id).await?;
+            dialect::lock_product(c, tenant, product_id).await?;
             let product = product::editable(c, tenant, actor, product_id).await?;
             let price = product::to_money("price", new.price, product.currency())?;
             let seasons = seasons_of(c, std::slice::from_ref(&product.id))

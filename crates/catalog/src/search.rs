@@ -1,7 +1,7 @@
 //! Listing and searching products, and the category tree with counts.
 //!
 //! Filters and sorts map onto indexes led by `(platform_id, mode)` (see the migration);
-//! full-text search uses each backend's engine (see `backend.rs`). Price filters and
+//! full-text search uses each backend's engine (see `dialect.rs`). Price filters and
 //! price sorts use the base price: the price in force moves with the clock, an index
 //! cannot. Categories and tags match exactly (tags are stored lower-case, so the `tag`
 //! filter is lower-cased too).
@@ -10,19 +10,17 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_kernel::db::FullText;
 use feria_kernel::{DbConn, DbError, Page, PageRequest, Tenant, Timestamp, UserId, with_conn};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::backend;
+use crate::dialect;
 use crate::error::CatalogError;
 use crate::product::{self, Actor, ProductId, ProductObject};
 use crate::schema::products;
-
-/// Most terms of a full-text query that count.
-const MAX_TERMS: usize = 16;
 
 /// The order of a product list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -123,36 +121,6 @@ pub(crate) struct SearchQuery {
     pub sort: Sort,
 }
 
-/// PostgreSQL's English stop words (`tsearch_data/english.stop`). Dropped from queries
-/// on both backends, so that SQLite (whose FTS5 index keeps them) and PostgreSQL (which
-/// ignores them) require the same words.
-#[rustfmt::skip]
-const STOP_WORDS: &[&str] = &[
-    "i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "your", "yours",
-    "yourself", "yourselves", "he", "him", "his", "himself", "she", "her", "hers",
-    "herself", "it", "its", "itself", "they", "them", "their", "theirs", "themselves",
-    "what", "which", "who", "whom", "this", "that", "these", "those", "am", "is", "are",
-    "was", "were", "be", "been", "being", "have", "has", "had", "having", "do", "does",
-    "did", "doing", "a", "an", "the", "and", "but", "if", "or", "because", "as", "until",
-    "while", "of", "at", "by", "for", "with", "about", "against", "between", "into",
-    "through", "during", "before", "after", "above", "below", "to", "from", "up", "down",
-    "in", "out", "on", "off", "over", "under", "again", "further", "then", "once", "here",
-    "there", "when", "where", "why", "how", "all", "any", "both", "each", "few", "more",
-    "most", "other", "some", "such", "no", "nor", "not", "only", "own", "same", "so",
-    "than", "too", "very", "s", "t", "can", "will", "just", "don", "should", "now",
-];
-
-/// The words of a full-text query: runs of letters and digits, lower-cased, English stop
-/// words dropped, at most 16. No words left means no full-text condition.
-pub fn terms(q: &str) -> Vec<String> {
-    q.split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(|word| word.chars().take(64).collect::<String>().to_lowercase())
-        .filter(|word| !STOP_WORDS.contains(&word.as_str()))
-        .take(MAX_TERMS)
-        .collect()
-}
-
 fn price_bound(
     field: &'static str,
     raw: Option<&str>,
@@ -189,7 +157,7 @@ impl SearchQuery {
                 "must not be below min_price",
             ));
         }
-        let terms = filter.q.as_deref().map(terms).unwrap_or_default();
+        let terms = filter.q.as_deref().map(FullText::terms).unwrap_or_default();
         let sort = filter.sort.unwrap_or(if terms.is_empty() {
             Sort::Newest
         } else {
@@ -230,7 +198,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<ProductObject>, CatalogError> {
     let query = SearchQuery::new(tenant, actor, filter)?;
-    let (rows, total) = backend::search(conn, &query, page).await?;
+    let (rows, total) = dialect::search(conn, &query, page).await?;
     let objects = product::objects(conn, &rows, Timestamp::now()).await?;
     Ok(Page::new(objects, page, total))
 }
@@ -311,26 +279,4 @@ pub async fn categories(
         })
         .collect();
     Ok(Page::new(data, page, total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn terms_are_words_of_letters_and_digits() {
-        assert_eq!(
-            terms("  Blue  tee-shirt, XL!"),
-            vec!["blue", "tee", "shirt", "xl"]
-        );
-        assert_eq!(
-            terms("\"; DROP TABLE products; --"),
-            vec!["drop", "table", "products"]
-        );
-        assert!(terms("!!!").is_empty());
-        assert_eq!(terms("The lamp of the year"), vec!["lamp", "year"]);
-        assert!(terms("to be or not to be").is_empty());
-        assert_eq!(terms(&"ab ".repeat(40)).len(), MAX_TERMS);
-        assert_eq!(terms("Café"), vec!["café"]);
-    }
 }

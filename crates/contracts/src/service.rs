@@ -804,6 +804,192 @@ pub async fn remove_item(
 }
 
 // ---- buyers and sellers ------------------------------------------------------------
+//
+// Buyers and sellers are alike: a user of the tenant with a share (a buyer's `due` of the
+// total, a seller's `owed` of the net) in tables of the same shape. One implementation
+// serves both sides, told apart by [`Party`], so a rule added to one cannot be missed on
+// the other; the public functions keep their per-side names and signatures.
+
+/// Which side of a contract a party is on.
+#[derive(Debug, Clone, Copy)]
+enum Party {
+    Buyer,
+    Seller,
+}
+
+impl Party {
+    /// The role as errors name it.
+    fn role(self) -> &'static str {
+        match self {
+            Party::Buyer => "buyer",
+            Party::Seller => "seller",
+        }
+    }
+
+    /// The field that carries the party's share in request bodies.
+    fn share_field(self) -> &'static str {
+        match self {
+            Party::Buyer => "due",
+            Party::Seller => "owed",
+        }
+    }
+
+    fn not_found(self) -> ContractError {
+        match self {
+            Party::Buyer => ContractError::BuyerNotFound,
+            Party::Seller => ContractError::SellerNotFound,
+        }
+    }
+
+    /// The users already on this side of the contract.
+    fn members(self, contract: &Loaded) -> Vec<&UserId> {
+        match self {
+            Party::Buyer => contract.buyers.iter().map(|b| &b.user_id).collect(),
+            Party::Seller => contract.sellers.iter().map(|s| &s.user_id).collect(),
+        }
+    }
+}
+
+/// Inside a transaction: adds `user` on `party`'s side with `share` (0 when absent).
+async fn add_party(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    actor: &Actor,
+    id: &ContractId,
+    party: Party,
+    user: UserId,
+    share: Option<Decimal>,
+) -> Result<(), ContractError> {
+    let loaded = editable(conn, tenant, actor, id).await?;
+    let members = party.members(&loaded);
+    if members.contains(&&user) {
+        return Err(ContractError::AlreadyParty(party.role()));
+    }
+    if members.len() >= MAX_LINES {
+        return Err(ContractError::invalid(
+            "user_id",
+            format!("a contract has at most {MAX_LINES} {}s", party.role()),
+        ));
+    }
+    check_user(conn, tenant, &user, "user_id").await?;
+    let share = match share {
+        Some(share) => amount(party.share_field(), share, loaded.row.currency())?.minor(),
+        None => 0,
+    };
+    let created_at = Timestamp::now();
+    match party {
+        Party::Buyer => {
+            let buyer = BuyerRow {
+                contract_id: id.clone(),
+                user_id: user,
+                platform_id: tenant.platform_id.clone(),
+                mode: tenant.mode,
+                due_minor: share,
+                created_at,
+            };
+            with_conn!(conn, c => {
+                diesel::insert_into(contract_buyers::table).values(&buyer).execute(c).await
+            })
+        }
+        Party::Seller => {
+            let seller = SellerRow {
+                contract_id: id.clone(),
+                user_id: user,
+                platform_id: tenant.platform_id.clone(),
+                mode: tenant.mode,
+                owed_minor: share,
+                created_at,
+            };
+            with_conn!(conn, c => {
+                diesel::insert_into(contract_sellers::table).values(&seller).execute(c).await
+            })
+        }
+    }
+    .map_err(DbError::from)?;
+    touch(conn, id).await
+}
+
+/// Inside a transaction: sets the share of `user` on `party`'s side.
+async fn set_share(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    actor: &Actor,
+    id: &ContractId,
+    party: Party,
+    user: &UserId,
+    share: Decimal,
+) -> Result<(), ContractError> {
+    let loaded = editable(conn, tenant, actor, id).await?;
+    let share = amount(party.share_field(), share, loaded.row.currency())?.minor();
+    let updated = with_conn!(conn, c => {
+        match party {
+            Party::Buyer => {
+                diesel::update(
+                    contract_buyers::table
+                        .filter(contract_buyers::contract_id.eq(id))
+                        .filter(contract_buyers::user_id.eq(user)),
+                )
+                .set(contract_buyers::due_minor.eq(share))
+                .execute(c)
+                .await
+            }
+            Party::Seller => {
+                diesel::update(
+                    contract_sellers::table
+                        .filter(contract_sellers::contract_id.eq(id))
+                        .filter(contract_sellers::user_id.eq(user)),
+                )
+                .set(contract_sellers::owed_minor.eq(share))
+                .execute(c)
+                .await
+            }
+        }
+    })
+    .map_err(DbError::from)?;
+    if updated == 0 {
+        return Err(party.not_found());
+    }
+    touch(conn, id).await
+}
+
+/// Inside a transaction: removes `user` from `party`'s side.
+async fn remove_party(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    actor: &Actor,
+    id: &ContractId,
+    party: Party,
+    user: &UserId,
+) -> Result<(), ContractError> {
+    editable(conn, tenant, actor, id).await?;
+    let deleted = with_conn!(conn, c => {
+        match party {
+            Party::Buyer => {
+                diesel::delete(
+                    contract_buyers::table
+                        .filter(contract_buyers::contract_id.eq(id))
+                        .filter(contract_buyers::user_id.eq(user)),
+                )
+                .execute(c)
+                .await
+            }
+            Party::Seller => {
+                diesel::delete(
+                    contract_sellers::table
+                        .filter(contract_sellers::contract_id.eq(id))
+                        .filter(contract_sellers::user_id.eq(user)),
+                )
+                .execute(c)
+                .await
+            }
+        }
+    })
+    .map_err(DbError::from)?;
+    if deleted == 0 {
+        return Err(party.not_found());
+    }
+    touch(conn, id).await
+}
 
 /// Adds a buyer (a user of the tenant) with their share of the total.
 pub async fn add_buyer(
@@ -814,35 +1000,8 @@ pub async fn add_buyer(
     id: &ContractId,
     new: NewBuyer,
 ) -> Result<ContractObject, ContractError> {
-    conn.transaction(async |c| -> Result<(), ContractError> {
-        let loaded = editable(c, tenant, actor, id).await?;
-        if loaded.buyers.iter().any(|b| b.user_id == new.user_id) {
-            return Err(ContractError::AlreadyParty("buyer"));
-        }
-        if loaded.buyers.len() >= MAX_LINES {
-            return Err(ContractError::invalid(
-                "user_id",
-                format!("a contract has at most {MAX_LINES} buyers"),
-            ));
-        }
-        check_user(c, tenant, &new.user_id, "user_id").await?;
-        let due = match new.due {
-            Some(due) => amount("due", due, loaded.row.currency())?.minor(),
-            None => 0,
-        };
-        let buyer = BuyerRow {
-            contract_id: id.clone(),
-            user_id: new.user_id,
-            platform_id: tenant.platform_id.clone(),
-            mode: tenant.mode,
-            due_minor: due,
-            created_at: Timestamp::now(),
-        };
-        with_conn!(c, c => {
-            diesel::insert_into(contract_buyers::table).values(&buyer).execute(c).await
-        })
-        .map_err(DbError::from)?;
-        touch(c, id).await
+    conn.transaction(async |c| {
+        add_party(c, tenant, actor, id, Party::Buyer, new.user_id, new.due).await
     })
     .await?;
     render(conn, tenant, schedule, id).await
@@ -857,26 +1016,8 @@ pub async fn set_due(
     buyer: &UserId,
     due: Decimal,
 ) -> Result<ContractObject, ContractError> {
-    conn.transaction(async |c| -> Result<(), ContractError> {
-        let loaded = editable(c, tenant, actor, id).await?;
-        let due = amount("due", due, loaded.row.currency())?;
-        let updated = with_conn!(c, c => {
-            diesel::update(
-                contract_buyers::table
-                    .filter(contract_buyers::contract_id.eq(id))
-                    .filter(contract_buyers::user_id.eq(buyer)),
-            )
-            .set(contract_buyers::due_minor.eq(due.minor()))
-            .execute(c)
-            .await
-        })
-        .map_err(DbError::from)?;
-        if updated == 0 {
-            return Err(ContractError::BuyerNotFound);
-        }
-        touch(c, id).await
-    })
-    .await?;
+    conn.transaction(async |c| set_share(c, tenant, actor, id, Party::Buyer, buyer, due).await)
+        .await?;
     render(conn, tenant, schedule, id).await
 }
 
@@ -888,24 +1029,8 @@ pub async fn remove_buyer(
     id: &ContractId,
     buyer: &UserId,
 ) -> Result<ContractObject, ContractError> {
-    conn.transaction(async |c| -> Result<(), ContractError> {
-        editable(c, tenant, actor, id).await?;
-        let deleted = with_conn!(c, c => {
-            diesel::delete(
-                contract_buyers::table
-                    .filter(contract_buyers::contract_id.eq(id))
-                    .filter(contract_buyers::user_id.eq(buyer)),
-            )
-            .execute(c)
-            .await
-        })
-        .map_err(DbError::from)?;
-        if deleted == 0 {
-            return Err(ContractError::BuyerNotFound);
-        }
-        touch(c, id).await
-    })
-    .await?;
+    conn.transaction(async |c| remove_party(c, tenant, actor, id, Party::Buyer, buyer).await)
+        .await?;
     render(conn, tenant, schedule, id).await
 }
 
@@ -918,35 +1043,8 @@ pub async fn add_seller(
     id: &ContractId,
     new: NewSeller,
 ) -> Result<ContractObject, ContractError> {
-    conn.transaction(async |c| -> Result<(), ContractError> {
-        let loaded = editable(c, tenant, actor, id).await?;
-        if loaded.sellers.iter().any(|s| s.user_id == new.user_id) {
-            return Err(ContractError::AlreadyParty("seller"));
-        }
-        if loaded.sellers.len() >= MAX_LINES {
-            return Err(ContractError::invalid(
-                "user_id",
-                format!("a contract has at most {MAX_LINES} sellers"),
-            ));
-        }
-        check_user(c, tenant, &new.user_id, "user_id").await?;
-        let owed = match new.owed {
-            Some(owed) => amount("owed", owed, loaded.row.currency())?.minor(),
-            None => 0,
-        };
-        let seller = SellerRow {
-            contract_id: id.clone(),
-            user_id: new.user_id,
-            platform_id: tenant.platform_id.clone(),
-            mode: tenant.mode,
-            owed_minor: owed,
-            created_at: Timestamp::now(),
-        };
-        with_conn!(c, c => {
-            diesel::insert_into(contract_sellers::table).values(&seller).execute(c).await
-        })
-        .map_err(DbError::from)?;
-        touch(c, id).await
+    conn.transaction(async |c| {
+        add_party(c, tenant, actor, id, Party::Seller, new.user_id, new.owed).await
     })
     .await?;
     render(conn, tenant, schedule, id).await
@@ -961,26 +1059,8 @@ pub async fn set_owed(
     seller: &UserId,
     owed: Decimal,
 ) -> Result<ContractObject, ContractError> {
-    conn.transaction(async |c| -> Result<(), ContractError> {
-        let loaded = editable(c, tenant, actor, id).await?;
-        let owed = amount("owed", owed, loaded.row.currency())?;
-        let updated = with_conn!(c, c => {
-            diesel::update(
-                contract_sellers::table
-                    .filter(contract_sellers::contract_id.eq(id))
-                    .filter(contract_sellers::user_id.eq(seller)),
-            )
-            .set(contract_sellers::owed_minor.eq(owed.minor()))
-            .execute(c)
-            .await
-        })
-        .map_err(DbError::from)?;
-        if updated == 0 {
-            return Err(ContractError::SellerNotFound);
-        }
-        touch(c, id).await
-    })
-    .await?;
+    conn.transaction(async |c| set_share(c, tenant, actor, id, Party::Seller, seller, owed).await)
+        .await?;
     render(conn, tenant, schedule, id).await
 }
 
@@ -992,24 +1072,8 @@ pub async fn remove_seller(
     id: &ContractId,
     seller: &UserId,
 ) -> Result<ContractObject, ContractError> {
-    conn.transaction(async |c| -> Result<(), ContractError> {
-        editable(c, tenant, actor, id).await?;
-        let deleted = with_conn!(c, c => {
-            diesel::delete(
-                contract_sellers::table
-                    .filter(contract_sellers::contract_id.eq(id))
-                    .filter(contract_sellers::user_id.eq(seller)),
-            )
-            .execute(c)
-            .await
-        })
-        .map_err(DbError::from)?;
-        if deleted == 0 {
-            return Err(ContractError::SellerNotFound);
-        }
-        touch(c, id).await
-    })
-    .await?;
+    conn.transaction(async |c| remove_party(c, tenant, actor, id, Party::Seller, seller).await)
+        .await?;
     render(conn, tenant, schedule, id).await
 }
 

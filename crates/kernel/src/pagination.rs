@@ -68,6 +68,16 @@ impl PageRequest {
     pub fn offset(&self) -> i64 {
         (i64::from(self.page) - 1) * i64::from(self.page_size)
     }
+
+    /// The total a page of `fetched` rows tells without counting: a page with fewer rows
+    /// than asked for ends the results, unless it is empty past the first page (the
+    /// offset may lie beyond the end, which says nothing of the total). Lets a search skip
+    /// its `COUNT(*)` statement.
+    pub fn total_of_short_page(&self, fetched: usize) -> Option<u64> {
+        let fetched = fetched as u64;
+        let short = fetched < u64::from(self.page_size) && (fetched > 0 || self.offset() == 0);
+        short.then(|| u64::try_from(self.offset()).unwrap_or(0) + fetched)
+    }
 }
 
 impl Default for PageRequest {
@@ -121,6 +131,18 @@ impl<T> Page<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_page_tells_the_total() {
+        let first = PageRequest::new(1, 20).unwrap();
+        let third = PageRequest::new(3, 20).unwrap();
+        assert_eq!(first.total_of_short_page(0), Some(0));
+        assert_eq!(first.total_of_short_page(7), Some(7));
+        assert_eq!(first.total_of_short_page(20), None);
+        assert_eq!(third.total_of_short_page(5), Some(45));
+        // Empty past the first page: the offset may lie beyond the end.
+        assert_eq!(third.total_of_short_page(0), None);
+    }
 
     #[test]
     fn defaults_and_offsets() {

@@ -11,10 +11,7 @@ use sha2::{Digest, Sha256};
 pub fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let mut token = String::with_capacity(prefix.len() + 64);
-    token.push_str(prefix);
-    push_hex(&mut token, &bytes);
-    token
+    format!("{prefix}{}", hex::encode(bytes))
 }
 
 /// Lower-case hex SHA-256 of `secret`: the form in which secrets are stored.
@@ -24,10 +21,7 @@ pub fn digest(secret: &str) -> String {
 
 /// Lower-case hex SHA-256 of arbitrary bytes (content fingerprints).
 pub fn digest_bytes(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    push_hex(&mut out, &hash);
-    out
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// A secret for display: its prefix and last four characters (`fer_live_…9f3a`).
@@ -38,14 +32,6 @@ pub fn mask(secret: &str, prefix_len: usize) -> String {
         chars[chars.len().saturating_sub(4)..].iter().collect()
     };
     format!("{prefix}…{tail}")
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
 }
 
 #[cfg(test)]

@@ -14,14 +14,7 @@ pub fn keccak256(data: &[u8]) -> [u8; 32] {
 
 /// `0x`-prefixed lower-case hex.
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 + bytes.len() * 2);
-    out.push_str("0x");
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
+    format!("0x{}", hex::encode(bytes))
 }
 
 /// Decodes `0x`-prefixed hex (any case, even length).
@@ -29,17 +22,7 @@ pub fn from_hex(value: &str) -> Option<Vec<u8>> {
     let digits = value
         .strip_prefix("0x")
         .or_else(|| value.strip_prefix("0X"))?;
-    if digits.len() % 2 != 0 {
-        return None;
-    }
-    digits
-        .as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let text = std::str::from_utf8(pair).ok()?;
-            u8::from_str_radix(text, 16).ok()
-        })
-        .collect()
+    hex::decode(digits).ok()
 }
 
 /// A quantity as JSON-RPC writes it (`0x1b4`).
@@ -358,6 +341,9 @@ mod tests {
     #[test]
     fn hex_helpers() {
         assert_eq!(from_hex("0x00ff"), Some(vec![0, 255]));
+        assert_eq!(from_hex("0XaBcD"), Some(vec![0xab, 0xcd]));
+        assert_eq!(from_hex("0x0g"), None);
+        assert_eq!(to_hex(&[0, 255]), "0x00ff");
         assert_eq!(from_hex("0x0"), None);
         assert_eq!(from_hex("00"), None);
         assert_eq!(parse_quantity("0x1b4"), Some(436));

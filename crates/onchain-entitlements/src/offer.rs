@@ -89,8 +89,7 @@ impl Policies {
 
     /// SHA-256 (lower-case hex) of [`Policies::canonical_json`].
     pub fn hash(&self) -> String {
-        let digest = Sha256::digest(self.canonical_json().as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(Sha256::digest(self.canonical_json().as_bytes()))
     }
 }
 

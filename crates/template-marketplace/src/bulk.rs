@@ -7,8 +7,8 @@
 use feria_kernel::db::MAX_BULK_BINDS;
 use feria_kernel::{DbConn, bulk_insert};
 
-use crate::backend;
 use crate::character::Character;
+use crate::dialect;
 use crate::error::MarketplaceError;
 use crate::listing::{Listing, ListingId};
 use crate::schema::{characters, listings, workspaces};
@@ -44,7 +44,7 @@ pub async fn insert_listings(conn: &mut DbConn, rows: &[Listing]) -> Result<(), 
     for chunk in rows.chunks(MAX_BULK_BINDS / 21) {
         bulk_insert!(conn, listings, chunk)?;
         let ids: Vec<ListingId> = chunk.iter().map(|l| l.id.clone()).collect();
-        backend::reindex(conn, &ids).await?;
+        dialect::reindex(conn, &ids).await?;
     }
     Ok(())
 }
@@ -53,5 +53,5 @@ pub async fn insert_listings(conn: &mut DbConn, rows: &[Listing]) -> Result<(), 
 /// set-based statement per backend (repairs, or a load that bypassed
 /// [`insert_listings`]).
 pub async fn reindex_listings(conn: &mut DbConn, id_like: &str) -> Result<(), MarketplaceError> {
-    backend::reindex_like(conn, id_like).await
+    dialect::reindex_like(conn, id_like).await
 }

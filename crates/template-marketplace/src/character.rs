@@ -465,7 +465,7 @@ pub async fn update(
                     .load(c)
                     .await
             })?;
-            crate::backend::reindex(c, &listed).await?;
+            crate::dialect::reindex(c, &listed).await?;
         }
         Ok(owned(c, tenant, owner, id).await?.to_object())
     })

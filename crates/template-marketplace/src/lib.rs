@@ -9,13 +9,13 @@
 //!   database transaction, at most once per buyer and listing; the buyer's library.
 //! - [`review`]: buyers rate a listing once; the average feeds browse's `rating` filter.
 //!
-//! Backend-specific SQL (full-text search, row locks) lives in one module, `backend.rs`.
+//! Backend-specific SQL (full-text search, row locks) lives in one module, `dialect.rs`.
 //! Calls `platforms` (the platform's fee) and `billing` (settlement); see
 //! `docs/MARKETPLACE.md`.
 
-mod backend;
 pub mod bulk;
 pub mod character;
+mod dialect;
 mod error;
 pub mod listing;
 pub mod purchase;
@@ -32,10 +32,3 @@ pub use workspace::{WorkspaceId, WorkspaceObject};
 
 /// The server's default character limit of a workspace when none is configured.
 pub const DEFAULT_CHARACTER_LIMIT: i64 = 25;
-
-/// The words of a full-text query, as the catalog reduces them (letters and digits,
-/// lower case, English stop words dropped, at most 16): both backends then require the
-/// same words, and the engines' query syntax never reaches them.
-pub(crate) fn search_terms(q: &str) -> Vec<String> {
-    feria_catalog::search::terms(q)
-}

@@ -17,8 +17,8 @@ use validator::Validate;
 
 use feria_events::EventType;
 
-use crate::backend;
 use crate::character::{self, CharacterId};
+use crate::dialect;
 use crate::error::MarketplaceError;
 use crate::schema::{listings, purchases};
 
@@ -545,7 +545,7 @@ impl BrowseQuery {
             terms: filter
                 .q
                 .as_deref()
-                .map(crate::search_terms)
+                .map(feria_kernel::db::FullText::terms)
                 .unwrap_or_default(),
             niche,
             currency: currency.map(|c| c.code().to_owned()),
@@ -565,7 +565,7 @@ pub async fn browse(
     page: PageRequest,
 ) -> Result<ListingPage, MarketplaceError> {
     let query = BrowseQuery::new(tenant, filter)?;
-    let (rows, total) = backend::browse(conn, &query, page).await?;
+    let (rows, total) = dialect::browse(conn, &query, page).await?;
     Ok(ListingPage {
         listings: rows.iter().map(Listing::to_object).collect(),
         page: page.page(),
@@ -585,7 +585,7 @@ pub async fn browse_full_text(
     page: PageRequest,
 ) -> Result<ListingPage, MarketplaceError> {
     let query = BrowseQuery::new(tenant, filter)?;
-    let (rows, total) = backend::browse_full_text(conn, &query, page).await?;
+    let (rows, total) = dialect::browse_full_text(conn, &query, page).await?;
     Ok(ListingPage {
         listings: rows.iter().map(Listing::to_object).collect(),
         page: page.page(),
@@ -704,7 +704,7 @@ pub async fn create(
                 .execute(c)
                 .await
         })?;
-        backend::reindex(c, std::slice::from_ref(&listing.id)).await?;
+        dialect::reindex(c, std::slice::from_ref(&listing.id)).await?;
         let object = listing.to_object();
         feria_events::record(c, tenant, EventType::ListingCreated, &object).await?;
         Ok(object)
@@ -737,7 +737,7 @@ pub async fn update(
     changes: ListingChanges,
 ) -> Result<ListingObject, MarketplaceError> {
     conn.transaction(async |c| -> Result<ListingObject, MarketplaceError> {
-        backend::lock_listing(c, tenant, id).await?;
+        dialect::lock_listing(c, tenant, id).await?;
         let listing = editable(c, tenant, seller, id).await?;
         let currency = match &changes.currency {
             Some(code) => {
@@ -799,7 +799,7 @@ pub async fn update(
         })?;
         // Any change may move the listing in or out of browse, or change its text,
         // niche or price: its search-index rows are rewritten with it.
-        backend::reindex(c, std::slice::from_ref(id)).await?;
+        dialect::reindex(c, std::slice::from_ref(id)).await?;
         let object = get(c, tenant, id).await?.to_object();
         let archived = ListingStatus::Archived.as_str();
         let event = if changes.status == Some(ListingStatus::Archived) && listing.status != archived

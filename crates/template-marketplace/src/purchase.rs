@@ -28,8 +28,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::backend;
 use crate::character::{self, CharacterId, CharacterObject};
+use crate::dialect;
 use crate::error::MarketplaceError;
 use crate::listing::{self, LicenseType, Listing, ListingId, ListingStatus};
 use crate::schema::{listings, purchases};
@@ -214,7 +214,7 @@ pub async fn purchase(
         default_character_limit,
     } = request;
     conn.transaction(async |c| -> Result<Purchased, MarketplaceError> {
-        backend::lock_listing(c, tenant, &listing_id).await?;
+        dialect::lock_listing(c, tenant, &listing_id).await?;
         // A retry of an earlier purchase with the same key: its result, nothing more.
         if let Some(key) = &idempotency_key
             && let Some(earlier) = by_key(c, &buyer, key).await?
@@ -338,7 +338,7 @@ pub async fn purchase(
         }
         if listing.license() == LicenseType::Exclusive {
             // Sold once, an exclusive license leaves browse: so do its index rows.
-            backend::reindex(c, std::slice::from_ref(&listing_id)).await?;
+            dialect::reindex(c, std::slice::from_ref(&listing_id)).await?;
         }
 
         let purchase = Purchase {

@@ -1,7 +1,7 @@
 //! Tables owned by this crate (see `migrations/*/2026-11-21-000040_marketplace`).
 //!
 //! PostgreSQL's generated `listings.search` column and SQLite's `listings_fts` table are
-//! not listed: only `backend.rs` names them, in raw SQL.
+//! not listed: only `dialect.rs` names them, in raw SQL.
 
 diesel::table! {
     workspaces (id) {

@@ -30,6 +30,7 @@
 
 mod dynamic;
 mod error;
+mod full_text;
 mod migrate;
 mod sqlite_runtime;
 mod sqlite_writer;
@@ -49,6 +50,7 @@ use diesel_async::{
 
 pub use self::dynamic::{DynamicSql, PreparedSql, SqlArg};
 pub use self::error::DbError;
+pub use self::full_text::FullText;
 pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use self::sqlite_writer::WriteTurn;
 use self::sqlite_writer::WriterQueue;

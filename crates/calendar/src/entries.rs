@@ -1,6 +1,11 @@
-//! Events of a user's calendar: custom ones the user manages, and subscription ones the
-//! platform's subscriptions create (the user cannot change or remove those). Exclusive
-//! events never overlap each other within a calendar, even under concurrent writes.
+//! Entries of a user's calendar — what the API calls calendar events: custom ones the
+//! user manages, and subscription ones the platform's subscriptions create (the user
+//! cannot change or remove those). Exclusive entries never overlap each other within a
+//! calendar, even under concurrent writes.
+//!
+//! Named `entries`, not `events`, so that it is not mistaken for the platform's domain
+//! events (the `feria-events` crate: the event log and webhooks). The wire keeps its
+//! names: `/calendars/.../events`, `CalendarEvent`, ids `cevt_`.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;

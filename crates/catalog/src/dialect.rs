@@ -1,19 +1,26 @@
 //! Backend-specific SQL: the one place in this crate that uses the two-armed
 //! [`with_conn!`] (everything else is written once for both backends).
 //!
+//! Called `dialect`: the SQL here is written in each database's own dialect (FTS5 or
+//! tsvector, `FOR UPDATE` or nothing), where the rest of the crate is written once for
+//! both. The former name, `backend`, read as "the server side" or diesel's `Backend`
+//! trait rather than "per-database SQL".
+//!
 //! - **Product search.** `GET /products` is one SQL statement built here with its filters
 //!   and sort, plus a count. Full-text matching and ranking use each backend's engine:
 //!   SQLite's FTS5 table `products_fts` (BM25, name weighted over description over tags)
 //!   joined on the product's rowid; PostgreSQL's generated `products.search` tsvector
 //!   (weights A, B, C) with its GIN index, ranked by `ts_rank`. Both match every term of
-//!   the query (stemmed English). The rest of the statement is the same on both.
+//!   the query (stemmed English); the engines' syntax is the kernel's
+//!   [`FullText`](feria_kernel::db::FullText), shared with the template marketplace. The
+//!   rest of the statement is the same on both.
 //! - **Row locks** for read-then-write transactions: `SELECT ... FOR UPDATE` on
 //!   PostgreSQL; nothing on SQLite, whose `BEGIN IMMEDIATE` already serialises writers.
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use feria_kernel::db::{DynamicSql as Sql, SqlArg as Arg};
+use feria_kernel::db::{DynamicSql as Sql, FullText, SqlArg as Arg};
 use feria_kernel::{Backend, DbConn, DbError, PageRequest, Tenant, with_conn};
 
 use crate::cart::CartId;
@@ -66,6 +73,15 @@ pub(crate) async fn lock_cart(conn: &mut DbConn, id: &CartId) -> Result<(), Cata
     Ok(())
 }
 
+/// Products on each backend's full-text engine: FTS5's `products_fts` (name,
+/// description, tags) and the generated `products.search` (weights A, B, C).
+const PRODUCTS: FullText = FullText {
+    table: "products",
+    alias: "p",
+    fts5_table: "products_fts",
+    bm25_weights: "10.0, 5.0, 2.0",
+};
+
 const COLUMNS: &str = "p.id, p.platform_id, p.mode, p.user_id, p.parent_product_id, p.name, \
     p.description, p.image, p.quantity, p.is_enabled, p.category, p.subcategory, p.tags, \
     p.price_minor, p.currency, p.use_seasonal_prices, p.created_at, p.updated_at, p.deleted_at";
@@ -73,41 +89,13 @@ const COLUMNS: &str = "p.id, p.platform_id, p.mode, p.user_id, p.parent_product_
 /// `FROM ... WHERE ...` of a search: the part the page and the count share.
 fn from_where(backend: Backend, query: &SearchQuery) -> Sql {
     let mut sql = Sql::new(backend);
-    let searching = !query.terms.is_empty();
-    match (searching, backend) {
-        (true, Backend::Sqlite) => {
-            // CROSS JOIN fixes the order: matches first, then their products. Left to
-            // itself (without ANALYZE statistics) SQLite may walk every product of the
-            // tenant and probe the index per row, which takes seconds at a million.
-            sql.push(" FROM products_fts CROSS JOIN products p ON p.rowid = products_fts.rowid");
-        }
-        (true, Backend::Postgres) => {
-            sql.push(" FROM products p, plainto_tsquery('english', ")
-                .text_arg(&query.terms.join(" "))
-                .push(") AS query");
-        }
-        (false, _) => {
-            sql.push(" FROM products p");
-        }
-    }
+    PRODUCTS.push_from(&mut sql, &query.terms);
     sql.push(" WHERE p.platform_id = ")
         .text_arg(query.tenant.platform_id.as_str())
         .push(" AND p.mode = ")
         .text_arg(query.tenant.mode.as_str())
         .push(" AND p.deleted_at IS NULL");
-    if searching {
-        match backend {
-            Backend::Sqlite => {
-                // Each term quoted (terms are letters and digits only): all must match.
-                let fts: Vec<String> = query.terms.iter().map(|t| format!("\"{t}\"")).collect();
-                sql.push(" AND products_fts MATCH ")
-                    .text_arg(&fts.join(" "));
-            }
-            Backend::Postgres => {
-                sql.push(" AND p.search @@ query");
-            }
-        }
-    }
+    PRODUCTS.push_match(&mut sql, &query.terms);
     match &query.visibility {
         Visibility::All => {}
         Visibility::EnabledOrOwn(Some(user)) => {
@@ -169,18 +157,15 @@ fn from_where(backend: Backend, query: &SearchQuery) -> Sql {
     sql
 }
 
-fn order_by(backend: Backend, query: &SearchQuery) -> &'static str {
-    match (query.sort, backend) {
-        (Sort::Relevance, Backend::Sqlite) if !query.terms.is_empty() => {
-            // bm25: lower is better; weights for name, description, tags.
-            " ORDER BY bm25(products_fts, 10.0, 5.0, 2.0), p.created_at DESC, p.id DESC"
-        }
-        (Sort::Relevance, Backend::Postgres) if !query.terms.is_empty() => {
-            " ORDER BY ts_rank(p.search, query) DESC, p.created_at DESC, p.id DESC"
-        }
-        (Sort::Relevance | Sort::Newest, _) => " ORDER BY p.created_at DESC, p.id DESC",
-        (Sort::PriceAsc, _) => " ORDER BY p.price_minor ASC, p.id ASC",
-        (Sort::PriceDesc, _) => " ORDER BY p.price_minor DESC, p.id DESC",
+fn order_by(backend: Backend, query: &SearchQuery) -> String {
+    match query.sort {
+        Sort::Relevance if !query.terms.is_empty() => format!(
+            " ORDER BY {}, p.created_at DESC, p.id DESC",
+            PRODUCTS.rank_order(backend)
+        ),
+        Sort::Relevance | Sort::Newest => " ORDER BY p.created_at DESC, p.id DESC".into(),
+        Sort::PriceAsc => " ORDER BY p.price_minor ASC, p.id ASC".into(),
+        Sort::PriceDesc => " ORDER BY p.price_minor DESC, p.id DESC".into(),
     }
 }
 
@@ -219,7 +204,7 @@ pub(crate) async fn search(
     }
     rows_sql
         .push(&shared.text)
-        .push(order_by(backend, query))
+        .push(&order_by(backend, query))
         .push(" LIMIT ")
         .arg(Arg::BigInt(page.limit()))
         .push(" OFFSET ")
@@ -243,11 +228,8 @@ pub(crate) async fn search(
     if let Some(total) = counted {
         return Ok((rows, u64::try_from(total).unwrap_or(0)));
     }
-    // A short page that is not past the end tells the total without counting.
-    let fetched = rows.len() as u64;
-    if fetched < u64::from(page.page_size()) && (fetched > 0 || page.offset() == 0) {
-        let offset = u64::try_from(page.offset()).unwrap_or(0);
-        return Ok((rows, offset + fetched));
+    if let Some(total) = page.total_of_short_page(rows.len()) {
+        return Ok((rows, total));
     }
     let mut count_sql = Sql::new(backend);
     count_sql.args = shared.args;

@@ -1,9 +1,15 @@
 //! Backend-specific SQL: the one place in this crate that uses the two-armed
 //! [`with_conn!`] (everything else is written once for both backends).
 //!
+//! Called `dialect`: the SQL here is written in each database's own dialect (FTS5 or
+//! tsvector, `FOR UPDATE` or nothing), where the rest of the crate is written once for
+//! both. The former name, `backend`, read as "the server side" or diesel's `Backend`
+//! trait rather than "per-database SQL".
+//!
 //! - **Browse.** `GET /marketplace` is one SQL statement built here with its filters,
 //!   plus a count when the page is full. Full-text matching and ranking use each
-//!   backend's engine, as the catalog does: SQLite's FTS5 table `listings_fts` (BM25:
+//!   backend's engine through the kernel's [`FullText`](feria_kernel::db::FullText), as
+//!   the catalog does: SQLite's FTS5 table `listings_fts` (BM25:
 //!   title and character name over niche over description) joined on the listing's
 //!   rowid; PostgreSQL's generated `listings.search` tsvector (weights A, A, B, C) with
 //!   its GIN index, ranked by `ts_rank`. Both match every term of the query.
@@ -20,7 +26,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use feria_kernel::db::PgConn;
-use feria_kernel::db::{DynamicSql as Sql, SqlArg as Arg};
+use feria_kernel::db::{DynamicSql as Sql, FullText, SqlArg as Arg};
 use feria_kernel::{Backend, DbConn, DbError, PageRequest, Tenant, with_conn};
 
 use crate::error::MarketplaceError;
@@ -52,6 +58,15 @@ pub(crate) async fn lock_listing(
     Ok(())
 }
 
+/// Listings on each backend's full-text engine: FTS5's `listings_fts` (title, character
+/// name, niche, description) and the generated `listings.search` (weights A, A, B, C).
+const LISTINGS: FullText = FullText {
+    table: "listings",
+    alias: "l",
+    fts5_table: "listings_fts",
+    bm25_weights: "10.0, 10.0, 5.0, 2.0",
+};
+
 const COLUMNS: &str = "l.id, l.platform_id, l.mode, l.seller_id, l.character_id, l.title, \
     l.description, l.niche, l.character_name, l.price_minor, l.currency, l.license_type, \
     l.status, l.preview_images, l.sales_count, l.revenue_minor, l.earnings_minor, \
@@ -60,21 +75,7 @@ const COLUMNS: &str = "l.id, l.platform_id, l.mode, l.seller_id, l.character_id,
 /// `FROM ... WHERE ...` of a browse: what the page and the count share.
 fn from_where(backend: Backend, query: &BrowseQuery) -> Sql {
     let mut sql = Sql::new(backend);
-    let searching = !query.terms.is_empty();
-    match (searching, backend) {
-        (true, Backend::Sqlite) => {
-            // CROSS JOIN fixes the order: matches first (see the catalog's measurements).
-            sql.push(" FROM listings_fts CROSS JOIN listings l ON l.rowid = listings_fts.rowid");
-        }
-        (true, Backend::Postgres) => {
-            sql.push(" FROM listings l, plainto_tsquery('english', ")
-                .text_arg(&query.terms.join(" "))
-                .push(") AS query");
-        }
-        (false, _) => {
-            sql.push(" FROM listings l");
-        }
-    }
+    LISTINGS.push_from(&mut sql, &query.terms);
     sql.push(" WHERE l.platform_id = ")
         .text_arg(query.tenant.platform_id.as_str())
         .push(" AND l.mode = ")
@@ -85,18 +86,7 @@ fn from_where(backend: Backend, query: &BrowseQuery) -> Sql {
         .push(" AND (l.license_type <> ")
         .text_arg(LicenseType::Exclusive.as_str())
         .push(" OR l.sales_count = 0)");
-    if searching {
-        match backend {
-            Backend::Sqlite => {
-                let fts: Vec<String> = query.terms.iter().map(|t| format!("\"{t}\"")).collect();
-                sql.push(" AND listings_fts MATCH ")
-                    .text_arg(&fts.join(" "));
-            }
-            Backend::Postgres => {
-                sql.push(" AND l.search @@ query");
-            }
-        }
-    }
+    LISTINGS.push_match(&mut sql, &query.terms);
     if let Some(niche) = &query.niche {
         sql.push(" AND l.niche = ").text_arg(niche);
     }
@@ -117,32 +107,20 @@ fn from_where(backend: Backend, query: &BrowseQuery) -> Sql {
     sql
 }
 
-fn order_by(backend: Backend, query: &BrowseQuery) -> &'static str {
-    match backend {
-        Backend::Sqlite if !query.terms.is_empty() => {
-            // bm25: lower is better; weights for title, character name, niche, description.
-            " ORDER BY bm25(listings_fts, 10.0, 10.0, 5.0, 2.0), l.created_at DESC, l.id DESC"
-        }
-        Backend::Postgres if !query.terms.is_empty() => {
-            " ORDER BY ts_rank(l.search, query) DESC, l.created_at DESC, l.id DESC"
-        }
-        _ => " ORDER BY l.created_at DESC, l.id DESC",
+fn order_by(backend: Backend, query: &BrowseQuery) -> String {
+    if query.terms.is_empty() {
+        return " ORDER BY l.created_at DESC, l.id DESC".into();
     }
+    format!(
+        " ORDER BY {}, l.created_at DESC, l.id DESC",
+        LISTINGS.rank_order(backend)
+    )
 }
 
 #[derive(QueryableByName)]
 struct Total {
     #[diesel(sql_type = BigInt)]
     total: i64,
-}
-
-/// The total a short page tells without counting: a page with fewer rows than asked for
-/// ends the results, unless it is empty past the first page (the offset may lie beyond the
-/// end, which says nothing of the total).
-fn short_page_total(fetched: usize, page: PageRequest) -> Option<u64> {
-    let fetched = fetched as u64;
-    let short = fetched < u64::from(page.page_size()) && (fetched > 0 || page.offset() == 0);
-    short.then(|| u64::try_from(page.offset()).unwrap_or(0) + fetched)
 }
 
 /// One page of the listings matching `query`, and how many match in all: from the search
@@ -185,14 +163,14 @@ pub(crate) async fn browse_full_text(
         .push("SELECT ")
         .push(COLUMNS)
         .push(&shared.text)
-        .push(order_by(backend, query))
+        .push(&order_by(backend, query))
         .push(" LIMIT ")
         .arg(Arg::BigInt(page.limit()))
         .push(" OFFSET ")
         .arg(Arg::BigInt(page.offset()));
     let rows: Vec<Listing> =
         with_conn!(conn, c => rows_sql.clone().prepared().load(c).await).map_err(DbError::from)?;
-    if let Some(total) = short_page_total(rows.len(), page) {
+    if let Some(total) = page.total_of_short_page(rows.len()) {
         return Ok((rows, total));
     }
     let mut count_sql = Sql::new(backend);
@@ -559,7 +537,7 @@ async fn browse_indexed(
     let (rows, total) = with_conn!(conn,
         sqlite: c => {
             let rows: Vec<Listing> = rows_sql.prepared().load(c).await.map_err(DbError::from)?;
-            if let Some(total) = short_page_total(rows.len(), page) {
+            if let Some(total) = page.total_of_short_page(rows.len()) {
                 return Ok((rows, total));
             }
             let total: Total = count_sql.prepared().get_result(c).await.map_err(DbError::from)?;
