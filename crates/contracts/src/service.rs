@@ -75,9 +75,7 @@ pub(crate) async fn platform_percent(
     conn: &mut DbConn,
     tenant: &Tenant,
 ) -> Result<Decimal, ContractError> {
-    Ok(feria_platforms::platform::get(conn, &tenant.platform_id)
-        .await?
-        .platform_fee_percent())
+    Ok(feria_platforms::platform::fee_percent(conn, &tenant.platform_id).await?)
 }
 
 // ---- reads ---------------------------------------------------------------------------
