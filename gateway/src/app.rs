@@ -30,7 +30,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     mailer: web::Data<feria_kernel::mail::Mailer>,
     otp_ip_limiter: web::Data<crate::ratelimit::IpRateLimiter>,
-    media_ip_limiter: web::Data<crate::routes::utils::MediaUploadLimiter>,
+    media_ip_limiter: web::Data<crate::routes::uploads::MediaUploadLimiter>,
     write_limit: web::Data<crate::middleware::WriteLimit>,
     /// One cache for all workers: a rolled key or an ended session is forgotten by every
     /// worker at once.
@@ -65,7 +65,7 @@ impl AppState {
             config.clock.clone(),
         );
         let media_ip_limiter =
-            crate::routes::utils::MediaUploadLimiter(crate::ratelimit::IpRateLimiter::new(
+            crate::routes::uploads::MediaUploadLimiter(crate::ratelimit::IpRateLimiter::new(
                 config.media_uploads_per_ip,
                 std::time::Duration::from_secs(600),
                 config.clock.clone(),
