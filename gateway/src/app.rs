@@ -30,7 +30,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     mailer: web::Data<feria_kernel::mail::Mailer>,
     otp_ip_limiter: web::Data<crate::ratelimit::IpRateLimiter>,
-    media_ip_limiter: web::Data<crate::routes::utils::MediaUploadLimiter>,
+    media_ip_limiter: web::Data<crate::routes::uploads::MediaUploadLimiter>,
     write_limit: web::Data<crate::middleware::WriteLimit>,
     /// One cache for all workers: a rolled key or an ended session is forgotten by every
     /// worker at once.
@@ -65,7 +65,7 @@ impl AppState {
             config.clock.clone(),
         );
         let media_ip_limiter =
-            crate::routes::utils::MediaUploadLimiter(crate::ratelimit::IpRateLimiter::new(
+            crate::routes::uploads::MediaUploadLimiter(crate::ratelimit::IpRateLimiter::new(
                 config.media_uploads_per_ip,
                 std::time::Duration::from_secs(600),
                 config.clock.clone(),
@@ -247,7 +247,7 @@ async fn renew_subscriptions(db: Db, every: std::time::Duration) {
 }
 
 /// Mails the platform's owners (in the endpoint's mode) that the delivery worker
-/// disabled one of their webhook endpoints.
+/// disabled one of their webhook endpoints; users writes the mail, this only wires it in.
 fn endpoint_disabled_notifier(
     db: Db,
     mailer: feria_kernel::mail::Mailer,
@@ -256,46 +256,11 @@ fn endpoint_disabled_notifier(
         let db = db.clone();
         let mailer = mailer.clone();
         Box::pin(async move {
-            let owners = async {
-                let mut conn = db.conn().await?;
-                let mut emails = Vec::new();
-                for id in feria_users::user::admin_ids(&mut conn, &tenant).await? {
-                    let user = feria_users::user::get(&mut conn, &tenant, &id).await?;
-                    if user.role == feria_users::Role::Owner {
-                        emails.push(user.email);
-                    }
-                }
-                Ok::<_, feria_users::UserError>(emails)
-            }
-            .await;
-            let emails = match owners {
-                Ok(emails) => emails,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot find the owners to tell of a disabled webhook endpoint");
-                    return;
-                }
-            };
-            for to in emails {
-                let mail = feria_kernel::mail::OutgoingMail {
-                    to,
-                    subject: format!("Webhook endpoint {} disabled", endpoint.id),
-                    body: format!(
-                        "Hello,\n\nFeria stopped sending events to your {mode} webhook endpoint \
-                         {id} ({url}): {reason}.\n\nFix the endpoint, then enable it again \
-                         (PUT /api/v1/webhook_endpoints/{id} with {{\"enabled\": true}}); \
-                         failed deliveries can be sent again with the redeliver endpoint.\n",
-                        mode = tenant.mode,
-                        id = endpoint.id,
-                        url = endpoint.url,
-                        reason = endpoint
-                            .disabled_reason
-                            .as_deref()
-                            .unwrap_or("its deliveries kept failing"),
-                    ),
-                };
-                if let Err(error) = mailer.send(mail).await {
-                    tracing::warn!(%error, "cannot mail the owner about a disabled webhook endpoint");
-                }
+            if let Err(error) =
+                feria_users::notices::webhook_endpoint_disabled(&db, &mailer, &tenant, &endpoint)
+                    .await
+            {
+                tracing::warn!(%error, "cannot find the owners to tell of a disabled webhook endpoint");
             }
         })
     })

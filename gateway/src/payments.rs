@@ -1,12 +1,14 @@
-//! The payment providers the server is configured with, and how their failures look on
-//! the wire.
+//! The payment providers the server is configured with.
 //!
 //! Stripe keys come per mode (`STRIPE_TEST_SECRET_KEY`, `STRIPE_LIVE_SECRET_KEY`): a
-//! platform's test mode never touches live money. Without a key for a mode, the users'
-//! payment routes record the references clients send (see `routes/user_payments.rs`).
+//! platform's test mode never touches live money. Handlers pass the client of the
+//! caller's mode (or `None`) to billing, which decides what to do without one: record the
+//! references clients send (`feria_billing::payment_methods`), or answer 409
+//! `payment_provider_not_configured`. How a provider's failure looks on the wire is
+//! billing's too (`feria_billing::stripe::api_error`).
 
 use feria_billing::stripe::{StripeClient, StripeConfig, StripeError};
-use feria_kernel::{ApiError, Mode};
+use feria_kernel::Mode;
 
 /// Stripe clients per mode, when configured.
 #[derive(Clone, Default)]
@@ -39,23 +41,4 @@ impl PaymentProviders {
             Mode::Live => self.live.as_ref(),
         }
     }
-
-    /// The Stripe client of a mode, or 409 `payment_provider_not_configured`.
-    pub fn require_stripe(&self, mode: Mode) -> Result<&StripeClient, ApiError> {
-        self.stripe(mode).ok_or_else(|| {
-            ApiError::conflict(
-                "payment_provider_not_configured",
-                format!("no Stripe key is configured for {mode} mode on this server"),
-            )
-        })
-    }
-}
-
-/// A provider failure in the one error shape, Stripe's own code and message in `details`:
-/// a request Stripe refused → 422 `payment_provider_rejected`; Stripe unreachable, slow,
-/// overloaded, or refusing our own key → 503 `payment_provider_unavailable`. The mapping
-/// lives in billing (`feria_billing::stripe::api_error`) so that settlements answer the
-/// same way.
-pub fn provider_error(error: StripeError) -> ApiError {
-    feria_billing::stripe::api_error(error)
 }

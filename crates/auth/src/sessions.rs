@@ -250,6 +250,39 @@ pub async fn revoke_all_for_user(conn: &mut DbConn, user_id: &UserId) -> Result<
     Ok(())
 }
 
+/// How long a scheduled deletion waits before the personal data is erased.
+pub const DELETION_GRACE_DAYS: i64 = 30;
+
+/// Schedules a user's account for deletion ([`DELETION_GRACE_DAYS`] from now) by an
+/// actor of role `actor` (the ownership rules: only an owner deletes an owner, never the
+/// last) and signs them out everywhere, in one transaction; once committed, no credential
+/// cache goes on trusting what it read before. The user as shown.
+pub async fn schedule_account_deletion(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    id: &UserId,
+    actor: feria_users::Role,
+    media: &feria_platforms::media::MediaUrls,
+) -> Result<feria_users::UserObject, AuthError> {
+    let user = conn
+        .transaction(async |c| -> Result<feria_users::User, AuthError> {
+            let user = feria_users::user::schedule_deletion(
+                c,
+                tenant,
+                id,
+                time::Duration::days(DELETION_GRACE_DAYS),
+                actor,
+            )
+            .await?;
+            revoke_all_for_user(c, id).await?;
+            Ok(user)
+        })
+        .await?;
+    sessions_revoked();
+    feria_users::user::authorization_changed();
+    Ok(feria_users::user::object(conn, tenant, &user, media).await?)
+}
+
 /// Tells this process's credential caches that sessions were revoked by a transaction
 /// that has just committed (see [`revoke_all_for_user`]).
 pub fn sessions_revoked() {

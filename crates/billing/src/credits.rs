@@ -78,6 +78,54 @@ pub struct TopUp {
     pub replayed: bool,
 }
 
+/// The user's credits after a top-up, and the top-up's transaction.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopUpResult {
+    pub credits: Credits,
+    pub transaction: Transaction,
+}
+
+/// The user a path names (`raw`, as the client sent it): an id that cannot be a user's is
+/// not found, as a user of another platform or mode is.
+fn user_id(raw: &str) -> Result<UserId, BillingError> {
+    Ok(raw.parse().map_err(|_| feria_users::UserError::NotFound)?)
+}
+
+/// A user's credits, read by an admin (403 first, whatever the id).
+pub async fn of_user_as(
+    conn: &mut DbConn,
+    actor: &crate::Actor,
+    tenant: &Tenant,
+    user: &str,
+) -> Result<Credits, BillingError> {
+    actor.require_admin()?;
+    let user = user_id(user)?;
+    feria_users::user::get(conn, tenant, &user).await?;
+    of_user(conn, tenant, &user).await
+}
+
+/// An admin's top-up (403 first, whatever the id) of `amount`, in major units of
+/// `currency`, to a user, once per idempotency key; the user's credits after it.
+pub async fn top_up_as(
+    conn: &mut DbConn,
+    actor: &crate::Actor,
+    tenant: &Tenant,
+    user: &str,
+    amount: Decimal,
+    currency: Currency,
+    idempotency_key: Option<String>,
+) -> Result<TopUpResult, BillingError> {
+    actor.require_admin()?;
+    let user = user_id(user)?;
+    let amount = Money::from_decimal_exact(amount, currency)?;
+    feria_users::user::get(conn, tenant, &user).await?;
+    let topped = top_up(conn, tenant, &user, amount, idempotency_key).await?;
+    Ok(TopUpResult {
+        credits: of_user(conn, tenant, &user).await?,
+        transaction: topped.transaction,
+    })
+}
+
 /// Adds credits to a user: money enters from the outside world (`external/internal`)
 /// into the user's credit account, with a `credit_top_up` transaction, atomically.
 /// The caller checks that the user exists in the tenant. The amount is at most

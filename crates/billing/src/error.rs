@@ -26,6 +26,15 @@ pub enum BillingError {
     IdempotencyKeyReused,
     #[error("transaction not found")]
     TransactionNotFound,
+    /// The action is for admins (403, as every role check answers).
+    #[error("this action requires the admin role or higher")]
+    AdminRequired,
+    /// Another user's totals, asked for by a user who is no admin.
+    #[error("only admins read another user's totals")]
+    NotYourTotals,
+    /// A card charge to refund, and no Stripe key for its mode on this server.
+    #[error("no Stripe key is configured for {0} mode on this server")]
+    ProviderNotConfigured(feria_kernel::Mode),
     #[error("this transaction cannot be refunded: {0}")]
     NotRefundable(&'static str),
     #[error("the refund exceeds what is left to refund ({remaining} minor units)")]
@@ -61,6 +70,10 @@ pub enum BillingError {
     SettlementInProgress,
     #[error(transparent)]
     Calendar(#[from] feria_calendar::CalendarError),
+    #[error(transparent)]
+    Platform(#[from] feria_platforms::PlatformError),
+    #[error(transparent)]
+    User(#[from] feria_users::UserError),
     #[error(transparent)]
     Fee(#[from] FeeError),
     #[error(transparent)]
@@ -109,6 +122,16 @@ impl From<BillingError> for ApiError {
                 "this Idempotency-Key was already used with a different request",
             ),
             BillingError::TransactionNotFound => ApiError::not_found("transaction"),
+            BillingError::AdminRequired => {
+                ApiError::forbidden("forbidden", "this action requires the admin role or higher")
+            }
+            BillingError::NotYourTotals => {
+                ApiError::forbidden("forbidden", "only admins read another user's totals")
+            }
+            BillingError::ProviderNotConfigured(mode) => ApiError::conflict(
+                "payment_provider_not_configured",
+                format!("no Stripe key is configured for {mode} mode on this server"),
+            ),
             BillingError::NotRefundable(why) => ApiError::conflict(
                 "not_refundable",
                 format!("this transaction cannot be refunded: {why}"),
@@ -143,6 +166,8 @@ impl From<BillingError> for ApiError {
                  same request to complete it",
             ),
             BillingError::Calendar(calendar) => calendar.into(),
+            BillingError::Platform(platform) => platform.into(),
+            BillingError::User(user) => user.into(),
             BillingError::Fee(FeeError::FeesExceedAmount) => {
                 ApiError::invalid_field("amount", "is too small to cover the fees")
             }

@@ -17,7 +17,8 @@
 //! is what the contract's
 //! `includeStripeFees`, `includeCandleFees` and `includePlatformFees` flags mean.
 
-use feria_kernel::money::{Money, MoneyError, Rounding};
+use feria_kernel::money::{Currency, Money, MoneyError, Rounding};
+use feria_kernel::{Db, PlatformId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -189,6 +190,94 @@ pub fn compute(
         processor_fee,
         total,
         net,
+    })
+}
+
+/// Which payment path the estimate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FeeProvider {
+    Stripe,
+    Internal,
+}
+
+/// An amount to estimate fees for; what is absent takes a contract's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EstimateQuestion {
+    /// Minor units of `currency`.
+    pub amount: i64,
+    /// Default `usd`.
+    pub currency: Option<Currency>,
+    /// Whose platform fee applies (none: no platform fee).
+    pub platform_id: Option<PlatformId>,
+    /// Default `stripe` (card processing).
+    pub provider: Option<FeeProvider>,
+    /// Whether the buyer pays each fee on top (each defaults to true, as a contract's
+    /// `includeStripeFees`, `includeCandleFees`, `includePlatformFees` do).
+    pub include_processor: Option<bool>,
+    pub include_service: Option<bool>,
+    pub include_platform: Option<bool>,
+}
+
+/// The fees on an amount, all in minor units of `currency`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FeeEstimate {
+    pub amount: i64,
+    /// Lower-case ISO 4217 code.
+    pub currency: String,
+    #[serde(with = "feria_kernel::money::decimal_number")]
+    #[schema(value_type = f64)]
+    pub platform_fee_percent: rust_decimal::Decimal,
+    pub platform_fee: i64,
+    #[serde(with = "feria_kernel::money::decimal_number")]
+    #[schema(value_type = f64)]
+    pub service_fee_percent: rust_decimal::Decimal,
+    pub service_fee: i64,
+    pub processor_fee: i64,
+    /// What the buyer is charged.
+    pub total: i64,
+    /// What the seller receives.
+    pub net: i64,
+}
+
+/// The fees a payment of `question.amount` would carry under `schedule` and the
+/// platform's own fee: the same rule contracts charge by, so an estimate is what a
+/// contract with the same choices would total. A missing platform is
+/// [`feria_platforms::PlatformError::NotFound`]; an amount too small for the fees the
+/// seller absorbs is [`FeeError::FeesExceedAmount`].
+pub async fn estimate(
+    db: &Db,
+    schedule: &FeeSchedule,
+    question: EstimateQuestion,
+) -> Result<FeeEstimate, crate::BillingError> {
+    let currency = question.currency.unwrap_or(Currency::USD);
+    let platform_percent = match &question.platform_id {
+        Some(id) => feria_platforms::platform::fee_percent(&mut db.conn().await?, id).await?,
+        None => Decimal::ZERO,
+    };
+    let inclusion = FeeInclusion {
+        processor: question.include_processor.unwrap_or(true),
+        service: question.include_service.unwrap_or(true),
+        platform: question.include_platform.unwrap_or(true),
+    };
+    let processor = question.provider.unwrap_or(FeeProvider::Stripe) == FeeProvider::Stripe;
+    let breakdown = compute(
+        Money::from_minor(question.amount, currency),
+        platform_percent,
+        schedule,
+        inclusion,
+        processor,
+    )?;
+    Ok(FeeEstimate {
+        amount: breakdown.amount.minor(),
+        currency: currency.code().to_lowercase(),
+        platform_fee_percent: platform_percent,
+        platform_fee: breakdown.platform_fee.minor(),
+        service_fee_percent: schedule.service_percent,
+        service_fee: breakdown.service_fee.minor(),
+        processor_fee: breakdown.processor_fee.minor(),
+        total: breakdown.total.minor(),
+        net: breakdown.net.minor(),
     })
 }
 

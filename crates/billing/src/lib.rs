@@ -13,22 +13,29 @@
 //! - [`transactions`]: the Transaction objects, per-user totals and platform metrics.
 //! - [`subscriptions`]: a contract's terms charged once per cycle, the renewal worker's
 //!   body ([`subscriptions::run_due_renewals`]) and MRR (see `docs/SUBSCRIPTIONS.md`).
+//! - [`payment_methods`]: a user's payout account, saved cards and Stripe customer, kept
+//!   in step with Stripe.
 //! - [`stripe`]: the Stripe REST client of the `stripe` payment provider (see
 //!   `docs/STRIPE.md`); tested against a local Stripe-compatible server.
 //!
 //! Calls no other domain crate but calendar (a subscription's next renewal is put on the
-//! subscriber's calendar): callers pass in what it needs (the platform's fee, the user
-//! ids they have checked, a contract's terms).
+//! subscriber's calendar), platforms (a fee estimate reads the platform's fee) and users
+//! (whose payment references [`payment_methods`] keeps in step with Stripe): otherwise
+//! callers pass in what it needs (the platform's fee, the user ids they have checked, a
+//! contract's terms).
 
+mod actor;
 pub mod card_settlement;
 pub mod credits;
 mod error;
 pub mod fees;
 pub mod ledger;
+pub mod payment_methods;
 mod schema;
 pub mod settlement;
 pub mod stripe;
 pub mod subscriptions;
 pub mod transactions;
 
+pub use actor::Actor;
 pub use error::BillingError;

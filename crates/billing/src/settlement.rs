@@ -16,7 +16,8 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use feria_kernel::money::{Currency, MAX_AMOUNT_MINOR, Money};
-use feria_kernel::{DbConn, DbError, Tenant, UserId, with_conn};
+use feria_kernel::{Db, DbConn, DbError, Tenant, UserId, with_conn};
+use rust_decimal::Decimal;
 
 use crate::credits::INTERNAL;
 use crate::error::BillingError;
@@ -315,6 +316,44 @@ pub async fn settle(
         }
     })
     .await
+}
+
+/// Refunds a charge the way it was paid (admins only): a credits charge to the buyer's
+/// credits ([`refund`]), a card charge to the card ([`refund_card`], which needs `stripe`,
+/// the client of the tenant's mode). `amount` is in major units of the charge's
+/// currency; `None` refunds all that is left. `charge_id` is taken as the client sent
+/// it: one that cannot be an id is not found, after the admin check.
+pub async fn refund_charge(
+    db: &Db,
+    stripe: Option<&crate::stripe::StripeClient>,
+    actor: &crate::Actor,
+    tenant: &Tenant,
+    charge_id: &str,
+    amount: Option<Decimal>,
+    idempotency_key: Option<String>,
+) -> Result<Settled, BillingError> {
+    actor.require_admin()?;
+    let id: TransactionId = charge_id
+        .parse()
+        .map_err(|_| BillingError::TransactionNotFound)?;
+    let mut conn = db.conn().await?;
+    let charge = crate::transactions::get(&mut conn, tenant, &id).await?;
+    let amount = match amount {
+        Some(amount) => {
+            let currency: Currency = charge.currency.parse()?;
+            Some(Money::from_decimal_exact(amount, currency)?)
+        }
+        None => None,
+    };
+    if charge.provider != crate::card_settlement::STRIPE {
+        return refund(&mut conn, tenant, &id, amount, idempotency_key).await;
+    }
+    // Back to the card: Stripe refunds the buyer after the sellers' transfers are
+    // reversed; no connection is held while Stripe answers.
+    drop(conn);
+    let stripe = stripe.ok_or(BillingError::ProviderNotConfigured(tenant.mode))?;
+    let mut conn = db.conn().await?;
+    refund_card(&mut conn, stripe, tenant, &id, amount, idempotency_key).await
 }
 
 /// Refunds `amount` of a buyer's credits charge (all that is left when `None`) to the

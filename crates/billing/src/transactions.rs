@@ -369,6 +369,24 @@ pub async fn get(
     get_row(conn, tenant, id).await?.try_into()
 }
 
+/// One transaction as `actor` may see it: admins any of the tenant's, a user those they
+/// are the buyer or seller of (others are not found, as if they did not exist).
+pub async fn get_as(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    actor: &crate::Actor,
+    id: &TransactionId,
+) -> Result<Transaction, BillingError> {
+    let transaction = get(conn, tenant, id).await?;
+    let party = actor.is(transaction.buyer_user_id.as_ref())
+        || actor.is(transaction.seller_user_id.as_ref());
+    if actor.is_admin || party {
+        Ok(transaction)
+    } else {
+        Err(BillingError::TransactionNotFound)
+    }
+}
+
 /// Filters of `GET /transactions`; all optional, combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct TransactionFilter {
@@ -561,6 +579,34 @@ pub async fn spend(
         period,
     )
     .await
+}
+
+/// Which of a user's totals: what they earned as a seller ([`revenue`]) or spent as a
+/// buyer ([`spend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSide {
+    Earned,
+    Spent,
+}
+
+/// A user's totals as `actor` may read them: admins anyone's, a user their own (403
+/// otherwise). A user who does not exist in the tenant is not found, for anyone.
+pub async fn user_totals(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    actor: &crate::Actor,
+    user: &UserId,
+    side: UserSide,
+    period: Period,
+) -> Result<Vec<CurrencyTotal>, BillingError> {
+    feria_users::user::get(conn, tenant, user).await?;
+    if !actor.is_admin && !actor.is(Some(user)) {
+        return Err(BillingError::NotYourTotals);
+    }
+    match side {
+        UserSide::Earned => revenue(conn, tenant, user, period).await,
+        UserSide::Spent => spend(conn, tenant, user, period).await,
+    }
 }
 
 /// Platform metrics over a period, per currency.

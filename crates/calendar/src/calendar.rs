@@ -567,6 +567,45 @@ pub async fn availability_of(
     })
 }
 
+/// An instant (`date`, RFC 3339) in local time: in `timezone` when given, else in the
+/// signed-in user's zone ([`zone_of_user`]); an API key (no `user`) must name the zone.
+/// `db` is used only for the user's zone, so a request that names its zone needs no
+/// connection.
+pub async fn local_time(
+    db: &feria_kernel::Db,
+    tenant: &Tenant,
+    user: Option<&UserId>,
+    date: Option<&str>,
+    timezone: Option<&str>,
+) -> Result<crate::tz::LocalTime, CalendarError> {
+    let date = match date {
+        Some(raw) => Timestamp::parse(raw.trim()).map_err(|_| {
+            CalendarError::invalid(
+                "date",
+                "must be an RFC 3339 date-time such as 2023-06-21T10:00:00Z",
+            )
+        })?,
+        None => return Err(CalendarError::invalid("date", "is required")),
+    };
+    let zone = match (timezone, user) {
+        (Some(name), _) => Zone::parse(name).ok_or_else(|| {
+            CalendarError::invalid(
+                "timezone",
+                format!("`{name}` is not a known IANA time zone (e.g. America/New_York)"),
+            )
+        })?,
+        (None, Some(user_id)) => zone_of_user(&mut db.conn().await?, tenant, user_id).await?,
+        (None, None) => {
+            return Err(CalendarError::invalid(
+                "timezone",
+                "is required with an API key (there is no signed-in user)",
+            ));
+        }
+    };
+    zone.local_time(date)
+        .ok_or_else(|| CalendarError::invalid("date", "is out of range"))
+}
+
 /// The zone `GET /calendar/localtime` shows a user's times in: the profile's time zone
 /// when it is a known IANA name, else the calendar's, else UTC.
 pub async fn zone_of_user(

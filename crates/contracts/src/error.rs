@@ -34,6 +34,9 @@ pub enum ContractError {
     /// Only a buyer of the contract subscribes to it.
     #[error("only a buyer of the contract may subscribe to it")]
     NotBuyer,
+    /// Another user's contracts, asked for by a user who is no admin.
+    #[error("only admins list another user's contracts")]
+    NotYourList,
     /// The contract's terms cannot be charged as a subscription.
     #[error("the contract cannot be subscribed to: {0}")]
     NotSubscribable(&'static str),
@@ -150,6 +153,9 @@ impl From<ContractError> for ApiError {
                 "contract_not_sent",
                 "send the contract to its buyers before settling it",
             ),
+            ContractError::NotYourList => {
+                ApiError::forbidden("forbidden", "only admins list another user's contracts")
+            }
             ContractError::NotBuyer => ApiError::forbidden(
                 "not_contract_buyer",
                 "only a buyer of the contract may subscribe to it",

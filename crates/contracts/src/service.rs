@@ -75,9 +75,7 @@ pub(crate) async fn platform_percent(
     conn: &mut DbConn,
     tenant: &Tenant,
 ) -> Result<Decimal, ContractError> {
-    Ok(feria_platforms::platform::get(conn, &tenant.platform_id)
-        .await?
-        .platform_fee_percent())
+    Ok(feria_platforms::platform::fee_percent(conn, &tenant.platform_id).await?)
 }
 
 // ---- reads ---------------------------------------------------------------------------
@@ -264,6 +262,28 @@ pub enum ListFilter {
     Seller(UserId),
     /// Where the user is the creator, a buyer or a seller.
     Involving(UserId),
+}
+
+/// [`list`] as `actor` may see it. A user's contracts as a buyer or a seller
+/// ([`ListFilter::Buyer`], [`ListFilter::Seller`]): admins anyone's, a user their own
+/// (403 otherwise, before anything is read); a user of another platform or mode is
+/// unknown here (404), not a user without contracts. The other filters are checked by
+/// their callers (admins only, or the signed-in user's own).
+pub async fn list_as(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    schedule: &FeeSchedule,
+    actor: &Actor,
+    filter: &ListFilter,
+    page: PageRequest,
+) -> Result<Page<ContractObject>, ContractError> {
+    if let ListFilter::Buyer(user) | ListFilter::Seller(user) = filter {
+        if !actor.is_admin && actor.user_id.as_ref() != Some(user) {
+            return Err(ContractError::NotYourList);
+        }
+        feria_users::user::get(conn, tenant, user).await?;
+    }
+    list(conn, tenant, schedule, filter, page).await
 }
 
 /// A page of contracts, newest first.

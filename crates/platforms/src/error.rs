@@ -17,6 +17,8 @@ pub enum PlatformError {
         message: String,
     },
     #[error(transparent)]
+    Mail(#[from] feria_kernel::mail::MailError),
+    #[error(transparent)]
     Db(#[from] DbError),
 }
 
@@ -34,6 +36,7 @@ impl From<PlatformError> for ApiError {
                 "this email is already on the waitlist",
             ),
             PlatformError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            PlatformError::Mail(mail) => mail.into(),
             PlatformError::Db(db) => db.into(),
         }
     }

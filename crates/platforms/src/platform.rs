@@ -60,7 +60,7 @@ pub struct PlatformObject {
 impl Platform {
     /// The fee in percent (`250` → `2.5`).
     pub fn platform_fee_percent(&self) -> Decimal {
-        Decimal::new(self.platform_fee_bps, 2).normalize()
+        percent_of_bps(self.platform_fee_bps)
     }
 
     /// The API object; `media` makes the logo's URL.
@@ -79,6 +79,11 @@ impl Platform {
             active_subscription: self.active_subscription.clone(),
         }
     }
+}
+
+/// Hundredths of a percent as a percent (`250` → `2.5`).
+fn percent_of_bps(bps: i64) -> Decimal {
+    Decimal::new(bps, 2).normalize()
 }
 
 /// What a new platform needs.
@@ -215,6 +220,22 @@ pub async fn get(conn: &mut DbConn, id: &PlatformId) -> Result<Platform, Platfor
     })
     .map_err(DbError::from)?;
     found.ok_or(PlatformError::NotFound)
+}
+
+/// The platform's fee in percent (`2.5`): what contracts, purchases and fee estimates
+/// charge on its behalf. One place reads it, so they cannot disagree on how.
+pub async fn fee_percent(conn: &mut DbConn, id: &PlatformId) -> Result<Decimal, PlatformError> {
+    let found = with_conn!(conn, c => {
+        platforms::table
+            .find(id)
+            .select(platforms::platform_fee_bps)
+            .first::<i64>(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)?;
+    let bps = found.ok_or(PlatformError::NotFound)?;
+    Ok(percent_of_bps(bps))
 }
 
 /// The platform served at this domain.

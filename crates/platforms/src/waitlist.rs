@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::{Validate, ValidateEmail};
 
+use feria_kernel::mail::{Mailer, OutgoingMail};
+
 use crate::error::PlatformError;
 use crate::schema::waitlist_entries;
 
@@ -209,6 +211,39 @@ async fn get(
     })
     .map_err(DbError::from)?
     .ok_or(PlatformError::WaitlistEntryNotFound)
+}
+
+/// Grants access and mails the person their invitation ("You're in"), once: granting
+/// again changes nothing and sends no second mail. A mail that cannot be sent fails the
+/// call with the grant kept (as the route always did).
+pub async fn grant_and_invite(
+    conn: &mut DbConn,
+    mailer: &Mailer,
+    tenant: &Tenant,
+    id: &WaitlistId,
+) -> Result<WaitlistEntry, PlatformError> {
+    let (entry, newly_granted) = grant(conn, tenant, id).await?;
+    if !newly_granted {
+        return Ok(entry);
+    }
+    let platform = crate::platform::get(conn, &tenant.platform_id).await?;
+    let place = platform
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}", platform.domain));
+    mailer
+        .send(OutgoingMail {
+            to: entry.email.clone(),
+            subject: format!("You're in: {}", platform.name),
+            body: format!(
+                "Hello {name},\n\nyour wait is over: you now have access to {platform}.\n\
+                 Sign in with this email address at {place}.\n",
+                name = entry.name,
+                platform = platform.name,
+            ),
+        })
+        .await?;
+    Ok(entry)
 }
 
 /// Grants access: sets `granted` (once; granting again keeps the first date). Returns the

@@ -244,9 +244,7 @@ pub async fn purchase(
         // Money: the buyer's credits into escrow, out to the seller and the platform.
         let purchase_id = PurchaseId::new();
         let price = listing.price();
-        let percent = feria_platforms::platform::get(c, &tenant.platform_id)
-            .await?
-            .platform_fee_percent();
+        let percent = feria_platforms::platform::fee_percent(c, &tenant.platform_id).await?;
         let fee = platform_fee(price, percent)?;
         let earning = price
             .checked_sub(fee)

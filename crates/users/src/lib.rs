@@ -6,6 +6,7 @@
 pub mod bulk;
 mod error;
 pub mod links;
+pub mod notices;
 pub mod payments;
 pub mod role;
 mod schema;

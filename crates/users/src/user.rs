@@ -478,6 +478,24 @@ pub async fn update_as(
     Ok(user)
 }
 
+/// The role of the tenant's member `raw` (an id as a client sent it), or `None` when it
+/// names no member: an id that cannot be a user's, an unknown user, or one whose account
+/// is scheduled for deletion are all simply not members.
+pub async fn member_role(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    raw: &str,
+) -> Result<Option<Role>, UserError> {
+    let Ok(id) = raw.parse::<UserId>() else {
+        return Ok(None);
+    };
+    match get(conn, tenant, &id).await {
+        Ok(user) if user.scheduled_deletion_at.is_none() => Ok(Some(user.role)),
+        Ok(_) | Err(UserError::NotFound) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 /// Ids of the tenant's owners and admins, oldest first.
 pub async fn admin_ids(conn: &mut DbConn, tenant: &Tenant) -> Result<Vec<UserId>, UserError> {
     let ids = with_conn!(conn, c => {

@@ -6,9 +6,9 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use feria_calendar::{
     AvailabilityChanges, AvailabilityView, CalendarError, CalendarEvent, CalendarEventId,
-    CalendarObject, EventChanges, LocalTime, NewEvent, WriteMode, Zone,
+    CalendarObject, EventChanges, LocalTime, NewEvent, WriteMode,
 };
-use feria_kernel::{Db, ErrorBody, Timestamp, UserId};
+use feria_kernel::{Db, ErrorBody, UserId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use validator::Validate;
@@ -382,36 +382,13 @@ pub async fn localtime(
     query: Query<LocalTimeQuery>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    let date = match query.date.as_deref() {
-        Some(raw) => Timestamp::parse(raw.trim()).map_err(|_| {
-            CalendarError::invalid(
-                "date",
-                "must be an RFC 3339 date-time such as 2023-06-21T10:00:00Z",
-            )
-        })?,
-        None => return Err(CalendarError::invalid("date", "is required").into()),
-    };
-    let zone = match (query.timezone.as_deref(), caller.user_id()) {
-        (Some(name), _) => Zone::parse(name).ok_or_else(|| {
-            CalendarError::invalid(
-                "timezone",
-                format!("`{name}` is not a known IANA time zone (e.g. America/New_York)"),
-            )
-        })?,
-        (None, Some(user_id)) => {
-            let mut conn = db.conn().await?;
-            feria_calendar::calendar::zone_of_user(&mut conn, &caller.tenant, user_id).await?
-        }
-        (None, None) => {
-            return Err(CalendarError::invalid(
-                "timezone",
-                "is required with an API key (there is no signed-in user)",
-            )
-            .into());
-        }
-    };
-    let local = zone
-        .local_time(date)
-        .ok_or_else(|| CalendarError::invalid("date", "is out of range"))?;
+    let local = feria_calendar::calendar::local_time(
+        &db,
+        &caller.tenant,
+        caller.user_id(),
+        query.date.as_deref(),
+        query.timezone.as_deref(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(local))
 }

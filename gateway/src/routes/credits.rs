@@ -2,19 +2,18 @@
 //! credits; users read their own.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use feria_billing::credits::Credits;
-use feria_billing::transactions::Transaction;
-use feria_kernel::money::{Currency, Money};
-use feria_kernel::{Db, ErrorBody, UserId};
-use feria_users::{Role, UserError};
+use feria_billing::credits::{Credits, TopUpResult};
+use feria_kernel::money::Currency;
+use feria_kernel::{Db, ErrorBody};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::caller::Caller;
 use crate::error::HttpError;
 use crate::extract::{Json, idempotency_key};
+use crate::routes::transactions::billing_actor;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // `/users/auth/...` before `/users/{id}/...`.
@@ -39,17 +38,6 @@ pub struct TopUpRequest {
     /// ISO 4217 code, any case (`usd`).
     #[schema(value_type = String, example = "usd")]
     pub currency: Currency,
-}
-
-/// The user's credits after a top-up, and the top-up's transaction.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TopUpResult {
-    pub credits: Credits,
-    pub transaction: Transaction,
-}
-
-fn user_id(raw: &str) -> Result<UserId, HttpError> {
-    raw.parse().map_err(|_| UserError::NotFound.into())
 }
 
 /// Adds prepaid credits to a user (admins). Send an `Idempotency-Key` header to make a
@@ -82,21 +70,20 @@ pub async fn top_up(
     body: Json<TopUpRequest>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    caller.require_role(Role::Admin)?;
     let key = idempotency_key(&req)?;
-    let id = user_id(&id)?;
     let request = body.into_inner();
-    let amount = Money::from_decimal_exact(request.amount, request.currency)
-        .map_err(feria_billing::BillingError::from)?;
     let mut conn = db.conn().await?;
-    feria_users::user::get(&mut conn, &caller.tenant, &id).await?;
-    let topped =
-        feria_billing::credits::top_up(&mut conn, &caller.tenant, &id, amount, key).await?;
-    let credits = feria_billing::credits::of_user(&mut conn, &caller.tenant, &id).await?;
-    Ok(HttpResponse::Created().json(TopUpResult {
-        credits,
-        transaction: topped.transaction,
-    }))
+    let topped = feria_billing::credits::top_up_as(
+        &mut conn,
+        &billing_actor(&caller),
+        &caller.tenant,
+        &id,
+        request.amount,
+        request.currency,
+        key,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(topped))
 }
 
 /// A user's credits, one balance per currency (admins).
@@ -119,11 +106,9 @@ pub async fn credits(
     id: web::Path<String>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    caller.require_role(Role::Admin)?;
-    let id = user_id(&id)?;
     let mut conn = db.conn().await?;
-    feria_users::user::get(&mut conn, &caller.tenant, &id).await?;
-    let credits = feria_billing::credits::of_user(&mut conn, &caller.tenant, &id).await?;
+    let credits =
+        feria_billing::credits::of_user_as(&mut conn, &billing_actor(&caller), &caller.tenant, &id).await?;
     Ok(HttpResponse::Ok().json(credits))
 }
 

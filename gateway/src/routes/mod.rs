@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod contracts;
 pub mod credits;
 pub mod events;
+pub mod fees;
 pub mod health;
 pub mod marketplace;
 pub mod media;
@@ -16,9 +17,10 @@ pub mod onchain;
 pub mod platforms;
 pub mod subscriptions;
 pub mod transactions;
+pub mod uploads;
 pub mod user_payments;
+pub mod usernames;
 pub mod users;
-pub mod utils;
 pub mod waitlists;
 
 use actix_web::web;
@@ -33,7 +35,9 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         .configure(credits::configure)
         .configure(transactions::configure)
         .configure(events::configure)
-        .configure(utils::configure)
+        .configure(usernames::configure)
+        .configure(uploads::configure)
+        .configure(fees::configure)
         .configure(waitlists::configure)
         .configure(catalog::configure)
         .configure(carts::configure)

@@ -246,7 +246,12 @@ pub async fn confirm(
         body.into_inner(),
     )
     .await?;
-    Ok(match outcome {
+    Ok(confirmation_response(outcome))
+}
+
+/// 200 with the entitlement once active; 202 with the confirmations so far while pending.
+fn confirmation_response(outcome: Confirmation) -> HttpResponse {
+    match outcome {
         Confirmation::Active(entitlement) => {
             HttpResponse::Ok().json(Confirmation::confirmed_object(&entitlement))
         }
@@ -263,7 +268,7 @@ pub async fn confirm(
             confirmations,
             required,
         )),
-    })
+    }
 }
 
 /// A wallet's entitlements on this platform, with their state.

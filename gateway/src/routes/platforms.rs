@@ -2,12 +2,10 @@
 
 use actix_web::{HttpResponse, web};
 use feria_auth::api_keys::ApiKeySummary;
-use feria_kernel::{
-    ApiError, Db, DbConn, ErrorBody, Mode, Page, PageRequest, PlatformId, Tenant, UserId,
-};
+use feria_kernel::{ApiError, Db, DbConn, ErrorBody, Mode, Page, PageRequest, PlatformId, Tenant};
 use feria_platforms::media::MediaUrls;
 use feria_platforms::{Platform, PlatformChanges, PlatformError, PlatformObject};
-use feria_users::{Role, UserError};
+use feria_users::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -202,17 +200,8 @@ pub async fn membership(
     user_id: web::Path<String>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    let role = match user_id.parse::<UserId>() {
-        Ok(id) => {
-            let mut conn = db.conn().await?;
-            match feria_users::user::get(&mut conn, &caller.tenant, &id).await {
-                Ok(user) if user.scheduled_deletion_at.is_none() => Some(user.role),
-                Ok(_) | Err(UserError::NotFound) => None,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(_) => None,
-    };
+    let mut conn = db.conn().await?;
+    let role = feria_users::user::member_role(&mut conn, &caller.tenant, &user_id).await?;
     Ok(HttpResponse::Ok().json(Membership {
         platform_id: caller.platform_id().clone(),
         user_id: user_id.into_inner(),

@@ -7,12 +7,12 @@
 //! revenue is what the user earned as a seller, spend what they paid as a buyer.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use feria_billing::BillingError;
 use feria_billing::transactions::{
     CurrencyTotal, Metrics, Period, Transaction, TransactionFilter, TransactionId, TransactionKind,
-    TransactionStatus, UserTotal,
+    TransactionStatus, UserSide, UserTotal,
 };
-use feria_kernel::money::{Currency, Money};
+use feria_billing::{Actor, BillingError};
+use feria_kernel::money::Currency;
 use feria_kernel::{ApiError, Db, ErrorBody, Page, Timestamp, UserId};
 use feria_users::{Role, UserError};
 use rust_decimal::Decimal;
@@ -36,6 +36,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/transactions/user/{user_id}/spend").route(web::get().to(spend)))
         .service(web::resource("/transactions/{id}").route(web::get().to(get)))
         .service(web::resource("/transactions/{id}/refund").route(web::post().to(refund)));
+}
+
+/// Who acts, as billing sees it: admins (and API keys) or a user.
+pub(crate) fn billing_actor(caller: &Caller) -> Actor {
+    match caller.user_id() {
+        Some(user) => Actor::user(user.clone(), caller.role().at_least(Role::Admin)),
+        None => Actor::api_key(),
+    }
 }
 
 fn transaction_id(raw: &str) -> Result<TransactionId, HttpError> {
@@ -141,16 +149,9 @@ pub async fn get(
 ) -> Result<HttpResponse, HttpError> {
     let id = transaction_id(&id)?;
     let mut conn = db.conn().await?;
-    let transaction = feria_billing::transactions::get(&mut conn, &caller.tenant, &id).await?;
-    if !caller.role().at_least(Role::Admin) {
-        let me = caller.user_id();
-        let party = me.is_some()
-            && (transaction.buyer_user_id.as_ref() == me
-                || transaction.seller_user_id.as_ref() == me);
-        if !party {
-            return Err(BillingError::TransactionNotFound.into());
-        }
-    }
+    let transaction =
+        feria_billing::transactions::get_as(&mut conn, &caller.tenant, &billing_actor(&caller), &id)
+            .await?;
     Ok(HttpResponse::Ok().json(transaction))
 }
 
@@ -205,29 +206,17 @@ pub async fn refund(
     db: web::Data<Db>,
     payments: web::Data<crate::payments::PaymentProviders>,
 ) -> Result<HttpResponse, HttpError> {
-    caller.require_role(Role::Admin)?;
     let key = idempotency_key(&req)?;
-    let id = transaction_id(&id)?;
-    let mut conn = db.conn().await?;
-    let charge = feria_billing::transactions::get(&mut conn, &caller.tenant, &id).await?;
-    let amount = match body.into_inner().amount {
-        Some(amount) => {
-            let currency: Currency = charge.currency.parse().map_err(BillingError::from)?;
-            Some(Money::from_decimal_exact(amount, currency).map_err(BillingError::from)?)
-        }
-        None => None,
-    };
-    let refunded = if charge.provider == feria_billing::card_settlement::STRIPE {
-        // Back to the card: Stripe refunds the buyer after the sellers' transfers are
-        // reversed; no connection is held while Stripe answers.
-        drop(conn);
-        let stripe = payments.require_stripe(caller.tenant.mode)?;
-        let mut conn = db.conn().await?;
-        feria_billing::settlement::refund_card(&mut conn, stripe, &caller.tenant, &id, amount, key)
-            .await?
-    } else {
-        feria_billing::settlement::refund(&mut conn, &caller.tenant, &id, amount, key).await?
-    };
+    let refunded = feria_billing::settlement::refund_charge(
+        &db,
+        payments.stripe(caller.mode()),
+        &billing_actor(&caller),
+        &caller.tenant,
+        &id,
+        body.into_inner().amount,
+        key,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(RefundResult {
         transactions: refunded.transactions,
     }))
@@ -254,15 +243,6 @@ pub struct UserTotals {
     pub totals: Vec<CurrencyTotal>,
 }
 
-/// Admins may read anyone's totals; a user their own.
-fn may_read_user(caller: &Caller, user: &UserId) -> Result<(), HttpError> {
-    if caller.role().at_least(Role::Admin) || caller.user_id() == Some(user) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("forbidden", "only admins read another user's totals").into())
-    }
-}
-
 /// What the user earned as a seller over the period (earnings minus refunded shares),
 /// per currency. Admins, or the user.
 #[utoipa::path(
@@ -286,7 +266,7 @@ pub async fn revenue(
     query: Query<PeriodQuery>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    user_totals(caller, &user, query.0, db, true).await
+    user_totals(caller, &user, query.0, db, UserSide::Earned).await
 }
 
 /// What the user spent as a buyer over the period (charges minus refunds), per
@@ -312,7 +292,7 @@ pub async fn spend(
     query: Query<PeriodQuery>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    user_totals(caller, &user, query.0, db, false).await
+    user_totals(caller, &user, query.0, db, UserSide::Spent).await
 }
 
 async fn user_totals(
@@ -320,18 +300,21 @@ async fn user_totals(
     user: &str,
     query: PeriodQuery,
     db: web::Data<Db>,
-    earned: bool,
+    side: UserSide,
 ) -> Result<HttpResponse, HttpError> {
     let user = user_id(user)?;
     let range = period(query.from, query.to)?;
     let mut conn = db.conn().await?;
-    feria_users::user::get(&mut conn, &caller.tenant, &user).await?;
-    may_read_user(&caller, &user)?;
-    let totals = if earned {
-        feria_billing::transactions::revenue(&mut conn, &caller.tenant, &user, range).await?
-    } else {
-        feria_billing::transactions::spend(&mut conn, &caller.tenant, &user, range).await?
-    };
+    let actor = billing_actor(&caller);
+    let totals = feria_billing::transactions::user_totals(
+        &mut conn,
+        &caller.tenant,
+        &actor,
+        &user,
+        side,
+        range,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(UserTotals {
         user_id: user,
         from: range.from,

@@ -9,15 +9,14 @@
 //! `POST /users/auth/client_secret` creates a SetupIntent. No pooled database connection
 //! is held while Stripe answers. Without a key, the references
 //! a client sends are recorded as given (and `client_secret` answers 409
-//! `payment_provider_not_configured`).
+//! `payment_provider_not_configured`). The flows live in `feria_billing::payment_methods`.
 
 use actix_web::{HttpResponse, web};
-use feria_billing::stripe::{CreateCustomer, CreateSetupIntent, IdempotencyKey, StripeClient};
-use feria_kernel::{Db, ErrorBody, Tenant, UserId};
+use feria_billing::payment_methods::{self, ClientSecret};
+use feria_kernel::{Db, ErrorBody, UserId};
 use feria_platforms::media::MediaUrls;
 use feria_users::payments::{
-    AccountStatus, BankAccount, ConnectBankAccount, NewPaymentMethod, PaymentMethod,
-    PaymentMethodId,
+    BankAccount, ConnectBankAccount, NewPaymentMethod, PaymentMethod, PaymentMethodId,
 };
 use feria_users::{Role, UserError, UserObject};
 use serde::{Deserialize, Serialize};
@@ -26,7 +25,7 @@ use utoipa::ToSchema;
 use crate::caller::Caller;
 use crate::error::HttpError;
 use crate::extract::Json;
-use crate::payments::{PaymentProviders, provider_error};
+use crate::payments::PaymentProviders;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // `/users/auth/...` before `/users/{id}/...`.
@@ -72,182 +71,6 @@ fn method_id(raw: &str) -> Result<PaymentMethodId, HttpError> {
         .map_err(|_| UserError::PaymentMethodNotFound.into())
 }
 
-fn idempotency(key: String) -> Result<IdempotencyKey, HttpError> {
-    IdempotencyKey::new(key).map_err(|e| provider_error(e).into())
-}
-
-/// The user's Stripe customer, created on first need (at most once: the idempotency key
-/// is the user's id, so concurrent first calls get the same customer).
-async fn stripe_customer(
-    db: &Db,
-    stripe: &StripeClient,
-    tenant: &Tenant,
-    user_id: &UserId,
-) -> Result<String, HttpError> {
-    let user = feria_users::user::get(&mut db.conn().await?, tenant, user_id).await?;
-    if let Some(customer) = user.stripe_customer_id {
-        return Ok(customer);
-    }
-    let mut metadata = feria_billing::stripe::Metadata::new();
-    metadata.insert("feria_user_id".into(), user_id.as_str().to_owned());
-    metadata.insert(
-        "feria_platform_id".into(),
-        tenant.platform_id.as_str().to_owned(),
-    );
-    let customer = stripe
-        .create_customer(
-            &CreateCustomer {
-                email: Some(user.email.clone()),
-                name: user.name.clone(),
-                description: None,
-                metadata,
-            },
-            &idempotency(format!("feria-customer-{user_id}"))?,
-        )
-        .await
-        .map_err(provider_error)?;
-    feria_users::payments::set_stripe_customer(
-        &mut db.conn().await?,
-        tenant,
-        user_id,
-        &customer.id,
-    )
-    .await?;
-    Ok(customer.id)
-}
-
-/// The provider's status of a payout account: looked up at Stripe when configured.
-async fn account_status(
-    providers: &PaymentProviders,
-    caller: &Caller,
-    account: &ConnectBankAccount,
-) -> Result<AccountStatus, HttpError> {
-    feria_users::payments::check_provider_ref(
-        &account.stripe_connect_id,
-        "acct_",
-        "stripeConnectId",
-    )?;
-    let Some(stripe) = providers.stripe(caller.mode()) else {
-        return Ok(AccountStatus::default());
-    };
-    let found = stripe
-        .retrieve_account(&account.stripe_connect_id)
-        .await
-        .map_err(provider_error)?;
-    Ok(AccountStatus {
-        charges_enabled: found.charges_enabled,
-        details_submitted: found.details_submitted,
-    })
-}
-
-/// Records a payment method: with Stripe, attached to the user's customer there, its card
-/// details taken from Stripe rather than from the client.
-async fn add_method(
-    db: &Db,
-    providers: &PaymentProviders,
-    tenant: &Tenant,
-    user_id: &UserId,
-    mut new: NewPaymentMethod,
-) -> Result<PaymentMethod, HttpError> {
-    feria_users::payments::check_provider_ref(&new.provider_ref, "pm_", "providerRef")?;
-    if let Some(stripe) = providers.stripe(tenant.mode) {
-        let customer = stripe_customer(db, stripe, tenant, user_id).await?;
-        let attached = stripe
-            .attach_payment_method(&new.provider_ref, &customer)
-            .await
-            .map_err(provider_error)?;
-        if let Some(card) = attached.card {
-            new.brand = Some(card.brand);
-            new.last4 = Some(card.last4);
-            new.exp_month = i32::try_from(card.exp_month).ok();
-            new.exp_year = i32::try_from(card.exp_year).ok();
-        }
-        // Stripe's id is canonical (it may differ in case or alias from what was sent).
-        new.provider_ref = attached.id;
-    }
-    let method = feria_users::payments::add(&mut db.conn().await?, tenant, user_id, new).await?;
-    if method.is_default {
-        sync_default(db, providers, tenant, user_id).await?;
-    }
-    Ok(method)
-}
-
-/// Removes a payment method (detached at Stripe first; one Stripe no longer knows is
-/// removed all the same), then tells Stripe the new default, if any.
-async fn remove_method_of(
-    db: &Db,
-    providers: &PaymentProviders,
-    tenant: &Tenant,
-    user_id: &UserId,
-    id: &PaymentMethodId,
-) -> Result<(), HttpError> {
-    let method = feria_users::payments::get(&mut db.conn().await?, tenant, user_id, id).await?;
-    if let Some(stripe) = providers.stripe(tenant.mode)
-        && let Err(error) = stripe.detach_payment_method(&method.provider_ref).await
-        && error.status() != Some(404)
-        && error.code() != Some("resource_missing")
-    {
-        return Err(provider_error(error).into());
-    }
-    feria_users::payments::remove(&mut db.conn().await?, tenant, user_id, id).await?;
-    if method.is_default {
-        sync_default(db, providers, tenant, user_id).await?;
-    }
-    Ok(())
-}
-
-/// Makes a payment method the default, at Stripe first.
-async fn make_default(
-    db: &Db,
-    providers: &PaymentProviders,
-    tenant: &Tenant,
-    user_id: &UserId,
-    id: &PaymentMethodId,
-) -> Result<PaymentMethod, HttpError> {
-    let method = feria_users::payments::get(&mut db.conn().await?, tenant, user_id, id).await?;
-    if let Some(stripe) = providers.stripe(tenant.mode) {
-        let customer = stripe_customer(db, stripe, tenant, user_id).await?;
-        stripe
-            .set_default_payment_method(&customer, Some(&method.provider_ref))
-            .await
-            .map_err(provider_error)?;
-    }
-    Ok(feria_users::payments::set_default(&mut db.conn().await?, tenant, user_id, id).await?)
-}
-
-/// Tells Stripe which payment method is the user's default now (none when they have none).
-async fn sync_default(
-    db: &Db,
-    providers: &PaymentProviders,
-    tenant: &Tenant,
-    user_id: &UserId,
-) -> Result<(), HttpError> {
-    let Some(stripe) = providers.stripe(tenant.mode) else {
-        return Ok(());
-    };
-    let methods = feria_users::payments::list(&mut db.conn().await?, tenant, user_id).await?;
-    let default = methods
-        .iter()
-        .find(|m| m.is_default)
-        .map(|m| m.provider_ref.as_str());
-    let customer = stripe_customer(db, stripe, tenant, user_id).await?;
-    stripe
-        .set_default_payment_method(&customer, default)
-        .await
-        .map_err(provider_error)?;
-    Ok(())
-}
-
-/// A SetupIntent's secret, for the client to save a card with Stripe.js.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClientSecret {
-    pub client_secret: String,
-    /// The SetupIntent (`seti_...`).
-    pub setup_intent: String,
-    /// The user's Stripe customer (`cus_...`).
-    pub customer: String,
-}
-
 /// Creates a Stripe SetupIntent for the signed-in user (creating their Stripe customer on
 /// first use) and returns its client secret, with which the client saves a card through
 /// Stripe.js; then it records the card with `POST /users/auth/payment_methods`.
@@ -271,25 +94,14 @@ pub async fn client_secret(
     providers: web::Data<PaymentProviders>,
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
-    let stripe = providers.require_stripe(caller.mode())?;
-    let customer = stripe_customer(&db, stripe, &caller.tenant, user_id).await?;
-    let mut metadata = feria_billing::stripe::Metadata::new();
-    metadata.insert("feria_user_id".into(), user_id.as_str().to_owned());
-    let intent = stripe
-        .create_setup_intent(
-            &CreateSetupIntent {
-                customer: customer.clone(),
-                metadata,
-            },
-            &idempotency(feria_kernel::id::new_prefixed("feria_seti"))?,
-        )
-        .await
-        .map_err(provider_error)?;
-    Ok(HttpResponse::Created().json(ClientSecret {
-        client_secret: intent.client_secret,
-        setup_intent: intent.id,
-        customer,
-    }))
+    let secret = feria_billing::payment_methods::client_secret(
+        &db,
+        providers.stripe(caller.mode()),
+        &caller.tenant,
+        user_id,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(secret))
 }
 
 /// Records the signed-in user's Stripe Connect account (`acct_...`). Charges stay
@@ -316,19 +128,16 @@ pub async fn connect_my_bank(
     media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
-    let account = body.into_inner();
-    let status = account_status(&providers, &caller, &account).await?;
-    let mut conn = db.conn().await?;
-    let user = feria_users::payments::connect_bank_account(
-        &mut conn,
+    let user = feria_billing::payment_methods::connect_bank_account(
+        &db,
+        providers.stripe(caller.mode()),
+        &media,
         &caller.tenant,
         user_id,
-        account,
-        status,
+        body.into_inner(),
     )
     .await?;
-    Ok(HttpResponse::Ok()
-        .json(feria_users::user::object(&mut conn, &caller.tenant, &user, &media).await?))
+    Ok(HttpResponse::Ok().json(user))
 }
 
 /// The signed-in user's saved payment methods.
@@ -375,7 +184,9 @@ pub async fn add_my_method(
     providers: web::Data<PaymentProviders>,
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
-    let method = add_method(&db, &providers, &caller.tenant, user_id, body.into_inner()).await?;
+    let stripe = providers.stripe(caller.mode());
+    let method =
+        payment_methods::add(&db, stripe, &caller.tenant, user_id, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(method))
 }
 
@@ -403,9 +214,9 @@ pub async fn remove_my_method(
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let id = method_id(&path)?;
-    remove_method_of(&db, &providers, &caller.tenant, user_id, &id).await?;
-    let mut conn = db.conn().await?;
-    let payment_methods = feria_users::payments::list(&mut conn, &caller.tenant, user_id).await?;
+    let stripe = providers.stripe(caller.mode());
+    let payment_methods =
+        payment_methods::remove(&db, stripe, &caller.tenant, user_id, &id).await?;
     Ok(HttpResponse::Ok().json(PaymentMethodList { payment_methods }))
 }
 
@@ -432,7 +243,8 @@ pub async fn default_my_method(
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let id = method_id(&path)?;
-    let method = make_default(&db, &providers, &caller.tenant, user_id, &id).await?;
+    let stripe = providers.stripe(caller.mode());
+    let method = payment_methods::make_default(&db, stripe, &caller.tenant, user_id, &id).await?;
     Ok(HttpResponse::Ok().json(method))
 }
 
@@ -518,9 +330,9 @@ pub async fn remove_method(
     let (id, method) = path.into_inner();
     let id = user_id(&id)?;
     let method = method_id(&method)?;
-    remove_method_of(&db, &providers, &caller.tenant, &id, &method).await?;
-    let mut conn = db.conn().await?;
-    let payment_methods = feria_users::payments::list(&mut conn, &caller.tenant, &id).await?;
+    let stripe = providers.stripe(caller.mode());
+    let payment_methods =
+        payment_methods::remove(&db, stripe, &caller.tenant, &id, &method).await?;
     Ok(HttpResponse::Ok().json(PaymentMethodList { payment_methods }))
 }
 
@@ -552,6 +364,7 @@ pub async fn default_method(
     let (id, method) = path.into_inner();
     let id = user_id(&id)?;
     let method = method_id(&method)?;
-    let method = make_default(&db, &providers, &caller.tenant, &id, &method).await?;
+    let stripe = providers.stripe(caller.mode());
+    let method = payment_methods::make_default(&db, stripe, &caller.tenant, &id, &method).await?;
     Ok(HttpResponse::Ok().json(method))
 }

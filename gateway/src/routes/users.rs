@@ -13,9 +13,6 @@ use crate::error::HttpError;
 use crate::extract::{Json, Pagination, Query};
 use crate::routes::media::{ImageRequest, uploaded_image};
 
-/// How long a scheduled deletion waits before the personal data is erased.
-pub const DELETION_GRACE_DAYS: i64 = 30;
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Static segments (`/users/auth...`) before `/users/{id}`.
     cfg.service(
@@ -58,35 +55,6 @@ async fn object_of(
     media: &MediaUrls,
 ) -> Result<UserObject, HttpError> {
     let user = feria_users::user::get(conn, tenant, id).await?;
-    Ok(feria_users::user::object(conn, tenant, &user, media).await?)
-}
-
-/// Schedules deletion and ends the user's sessions, in one transaction, for a caller
-/// acting as `actor` (the ownership rules: only an owner deletes an owner, never the last).
-async fn schedule_deletion(
-    conn: &mut DbConn,
-    tenant: &Tenant,
-    id: &UserId,
-    actor: Role,
-    media: &MediaUrls,
-) -> Result<UserObject, HttpError> {
-    let user = conn
-        .transaction(async |c| -> Result<feria_users::User, HttpError> {
-            let user = feria_users::user::schedule_deletion(
-                c,
-                tenant,
-                id,
-                time::Duration::days(DELETION_GRACE_DAYS),
-                actor,
-            )
-            .await?;
-            feria_auth::sessions::revoke_all_for_user(c, id).await?;
-            Ok(user)
-        })
-        .await?;
-    // Committed: no credential cache may go on trusting what it read before.
-    feria_auth::sessions::sessions_revoked();
-    feria_users::user::authorization_changed();
     Ok(feria_users::user::object(conn, tenant, &user, media).await?)
 }
 
@@ -171,8 +139,14 @@ pub async fn delete_me(
 ) -> Result<HttpResponse, HttpError> {
     let user_id = caller.require_user()?;
     let mut conn = db.conn().await?;
-    let deleted =
-        schedule_deletion(&mut conn, &caller.tenant, user_id, caller.role(), &media).await?;
+    let deleted = feria_auth::sessions::schedule_account_deletion(
+        &mut conn,
+        &caller.tenant,
+        user_id,
+        caller.role(),
+        &media,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(deleted))
 }
 
@@ -384,7 +358,14 @@ pub async fn delete(
     caller.require_role(Role::Admin)?;
     let id = user_id(&id)?;
     let mut conn = db.conn().await?;
-    let deleted = schedule_deletion(&mut conn, &caller.tenant, &id, caller.role(), &media).await?;
+    let deleted = feria_auth::sessions::schedule_account_deletion(
+        &mut conn,
+        &caller.tenant,
+        &id,
+        caller.role(),
+        &media,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(deleted))
 }
 

@@ -1,7 +1,7 @@
 //! The platform's waitlist: join, list, count, grant (with an invitation mail), remove.
 
 use actix_web::{HttpResponse, web};
-use feria_kernel::mail::{Mailer, OutgoingMail};
+use feria_kernel::mail::Mailer;
 use feria_kernel::{Db, ErrorBody, Page};
 use feria_platforms::PlatformError;
 use feria_platforms::waitlist::{NewWaitlistEntry, WaitlistEntry, WaitlistId};
@@ -129,27 +129,9 @@ pub async fn grant(
     caller.require_role(Role::Admin)?;
     let id = entry_id(&id)?;
     let mut conn = db.conn().await?;
-    let (entry, newly_granted) =
-        feria_platforms::waitlist::grant(&mut conn, &caller.tenant, &id).await?;
-    if newly_granted {
-        let platform = feria_platforms::platform::get(&mut conn, caller.platform_id()).await?;
-        let place = platform
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("https://{}", platform.domain));
-        mailer
-            .send(OutgoingMail {
-                to: entry.email.clone(),
-                subject: format!("You're in: {}", platform.name),
-                body: format!(
-                    "Hello {name},\n\nyour wait is over: you now have access to {platform}.\n\
-                     Sign in with this email address at {place}.\n",
-                    name = entry.name,
-                    platform = platform.name,
-                ),
-            })
+    let entry =
+        feria_platforms::waitlist::grant_and_invite(&mut conn, &mailer, &caller.tenant, &id)
             .await?;
-    }
     Ok(HttpResponse::Ok().json(entry))
 }
 
