@@ -108,7 +108,8 @@ pub async fn credits(
 ) -> Result<HttpResponse, HttpError> {
     let mut conn = db.conn().await?;
     let credits =
-        feria_billing::credits::of_user_as(&mut conn, &billing_actor(&caller), &caller.tenant, &id).await?;
+        feria_billing::credits::of_user_as(&mut conn, &billing_actor(&caller), &caller.tenant, &id)
+            .await?;
     Ok(HttpResponse::Ok().json(credits))
 }
 

@@ -149,9 +149,13 @@ pub async fn get(
 ) -> Result<HttpResponse, HttpError> {
     let id = transaction_id(&id)?;
     let mut conn = db.conn().await?;
-    let transaction =
-        feria_billing::transactions::get_as(&mut conn, &caller.tenant, &billing_actor(&caller), &id)
-            .await?;
+    let transaction = feria_billing::transactions::get_as(
+        &mut conn,
+        &caller.tenant,
+        &billing_actor(&caller),
+        &id,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(transaction))
 }
 
