@@ -317,7 +317,11 @@ fn build_schema(
 /// Every difference between the two schemas, one line each.
 fn differences(sqlite: &Schema, postgres: &Schema) -> Vec<String> {
     let mut out = Vec::new();
-    let tables: BTreeSet<&String> = sqlite.columns.keys().chain(postgres.columns.keys()).collect();
+    let tables: BTreeSet<&String> = sqlite
+        .columns
+        .keys()
+        .chain(postgres.columns.keys())
+        .collect();
     for table in tables {
         let (Some(s_cols), Some(p_cols)) = (sqlite.columns.get(table), postgres.columns.get(table))
         else {

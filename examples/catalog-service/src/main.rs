@@ -30,8 +30,7 @@ use feria_catalog::product::{self, NewProduct};
 use feria_catalog::search::{self, ProductFilter};
 use feria_catalog::{Actor, ProductObject};
 use feria_kernel::{
-    Currency, Db, DbConfig, DbConn, Mode, Money, PageRequest, PlatformId, Tenant, Timestamp,
-    UserId,
+    Currency, Db, DbConfig, DbConn, Mode, Money, PageRequest, PlatformId, Tenant, Timestamp, UserId,
 };
 
 #[tokio::main]
@@ -121,13 +120,13 @@ async fn register_platform_and_seller(
     let now = sql_timestamp(Timestamp::now());
     let platform = &tenant.platform_id;
     let mode = tenant.mode;
+    let domain = format!("{}.example.invalid", platform.to_string().to_lowercase());
     conn.batch_execute(&format!(
         "INSERT INTO platforms (id, name, domain, created_at, updated_at) \
              VALUES ('{platform}', 'Example market', '{domain}', '{now}', '{now}'); \
          INSERT INTO users (id, platform_id, mode, email, role, created_at, updated_at) \
              VALUES ('{seller}', '{platform}', '{mode}', 'seller@example.invalid', 'owner', \
                      '{now}', '{now}')",
-        domain = format!("{}.example.invalid", platform.to_string().to_lowercase()),
     ))
     .await
     .context("registering the platform and the seller")?;
