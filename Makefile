@@ -70,8 +70,14 @@ localstripe:
 evm-node:
 	bash scripts/evm-node.sh
 
+## Formatting, unused dependencies (cargo-machete; .ci/run installs the pinned version),
+## and clippy with warnings as errors.
+MACHETE_VERSION := 0.9.1
 lint:
 	$(CARGO) fmt --all --check
+	@$(CARGO) machete --version >/dev/null 2>&1 || { \
+		echo "cargo-machete is missing: cargo install cargo-machete --version $(MACHETE_VERSION) --locked"; exit 1; }
+	$(CARGO) machete
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:

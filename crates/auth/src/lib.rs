@@ -10,7 +10,10 @@
 //! Secrets are stored only as SHA-256 digests (keys, tokens) or argon2 hashes (codes), and
 //! argon2 never runs on the per-request path: a request authenticates with one indexed
 //! lookup of its token's digest, or none for a credential seen within the last moments
-//! ([`CredentialCache`]). Calls `platforms` and `users`.
+//! ([`CredentialCache`]).
+//!
+//! Owns `api_keys`, `otp_challenges` and `sessions`. Calls `platforms` (the platform a
+//! sign-in is for) and `users` (who signs in, their role).
 
 pub mod api_keys;
 pub mod bootstrap;

@@ -7,7 +7,8 @@
 //! `timezone` field carries the local view where it matters, and [`tz::Zone::local_time`]
 //! converts an instant for display. The calendar also renders as iCalendar ([`ics`]).
 //!
-//! Calls `users` (through its public services) only. Decisions: `docs/CALENDAR.md`.
+//! Owns `calendars`, `calendar_availability` and `calendar_events`. Calls `users`
+//! (through its public services) only. Decisions: `docs/CALENDAR.md`.
 
 pub mod availability;
 pub mod calendar;

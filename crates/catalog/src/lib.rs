@@ -12,7 +12,11 @@
 //! - [`cart`]: the signed-in user's cart, with snapshots of name and price.
 //!
 //! Backend-specific SQL (full-text search, row locks) lives in one module, `dialect.rs`.
-//! Calls `users` (to check a named seller) and the kernel.
+//!
+//! Owns `products` (on PostgreSQL with its generated `search` column), `product_tags`,
+//! `seasonal_prices`, `carts` and `cart_items`, and on SQLite `products_fts` with the
+//! triggers that fill it. Calls `users` (to check a named seller) and `events` (product
+//! events); its rows refer to `platforms` and `users` rows, which those crates own.
 
 pub mod bulk;
 pub mod cart;

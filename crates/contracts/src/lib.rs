@@ -7,9 +7,11 @@
 //! - [`settle`]: settlement through billing (all or nothing, once) with stock taken in
 //!   the same transaction, and sync (rebalance + payment state).
 //!
-//! Lifecycle and rules: `docs/CONTRACTS.md`. Calls platforms (fee percent), users
-//! (parties), billing (fees, settlement, transactions) and catalog (prices, carts,
-//! stock) through their public functions; reads and writes only its own tables.
+//! Lifecycle and rules: `docs/CONTRACTS.md`. Owns `contracts`, `contract_items`,
+//! `contract_buyers`, `contract_sellers` and `contract_fees`. Calls platforms (fee
+//! percent), users (parties), billing (fees, settlement, transactions), catalog (prices,
+//! carts, stock) and events (contract events) through their public functions; reads and
+//! writes only its own tables.
 
 mod error;
 pub mod model;

@@ -9,7 +9,8 @@
 //!   POSTs, exponential retries, automatic disabling.
 //! - [`signature`]: the `Feria-Signature` header; [`ssrf`]: which targets are allowed.
 //!
-//! Depends on the kernel only, so every domain crate can record events.
+//! Owns `event_counters`, `events`, `webhook_endpoints`, `webhook_deliveries` and
+//! `webhook_attempts`. Calls the kernel only, so every domain crate can record events.
 //! See docs/EVENTS.md.
 
 pub mod deliveries;

@@ -13,6 +13,10 @@
 //!   transactions, embedded migrations.
 //!
 //! The kernel knows no HTTP framework: statuses are plain numbers, mapped by the gateway.
+//!
+//! Owns no tables. It embeds and applies every crate's migrations (`migrations/`), and
+//! diesel keeps its `__diesel_schema_migrations` there. Calls no Feria crate: it is the
+//! bottom of the ladder in docs/ARCHITECTURE.md.
 
 pub mod db;
 pub mod error;

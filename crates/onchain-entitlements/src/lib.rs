@@ -9,7 +9,9 @@
 //! - [`chain`]: configured chains (node, token, treasury, confirmations); [`rpc`]: the
 //!   JSON-RPC client; [`evm`]: addresses, Keccak, calldata and log decoding by hand.
 //!
-//! Highest of the domain crates; it uses only the kernel. See docs/ONCHAIN.md.
+//! Owns `onchain_offers`, `onchain_quotes` and `onchain_entitlements`. Highest of the
+//! domain crates; it calls only `events` (an entitlement's activation) and the kernel.
+//! See docs/ONCHAIN.md.
 
 pub mod chain;
 pub mod entitlement;

@@ -4,7 +4,10 @@
 //! its waitlist, and the images (logos, profile pictures) uploaded to it. Every tenant
 //! row in every crate carries the owning `platform_id` and
 //! the mode (test or live) it was written in; this crate is the source of truth for
-//! platforms. It is the lowest of the domain crates and calls no other.
+//! platforms.
+//!
+//! Owns `platforms`, `waitlist_entries` and `media`. The lowest of the domain crates:
+//! calls only `events` (to record a waitlist grant).
 
 mod error;
 pub mod media;

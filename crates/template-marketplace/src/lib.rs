@@ -10,7 +10,12 @@
 //! - [`review`]: buyers rate a listing once; the average feeds browse's `rating` filter.
 //!
 //! Backend-specific SQL (full-text search, row locks) lives in one module, `dialect.rs`.
-//! Calls `platforms` (the platform's fee) and `billing` (settlement); see
+//!
+//! Owns `workspaces`, `characters`, `listings` (on PostgreSQL with its generated `search`
+//! column), `purchases`, `reviews` and `listing_search_terms` (browse's postings), and
+//! on SQLite `listings_fts` (filled by triggers) and `listings_fts_instances`. Calls
+//! `platforms` (the platform's fee), `billing` (settlement), `events` (marketplace
+//! events) and the kernel's full-text helpers; see
 //! `docs/MARKETPLACE.md`.
 
 pub mod bulk;
