@@ -31,9 +31,11 @@
 mod dynamic;
 mod error;
 mod migrate;
+mod postgres;
 mod sqlite_runtime;
 mod sqlite_writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::SqliteConnection;
@@ -50,6 +52,8 @@ use diesel_async::{
 pub use self::dynamic::{DynamicSql, PreparedSql, SqlArg};
 pub use self::error::DbError;
 pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+use self::postgres::PgConnector;
+pub use self::postgres::{RootCert, SslMode, TlsSettings};
 pub use self::sqlite_writer::WriteTurn;
 use self::sqlite_writer::WriterQueue;
 
@@ -186,7 +190,8 @@ enum Pools {
     },
     Postgres {
         pool: Pool<PgConn>,
-        url: String,
+        /// Also makes the migration's own connection, with the pool's TLS settings.
+        connector: Arc<PgConnector>,
     },
 }
 
@@ -290,6 +295,7 @@ impl Db {
                 }
             }
             DatabaseTarget::Postgres { url } => {
+                let connector = Arc::new(PgConnector::new(&url)?);
                 let statement_timeout_ms = config.statement_timeout.as_millis();
                 let mut manager_config = ManagerConfig::<PgConn>::default();
                 // Checked-out connections are not pinged (diesel-async's default runs
@@ -298,10 +304,16 @@ impl Db {
                 // (`is_closed`), and one that fails mid-request is broken and discarded;
                 // tests/tests/db_faults.rs restarts PostgreSQL under load to hold us to it.
                 manager_config.recycling_method = RecyclingMethod::Fast;
-                manager_config.custom_setup = Box::new(move |url| {
-                    let url = url.to_owned();
+                let setup_connector = connector.clone();
+                // diesel-async's own establish knows no TLS; the connector makes the
+                // connection (its URL is the one the manager would pass here).
+                manager_config.custom_setup = Box::new(move |_url| {
+                    let connector = setup_connector.clone();
                     Box::pin(async move {
-                        let mut conn = PgConn::establish(&url).await?;
+                        let mut conn = connector
+                            .connect()
+                            .await
+                            .map_err(diesel::ConnectionError::BadConnection)?;
                         conn.batch_execute(&format!(
                             "SET statement_timeout = {statement_timeout_ms}; SET TIME ZONE 'UTC'"
                         ))
@@ -310,16 +322,23 @@ impl Db {
                         Ok(conn)
                     })
                 });
+                // The manager keeps its URL only to hand it to `custom_setup`, which does
+                // not read it: hand it none, so no copy of the password lives there.
                 let manager = AsyncDieselConnectionManager::<PgConn>::new_with_config(
-                    url.clone(),
+                    String::new(),
                     manager_config,
                 );
                 let size = config
                     .max_connections
                     .unwrap_or_else(|| default_pool_size(Backend::Postgres));
+                tracing::debug!(
+                    sslmode = %connector.settings().mode,
+                    sslrootcert = ?connector.settings().root_cert,
+                    "PostgreSQL TLS settings"
+                );
                 Pools::Postgres {
                     pool: build_pool(manager, size, config.acquire_timeout)?,
-                    url,
+                    connector,
                 }
             }
         };
