@@ -84,8 +84,8 @@ impl std::fmt::Display for Backend {
     }
 }
 
-/// How to reach and pool the database.
-#[derive(Debug, Clone)]
+/// How to reach and pool the database. Its `Debug` shows the URL without its password.
+#[derive(Clone)]
 pub struct DbConfig {
     /// `sqlite://./data/feria.db`, `sqlite::memory:`, or `postgres://user@host/db`.
     pub url: String,
@@ -99,6 +99,18 @@ pub struct DbConfig {
     pub busy_timeout: Duration,
     /// PostgreSQL: server-side limit for one statement.
     pub statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("url", &crate::secret::RedactedUrl(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
 }
 
 impl DbConfig {
@@ -156,18 +168,18 @@ impl DatabaseTarget {
     }
 }
 
-/// A URL with its password hidden, for logs and errors.
+/// A URL with its password hidden, for logs and errors ([`crate::secret::RedactedUrl`]).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    crate::secret::RedactedUrl(url).to_string()
+}
+
+/// One PostgreSQL connection outside any pool (administration, tests), made as the pool
+/// makes its own: with the URL's `sslmode` and `sslrootcert`.
+pub async fn connect_postgres(url: &str) -> Result<PgConn, DbError> {
+    PgConnector::new(url)?
+        .connect()
+        .await
+        .map_err(DbError::Unavailable)
 }
 
 /// Pool occupancy, for metrics.
@@ -714,5 +726,7 @@ mod tests {
             "postgres://feria@db/feria"
         );
         assert_eq!(redact("sqlite://./x.db"), "sqlite://./x.db");
+        let config = DbConfig::new("postgres://feria:secret@db/feria");
+        assert!(!format!("{config:?}").contains("secret"));
     }
 }
