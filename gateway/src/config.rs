@@ -78,8 +78,10 @@ pub enum LogFormat {
 /// Settings shared by every command; each flag can also come from the environment.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// Database URL: sqlite://PATH (default: sqlite://DATA_DIR/feria.db) or postgres://...
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    /// Database URL: sqlite://PATH (default: sqlite://DATA_DIR/feria.db) or
+    /// postgres://...[?sslmode=verify-full&sslrootcert=PATH] (docs/DEPLOYMENT.md).
+    // The values of settings that may hold a password are never printed by --help.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
@@ -91,7 +93,7 @@ pub struct Settings {
     #[arg(long, env = "MAIL_DIR", global = true)]
     pub mail_dir: Option<PathBuf>,
     /// Send mail through this SMTP relay (smtp://, smtps://) instead of writing .eml files.
-    #[arg(long, env = "SMTP_URL", global = true)]
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
     /// The sender of outgoing mail.
     #[arg(
@@ -229,7 +231,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// JSON-RPC URL of the EVM node that verifies on-chain payments; unset: no chain is
     /// configured and checkout answers `unsupported_chain` (docs/ONCHAIN.md).
-    #[arg(long, env = "ONCHAIN_RPC_URL", global = true)]
+    // Hosted nodes put their API key in the URL's path.
+    #[arg(long, env = "ONCHAIN_RPC_URL", hide_env_values = true, global = true)]
     pub onchain_rpc_url: Option<String>,
     /// The chain id that node serves (8453: Base).
     #[arg(long, env = "ONCHAIN_CHAIN_ID", default_value_t = 8453, global = true)]

@@ -219,3 +219,75 @@ async fn no_key_token_or_code_issued_in_a_session_reaches_the_logs() {
         }
     }
 }
+
+/// `--help` shows which settings come from the environment, never the values of those
+/// that may hold a password or key.
+#[test]
+fn help_does_not_print_secret_settings_set_in_the_environment() {
+    let secrets = [
+        (
+            "DATABASE_URL",
+            "postgres://feria:db-pass-7f3a@db.internal/feria",
+            "db-pass-7f3a",
+        ),
+        (
+            "SMTP_URL",
+            "smtp://mailer:smtp-pass-7f3a@smtp.internal:587",
+            "smtp-pass-7f3a",
+        ),
+        (
+            "ONCHAIN_RPC_URL",
+            "https://base.example/v2/rpc-key-7f3a",
+            "rpc-key-7f3a",
+        ),
+        (
+            "STRIPE_LIVE_SECRET_KEY",
+            "sk_live_stripe-7f3a",
+            "stripe-7f3a",
+        ),
+    ];
+    for args in [&["--help"][..], &["migrate", "--help"][..]] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_feria"));
+        command.args(args);
+        for (name, value, _) in secrets {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success());
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("DATABASE_URL"), "{help}");
+        for (name, _, secret) in secrets {
+            assert!(
+                !help.contains(secret),
+                "{args:?} prints {name}'s value:\n{help}"
+            );
+        }
+    }
+}
+
+/// A database that cannot be reached stops the command with the URL in the error, its
+/// password hidden.
+#[test]
+fn a_failed_start_up_does_not_print_the_database_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("postgres://feria:db-pass-7f3a@127.0.0.1:{port}/feria?sslmode=disable");
+    for command in ["migrate", "serve"] {
+        let output = common::feria(dir.path(), &url, "debug")
+            .arg(command)
+            .env("BIND", format!("127.0.0.1:{}", free_port()))
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(printed.contains("database"), "{printed}");
+        assert!(
+            !printed.contains("db-pass-7f3a"),
+            "{command} prints the password:\n{printed}"
+        );
+    }
+}

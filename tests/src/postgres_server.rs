@@ -5,6 +5,9 @@
 //! It needs the PostgreSQL server programs (`initdb`, `pg_ctl`; Debian's `postgresql`
 //! package, which `.ci/run` installs). PostgreSQL refuses to run as root, so under root the
 //! programs run as the `postgres` user.
+//!
+//! [`PostgresServer::start_new_tls`] makes a cluster that accepts TLS connections only,
+//! for the tests of `DATABASE_URL`'s sslmode (tests/tests/postgres_tls.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +20,13 @@ pub enum StopMode {
     Crash,
     /// `pg_ctl stop -m fast`: open sessions are terminated, then a clean shutdown.
     Fast,
+}
+
+/// A server certificate (with any intermediates after it) and its private key, PEM; a
+/// test makes them (with rcgen) and [`PostgresServer::start_new_tls`] installs them.
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 /// A running private cluster; stopped and removed on drop.
@@ -32,6 +42,17 @@ pub struct PostgresServer {
 impl PostgresServer {
     /// Creates a cluster (trust authentication, loopback only) and starts it.
     pub fn start_new() -> PostgresServer {
+        PostgresServer::start_with(None)
+    }
+
+    /// Creates a cluster that speaks TLS only and starts it: `ssl = on` with this PEM
+    /// certificate (chain) and key, and a pg_hba.conf of `hostssl` lines alone, so a
+    /// plaintext connection is refused with "no pg_hba.conf entry ... no encryption".
+    pub fn start_new_tls(tls: &ServerTls) -> PostgresServer {
+        PostgresServer::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&ServerTls>) -> PostgresServer {
         let bin_dir = find_bin_dir().unwrap_or_else(|| {
             panic!(
                 "the PostgreSQL server programs (initdb, pg_ctl) are not installed: \
@@ -77,8 +98,52 @@ impl PostgresServer {
                 "UTF8",
             ],
         );
+        if let Some(tls) = tls {
+            server.configure_tls(tls);
+        }
         server.start();
         server
+    }
+
+    /// Writes the certificate and key beside the configuration, turns `ssl` on and
+    /// replaces pg_hba.conf (the Unix socket stays open to the kit's own programs).
+    fn configure_tls(&self, tls: &ServerTls) {
+        let write = |name: &str, contents: &str| {
+            let path = self.data_dir.join(name);
+            std::fs::write(&path, contents)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            path
+        };
+        let cert = write("server.crt", &tls.cert_pem);
+        let key = write("server.key", &tls.key_pem);
+        write(
+            "pg_hba.conf",
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostssl all all ::1/128 trust\n",
+        );
+        let conf = self.data_dir.join("postgresql.conf");
+        let mut settings = std::fs::read_to_string(&conf).expect("postgresql.conf");
+        settings
+            .push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, settings).expect("postgresql.conf is writable");
+        // PostgreSQL refuses a key others may read, or that belongs to another user.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod server.key");
+        if self.run_as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .args([&cert, &key])
+                .status()
+                .expect("chown runs");
+            assert!(status.success(), "cannot give the TLS files to postgres");
+        }
+    }
+
+    /// The port the server listens on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`: the admin URL of the cluster.

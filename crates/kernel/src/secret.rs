@@ -34,6 +34,54 @@ pub fn mask(secret: &str, prefix_len: usize) -> String {
     format!("{prefix}…{tail}")
 }
 
+/// A URL for logs and errors: its password (`user:PASSWORD@`, or a `password=` query
+/// parameter, as libpq and tokio-postgres accept) shown as `***`. For the database URL,
+/// `SMTP_URL` and any other URL that may carry credentials.
+#[derive(Clone, Copy)]
+pub struct RedactedUrl<'a>(pub &'a str);
+
+impl std::fmt::Display for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.0;
+        let (head, query) = match url.split_once('?') {
+            Some((head, query)) => (head, Some(query)),
+            None => (url, None),
+        };
+        match (head.find("://"), head.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                match head[scheme_end + 3..at].split_once(':') {
+                    Some((user, _)) => {
+                        write!(f, "{}{user}:***{}", &head[..scheme_end + 3], &head[at..])?;
+                    }
+                    None => f.write_str(head)?,
+                }
+            }
+            _ => f.write_str(head)?,
+        }
+        if let Some(query) = query {
+            f.write_str("?")?;
+            for (i, pair) in query.split('&').enumerate() {
+                if i > 0 {
+                    f.write_str("&")?;
+                }
+                match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        write!(f, "{key}=***")?;
+                    }
+                    _ => f.write_str(pair)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +93,28 @@ mod tests {
         assert!(a.starts_with("fer_test_"));
         assert_eq!(a.len(), "fer_test_".len() + 64);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_passwords() {
+        let shown = |url| RedactedUrl(url).to_string();
+        assert_eq!(
+            shown("postgres://feria:s3cret@db:5432/feria?sslmode=verify-full"),
+            "postgres://feria:***@db:5432/feria?sslmode=verify-full"
+        );
+        assert_eq!(
+            shown("postgres://feria@db/feria?password=s3cret&sslmode=require"),
+            "postgres://feria@db/feria?password=***&sslmode=require"
+        );
+        assert_eq!(
+            shown("smtp://mailer:p%40ss@smtp.example:587"),
+            "smtp://mailer:***@smtp.example:587"
+        );
+        assert_eq!(
+            shown("postgres://feria@db/feria"),
+            "postgres://feria@db/feria"
+        );
+        assert_eq!(shown("sqlite://./x.db"), "sqlite://./x.db");
     }
 
     #[test]

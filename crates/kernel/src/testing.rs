@@ -6,9 +6,9 @@
 //! The backend is chosen by `FERIA_TEST_BACKEND` (`sqlite`, the default, or `postgres`),
 //! so one test suite runs on both by running it twice.
 
-use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use diesel_async::SimpleAsyncConnection;
 
-use crate::db::{Backend, Db, DbConfig, DbError, PgConn};
+use crate::db::{Backend, Db, DbConfig, DbError};
 
 /// Environment variable naming the backend tests run on.
 pub const BACKEND_ENV: &str = "FERIA_TEST_BACKEND";
@@ -82,9 +82,12 @@ impl TestDatabase {
             "feria_test_{}",
             ulid::Ulid::new().to_string().to_lowercase()
         );
-        let mut admin = PgConn::establish(&admin_url)
-            .await
-            .map_err(|e| DbError::Unavailable(format!("cannot reach {admin_url}: {e}")))?;
+        let mut admin = crate::db::connect_postgres(&admin_url).await.map_err(|e| {
+            DbError::Unavailable(format!(
+                "cannot reach {}: {e}",
+                crate::db::redact(&admin_url)
+            ))
+        })?;
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await?;
@@ -149,7 +152,7 @@ impl Drop for PendingCleanup {
                     .build();
                 if let Ok(runtime) = runtime {
                     runtime.block_on(async move {
-                        if let Ok(mut admin) = PgConn::establish(&admin_url).await {
+                        if let Ok(mut admin) = crate::db::connect_postgres(&admin_url).await {
                             let _ = admin
                                 .batch_execute(&format!(
                                     "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"

@@ -4,7 +4,6 @@
 //! each backend's dialect is written out rather than generated, so each can use its own
 //! types and indexes where they differ (full-text search).
 
-use diesel::Connection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -35,11 +34,12 @@ impl Db {
                 .await
                 .map_err(|e| DbError::Migration(e.to_string()))
             }
-            Pools::Postgres { url, .. } => {
-                let url = url.clone();
+            Pools::Postgres { connector, .. } => {
+                // Connected here, on the runtime, with the pool's TLS settings; the
+                // wrapper then drives it from the blocking thread.
+                let conn = connector.connect().await.map_err(DbError::Unavailable)?;
                 tokio::task::spawn_blocking(move || -> Result<Vec<String>, DbError> {
-                    let mut conn = AsyncConnectionWrapper::<PgConn>::establish(&url)
-                        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                    let mut conn = AsyncConnectionWrapper::<PgConn>::from(conn);
                     diesel::connection::SimpleConnection::batch_execute(
                         &mut conn,
                         &format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"),

@@ -32,9 +32,11 @@ mod dynamic;
 mod error;
 mod full_text;
 mod migrate;
+mod postgres;
 mod sqlite_runtime;
 mod sqlite_writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::SqliteConnection;
@@ -52,6 +54,8 @@ pub use self::dynamic::{DynamicSql, PreparedSql, SqlArg};
 pub use self::error::DbError;
 pub use self::full_text::FullText;
 pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+use self::postgres::PgConnector;
+pub use self::postgres::{RootCert, SslMode, TlsSettings};
 pub use self::sqlite_writer::WriteTurn;
 use self::sqlite_writer::WriterQueue;
 
@@ -82,8 +86,8 @@ impl std::fmt::Display for Backend {
     }
 }
 
-/// How to reach and pool the database.
-#[derive(Debug, Clone)]
+/// How to reach and pool the database. Its `Debug` shows the URL without its password.
+#[derive(Clone)]
 pub struct DbConfig {
     /// `sqlite://./data/feria.db`, `sqlite::memory:`, or `postgres://user@host/db`.
     pub url: String,
@@ -97,6 +101,18 @@ pub struct DbConfig {
     pub busy_timeout: Duration,
     /// PostgreSQL: server-side limit for one statement.
     pub statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("url", &crate::secret::RedactedUrl(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
 }
 
 impl DbConfig {
@@ -154,18 +170,18 @@ impl DatabaseTarget {
     }
 }
 
-/// A URL with its password hidden, for logs and errors.
+/// A URL with its password hidden, for logs and errors ([`crate::secret::RedactedUrl`]).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    crate::secret::RedactedUrl(url).to_string()
+}
+
+/// One PostgreSQL connection outside any pool (administration, tests), made as the pool
+/// makes its own: with the URL's `sslmode` and `sslrootcert`.
+pub async fn connect_postgres(url: &str) -> Result<PgConn, DbError> {
+    PgConnector::new(url)?
+        .connect()
+        .await
+        .map_err(DbError::Unavailable)
 }
 
 /// Pool occupancy, for metrics.
@@ -188,7 +204,8 @@ enum Pools {
     },
     Postgres {
         pool: Pool<PgConn>,
-        url: String,
+        /// Also makes the migration's own connection, with the pool's TLS settings.
+        connector: Arc<PgConnector>,
     },
 }
 
@@ -292,6 +309,7 @@ impl Db {
                 }
             }
             DatabaseTarget::Postgres { url } => {
+                let connector = Arc::new(PgConnector::new(&url)?);
                 let statement_timeout_ms = config.statement_timeout.as_millis();
                 let mut manager_config = ManagerConfig::<PgConn>::default();
                 // Checked-out connections are not pinged (diesel-async's default runs
@@ -300,10 +318,16 @@ impl Db {
                 // (`is_closed`), and one that fails mid-request is broken and discarded;
                 // tests/tests/db_faults.rs restarts PostgreSQL under load to hold us to it.
                 manager_config.recycling_method = RecyclingMethod::Fast;
-                manager_config.custom_setup = Box::new(move |url| {
-                    let url = url.to_owned();
+                let setup_connector = connector.clone();
+                // diesel-async's own establish knows no TLS; the connector makes the
+                // connection (its URL is the one the manager would pass here).
+                manager_config.custom_setup = Box::new(move |_url| {
+                    let connector = setup_connector.clone();
                     Box::pin(async move {
-                        let mut conn = PgConn::establish(&url).await?;
+                        let mut conn = connector
+                            .connect()
+                            .await
+                            .map_err(diesel::ConnectionError::BadConnection)?;
                         conn.batch_execute(&format!(
                             "SET statement_timeout = {statement_timeout_ms}; SET TIME ZONE 'UTC'"
                         ))
@@ -312,16 +336,23 @@ impl Db {
                         Ok(conn)
                     })
                 });
+                // The manager keeps its URL only to hand it to `custom_setup`, which does
+                // not read it: hand it none, so no copy of the password lives there.
                 let manager = AsyncDieselConnectionManager::<PgConn>::new_with_config(
-                    url.clone(),
+                    String::new(),
                     manager_config,
                 );
                 let size = config
                     .max_connections
                     .unwrap_or_else(|| default_pool_size(Backend::Postgres));
+                tracing::debug!(
+                    sslmode = %connector.settings().mode,
+                    sslrootcert = ?connector.settings().root_cert,
+                    "PostgreSQL TLS settings"
+                );
                 Pools::Postgres {
                     pool: build_pool(manager, size, config.acquire_timeout)?,
-                    url,
+                    connector,
                 }
             }
         };
@@ -697,5 +728,7 @@ mod tests {
             "postgres://feria@db/feria"
         );
         assert_eq!(redact("sqlite://./x.db"), "sqlite://./x.db");
+        let config = DbConfig::new("postgres://feria:secret@db/feria");
+        assert!(!format!("{config:?}").contains("secret"));
     }
 }
