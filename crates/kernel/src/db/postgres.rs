@@ -324,7 +324,11 @@ fn describe(error: &tokio_postgres::Error, settings: &TlsSettings) -> String {
                 "the PostgreSQL server's certificate is not for the host name {} it was \
                  reached at (it names {}); sslmode=verify-full checks the host name",
                 expected.to_str(),
-                presented.join(", ")
+                presented
+                    .iter()
+                    .map(|name| presented_name(name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => {
                 "the PostgreSQL server's certificate is not for the host name it was reached \
@@ -356,6 +360,15 @@ fn describe(error: &tokio_postgres::Error, settings: &TlsSettings) -> String {
         );
     }
     message
+}
+
+/// A name from a certificate as webpki reports it (`DnsName("db.example.com")`): the name
+/// alone, for an operator's message.
+fn presented_name(name: &str) -> &str {
+    match (name.find('"'), name.rfind('"')) {
+        (Some(first), Some(last)) if last > first => &name[first + 1..last],
+        _ => name,
+    }
 }
 
 /// The rustls error somewhere in an error's causes. tokio-rustls wraps it in an
@@ -619,6 +632,15 @@ mod tests {
         assert_eq!(tls.root_cert, Some(RootCert::System));
         let error = settings("postgres://h/db?sslmode=require&sslrootcert=system").unwrap_err();
         assert!(error.to_string().contains("use verify-full"), "{error}");
+    }
+
+    #[test]
+    fn certificate_names_are_shown_bare() {
+        assert_eq!(
+            presented_name("DnsName(\"db.feria.test\")"),
+            "db.feria.test"
+        );
+        assert_eq!(presented_name("10.0.0.5"), "10.0.0.5");
     }
 
     #[test]
