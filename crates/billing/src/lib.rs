@@ -11,14 +11,13 @@
 //!   paid through Stripe: recorded intent → Stripe calls with idempotency keys → one
 //!   finalizing transaction.
 //! - [`transactions`]: the Transaction objects, per-user totals and platform metrics.
-//! - [`subscriptions`]: a contract's terms charged once per cycle, the renewal worker's
-//!   body ([`subscriptions::run_due_renewals`]) and MRR (see `docs/SUBSCRIPTIONS.md`).
 //! - [`stripe`]: the Stripe REST client of the `stripe` payment provider (see
 //!   `docs/STRIPE.md`); tested against a local Stripe-compatible server.
 //!
-//! Calls no other domain crate but calendar (a subscription's next renewal is put on the
-//! subscriber's calendar): callers pass in what it needs (the platform's fee, the user
-//! ids they have checked, a contract's terms).
+//! Calls no other domain crate: callers pass in what it needs (the platform's fee, the user
+//! ids they have checked, what a settlement moves, the MRR of [`transactions::metrics`]).
+//! Subscriptions, which charge through [`settlement::settle`], live above it in
+//! `feria-subscriptions`.
 
 pub mod card_settlement;
 pub mod credits;
@@ -28,7 +27,6 @@ pub mod ledger;
 mod schema;
 pub mod settlement;
 pub mod stripe;
-pub mod subscriptions;
 pub mod transactions;
 
 pub use error::BillingError;
