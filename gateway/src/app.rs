@@ -234,9 +234,7 @@ async fn renew_subscriptions(db: Db, every: std::time::Duration) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match feria_billing::subscriptions::run_due_renewals(&db, feria_kernel::Timestamp::now())
-            .await
-        {
+        match feria_subscriptions::run_due_renewals(&db, feria_kernel::Timestamp::now()).await {
             Ok(report) if report == Default::default() => {}
             Ok(report) => tracing::info!(?report, "subscription renewals"),
             Err(error) => {

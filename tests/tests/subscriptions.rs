@@ -9,8 +9,8 @@
 // Test helpers panic on failure: that is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use feria_billing::subscriptions::{RenewalReport, run_due_renewals};
 use feria_kernel::{Db, DbConfig, Timestamp};
+use feria_subscriptions::{RenewalReport, run_due_renewals};
 use feria_testkit::{CreatedPlatform, Method, TestApp, TestResponse};
 use serde_json::{Value, json};
 
@@ -272,9 +272,7 @@ async fn subscribing_charges_the_first_cycle_and_each_renewal_exactly_once() {
     assert_eq!(created["cyclesCharged"], 1);
     let start = at(created["startDate"].as_str().unwrap());
     let first_renewal = next_renewal(&created);
-    let expected = feria_billing::subscriptions::Cycle::Monthly
-        .add(start, 1)
-        .unwrap();
+    let expected = feria_subscriptions::Cycle::Monthly.add(start, 1).unwrap();
     assert_eq!(first_renewal, at(&expected.to_rfc3339()));
 
     // The first cycle moved money: the buyer paid 20.70, the seller earned 20.00.
@@ -318,9 +316,7 @@ async fn subscribing_charges_the_first_cycle_and_each_renewal_exactly_once() {
     let second_renewal = next_renewal(&renewed);
     assert_eq!(
         second_renewal,
-        feria_billing::subscriptions::Cycle::Monthly
-            .add(start, 2)
-            .unwrap()
+        feria_subscriptions::Cycle::Monthly.add(start, 2).unwrap()
     );
     // The calendar now shows the following renewal, still one event.
     let events = w.renewal_events(&w.buyer.1).await;
@@ -719,9 +715,7 @@ async fn a_failed_renewal_is_recorded_and_retried_on_later_runs() {
     let start = at(created["startDate"].as_str().unwrap());
     assert_eq!(
         next_renewal(&paid),
-        feria_billing::subscriptions::Cycle::Monthly
-            .add(start, 2)
-            .unwrap()
+        feria_subscriptions::Cycle::Monthly.add(start, 2).unwrap()
     );
     assert_eq!(w.credits(&w.buyer.0).await, 4.3);
 
@@ -957,9 +951,7 @@ async fn two_servers_on_one_database_charge_each_cycle_once() {
         .await
         .unwrap();
     for cycle in 0..2 {
-        let now = feria_billing::subscriptions::Cycle::Monthly
-            .add(due, cycle)
-            .unwrap();
+        let now = feria_subscriptions::Cycle::Monthly.add(due, cycle).unwrap();
         let (a, b) = tokio::join!(
             run_due_renewals(&first, now),
             run_due_renewals(&second, now)

@@ -46,17 +46,6 @@ pub enum BillingError {
         field: &'static str,
         message: String,
     },
-    #[error("subscription not found")]
-    SubscriptionNotFound,
-    /// The subscription's state forbids the change (409 with `code`).
-    #[error("{message}")]
-    SubscriptionConflict {
-        code: &'static str,
-        message: &'static str,
-    },
-    /// A cycle of a subscription can be charged once only.
-    #[error("cycle {cycle} of this subscription is already charged")]
-    CycleAlreadyCharged { cycle: i64 },
     /// The payment provider refused or could not be reached; nothing was recorded.
     #[error("payment provider: {0}")]
     Provider(crate::stripe::StripeError),
@@ -68,8 +57,6 @@ pub enum BillingError {
     /// request, or pending after a failure with other terms).
     #[error("a settlement with this key is in progress at the payment provider")]
     SettlementInProgress,
-    #[error(transparent)]
-    Calendar(#[from] feria_calendar::CalendarError),
     #[error(transparent)]
     Platform(#[from] feria_platforms::PlatformError),
     #[error(transparent)]
@@ -140,14 +127,6 @@ impl From<BillingError> for ApiError {
                 ApiError::invalid_field("amount", "exceeds what is left to refund on this charge")
             }
             BillingError::Invalid { field, message } => ApiError::invalid_field(field, message),
-            BillingError::SubscriptionNotFound => ApiError::not_found("subscription"),
-            BillingError::SubscriptionConflict { code, message } => {
-                ApiError::conflict(code, message)
-            }
-            BillingError::CycleAlreadyCharged { .. } => ApiError::conflict(
-                "cycle_already_charged",
-                "this cycle of the subscription is already charged",
-            ),
             BillingError::Provider(error) => crate::stripe::api_error(error),
             BillingError::ProviderIncomplete(error) => {
                 let mut api = ApiError::conflict(
@@ -165,7 +144,6 @@ impl From<BillingError> for ApiError {
                 "a settlement of this is in progress at the payment provider; repeat the \
                  same request to complete it",
             ),
-            BillingError::Calendar(calendar) => calendar.into(),
             BillingError::Platform(platform) => platform.into(),
             BillingError::User(user) => user.into(),
             BillingError::Fee(FeeError::FeesExceedAmount) => {

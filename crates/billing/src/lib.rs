@@ -11,18 +11,16 @@
 //!   paid through Stripe: recorded intent → Stripe calls with idempotency keys → one
 //!   finalizing transaction.
 //! - [`transactions`]: the Transaction objects, per-user totals and platform metrics.
-//! - [`subscriptions`]: a contract's terms charged once per cycle, the renewal worker's
-//!   body ([`subscriptions::run_due_renewals`]) and MRR (see `docs/SUBSCRIPTIONS.md`).
 //! - [`payment_methods`]: a user's payout account, saved cards and Stripe customer, kept
 //!   in step with Stripe.
 //! - [`stripe`]: the Stripe REST client of the `stripe` payment provider (see
 //!   `docs/STRIPE.md`); tested against a local Stripe-compatible server.
 //!
-//! Calls no other domain crate but calendar (a subscription's next renewal is put on the
-//! subscriber's calendar), platforms (a fee estimate reads the platform's fee) and users
-//! (whose payment references [`payment_methods`] keeps in step with Stripe): otherwise
-//! callers pass in what it needs (the platform's fee, the user ids they have checked, a
-//! contract's terms).
+//! Calls no other domain crate but platforms (a fee estimate reads the platform's fee) and
+//! users (whose payment references [`payment_methods`] keeps in step with Stripe):
+//! otherwise callers pass in what it needs (the platform's fee, the user ids they have
+//! checked, what a settlement moves, the MRR of [`transactions::metrics`]). Subscriptions,
+//! which charge through [`settlement::settle`], live above it in `feria-subscriptions`.
 
 mod actor;
 pub mod card_settlement;
@@ -34,7 +32,6 @@ pub mod payment_methods;
 mod schema;
 pub mod settlement;
 pub mod stripe;
-pub mod subscriptions;
 pub mod transactions;
 
 pub use actor::Actor;

@@ -648,8 +648,9 @@ fn signed_sum(plus: TransactionKind) -> String {
 /// One group of [`metrics`]'s query: a currency, a kind and a fee kind.
 type MetricsGroup = (String, String, Option<String>, i64, i64, i64);
 
-/// Volume, average cart value and fees over `[from, to)`; MRR and ARR of the running
-/// subscriptions ([`crate::subscriptions::mrr`]).
+/// Volume, average cart value and fees over `[from, to)`, with `mrr` (the running
+/// subscriptions' monthly recurring revenue, which billing does not know: the caller
+/// gets it from `feria_subscriptions::mrr`) and the ARR made from it.
 ///
 /// One `GROUP BY currency, kind, fee_kind` query sums the amounts, counts the rows and
 /// counts the distinct journal entries (a settlement's charges share one entry: one
@@ -658,6 +659,7 @@ pub async fn metrics(
     conn: &mut DbConn,
     tenant: &Tenant,
     period: Period,
+    mrr: Vec<CurrencyTotal>,
 ) -> Result<Metrics, BillingError> {
     use diesel::dsl::{count, count_star, sql};
     use diesel::sql_types::BigInt;
@@ -749,7 +751,6 @@ pub async fn metrics(
             })
         })
         .collect::<Result<Vec<_>, BillingError>>()?;
-    let mrr = crate::subscriptions::mrr(conn, tenant).await?;
     Ok(Metrics {
         from,
         to,

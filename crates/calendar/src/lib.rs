@@ -20,11 +20,6 @@ pub mod tz;
 
 pub use availability::{AvailabilityId, AvailabilityRule, RuleInput, RuleKind, Slot};
 pub use calendar::{AvailabilityChanges, AvailabilityView, CalendarId, CalendarObject, WriteMode};
-/// The old name of [`entries`], kept while callers outside this crate move over (billing's
-/// subscriptions and the gateway's calendar routes, which other changes are rewriting);
-/// delete it once nothing says `feria_calendar::events`.
-#[doc(hidden)]
-pub use entries as events;
 pub use entries::{
     CalendarEvent, CalendarEventId, EventChanges, EventKind, NewEvent, NewSubscriptionEvent,
 };

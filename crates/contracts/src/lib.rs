@@ -26,4 +26,4 @@ pub use model::{
     Status,
 };
 pub use service::{Actor, ListFilter};
-pub use settle::{SettleOutcome, SyncObject};
+pub use settle::{SettleOutcome, SubscriptionTerms, SyncObject};

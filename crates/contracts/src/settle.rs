@@ -573,8 +573,25 @@ pub async fn settle_by_card(
     })
 }
 
+/// What a subscription to a contract charges every cycle: a snapshot of the contract's
+/// terms, which `feria-subscriptions` (above this crate) copies into its own tables.
+#[derive(Debug, Clone)]
+pub struct SubscriptionTerms {
+    /// The contract (`inv_...`) the terms come from; the wire's `service_id`.
+    pub contract_id: String,
+    /// The subscriber: the one buyer, who pays `price` every cycle.
+    pub buyer: UserId,
+    pub currency: feria_kernel::money::Currency,
+    /// What the subscriber pays per cycle.
+    pub price: Money,
+    /// What each seller receives per cycle.
+    pub earnings: Vec<(UserId, Money)>,
+    /// The fees per cycle; earnings plus fees equal `price`.
+    pub fees: SettlementFees,
+}
+
 /// The terms a subscription to this contract charges every cycle, for
-/// `feria_billing::subscriptions::create`: the signed-in subscriber pays the contract's
+/// `feria_subscriptions::subscribe`: the signed-in subscriber pays the contract's
 /// `total`, each seller earns their `owed`, the fees are the contract's (custom fee lines
 /// with the platform's). The subscriber must be the contract's one buyer (403
 /// `not_contract_buyer` for another party, 409 `contract_not_subscribable` when there are
@@ -587,7 +604,7 @@ pub async fn subscription_terms(
     schedule: &FeeSchedule,
     actor: &Actor,
     id: &ContractId,
-) -> Result<feria_billing::subscriptions::SubscriptionTerms, ContractError> {
+) -> Result<SubscriptionTerms, ContractError> {
     let loaded = service::readable(conn, tenant, actor, id).await?;
     let subscriber = actor.user_id.clone().ok_or(ContractError::NotBuyer)?;
     match loaded.row.status() {
@@ -611,7 +628,7 @@ pub async fn subscription_terms(
     let percent = platform_percent(conn, tenant).await?;
     let totals = loaded.totals(percent, schedule)?;
     let planned = plan(&loaded, &totals)?;
-    Ok(feria_billing::subscriptions::SubscriptionTerms {
+    Ok(SubscriptionTerms {
         contract_id: loaded.row.id.as_str().to_owned(),
         buyer: subscriber,
         currency: planned.currency,

@@ -220,7 +220,7 @@ pub async fn add_event(
     let user_id = caller.require_user()?;
     let mut conn = db.conn().await?;
     let event =
-        feria_calendar::events::create(&mut conn, &caller.tenant, user_id, body.into_inner())
+        feria_calendar::entries::create(&mut conn, &caller.tenant, user_id, body.into_inner())
             .await?;
     Ok(HttpResponse::Created().json(event))
 }
@@ -248,7 +248,7 @@ pub async fn get_event(
     let user_id = caller.require_user()?;
     let id = event_id(&path)?;
     let mut conn = db.conn().await?;
-    let event = feria_calendar::events::get(&mut conn, &caller.tenant, user_id, &id).await?;
+    let event = feria_calendar::entries::get(&mut conn, &caller.tenant, user_id, &id).await?;
     Ok(HttpResponse::Ok().json(event))
 }
 
@@ -280,7 +280,7 @@ pub async fn update_event(
     let id = event_id(&path)?;
     let mut conn = db.conn().await?;
     let event =
-        feria_calendar::events::update(&mut conn, &caller.tenant, user_id, &id, body.into_inner())
+        feria_calendar::entries::update(&mut conn, &caller.tenant, user_id, &id, body.into_inner())
             .await?;
     Ok(HttpResponse::Ok().json(event))
 }
@@ -309,7 +309,7 @@ pub async fn remove_event(
     let user_id = caller.require_user()?;
     let id = event_id(&path)?;
     let mut conn = db.conn().await?;
-    feria_calendar::events::remove(&mut conn, &caller.tenant, user_id, &id).await?;
+    feria_calendar::entries::remove(&mut conn, &caller.tenant, user_id, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,20 +1,16 @@
 //! Subscriptions: subscribe to a contract's terms, list, read, pause, resume, end.
-//! Handlers are thin: the contract's terms come from `feria_contracts` and are passed
-//! down to `feria_billing::subscriptions`, which owns the subscription, its charges and
-//! the renewal worker's body. Rules: `docs/SUBSCRIPTIONS.md`.
+//! Handlers are thin: each calls one function of `feria_subscriptions`, which owns the
+//! use case, the rules and who may do what. Rules: `docs/SUBSCRIPTIONS.md`.
 //!
-//! Who may do what: `/subscriptions/auth/...` act as the signed-in user (an API key gets
-//! 403 `api_key_not_allowed`) on their own subscriptions (platform admins on any); the
-//! other paths take the platform's API key, an admin, or the subscription's owner.
-//! Anyone else — another user, another platform, the other mode — gets 404.
+//! Who may do what (decided in `feria_subscriptions`): `/subscriptions/auth/...` act as
+//! the signed-in user (an API key gets 403 `api_key_not_allowed`) on their own
+//! subscriptions (platform admins on any); the other paths take the platform's API key,
+//! an admin, or the subscription's owner. Anyone else — another user, another platform,
+//! the other mode — gets 404.
 
 use actix_web::{HttpResponse, web};
-use feria_billing::BillingError;
-use feria_billing::subscriptions::{
-    self, Cycle, NewSubscription, SubscriptionId, SubscriptionObject, Viewer,
-};
-use feria_contracts::{Actor, ContractError, ContractId};
-use feria_kernel::{ApiError, Db, ErrorBody, Page, Timestamp, UserId};
+use feria_kernel::{Db, ErrorBody, Page, Timestamp};
+use feria_subscriptions::{Actor, Cycle, NewSubscription, SubscriptionObject};
 use feria_users::Role;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -60,16 +56,13 @@ pub struct PauseBody {
     pub paused_until: Option<Timestamp>,
 }
 
-fn viewer(caller: &Caller) -> Viewer {
-    Viewer {
-        user_id: caller.user_id().cloned(),
-        is_admin: caller.role().at_least(Role::Admin),
+/// The caller as `feria_subscriptions` sees it: an API key acts as an admin that is no
+/// user.
+fn actor(caller: &Caller) -> Actor {
+    match caller.user_id() {
+        Some(user) => Actor::user(user.clone(), caller.role().at_least(Role::Admin)),
+        None => Actor::api_key(),
     }
-}
-
-fn subscription_id(raw: &str) -> Result<SubscriptionId, HttpError> {
-    raw.parse()
-        .map_err(|_| BillingError::SubscriptionNotFound.into())
 }
 
 /// Subscribes the signed-in user to a contract they are the one buyer of: the contract's
@@ -99,29 +92,19 @@ pub async fn subscribe(
     db: web::Data<Db>,
     config: web::Data<Config>,
 ) -> Result<HttpResponse, HttpError> {
-    let user = caller.require_user()?.clone();
-    let contract: ContractId = path
-        .parse()
-        .map_err(|_| HttpError::from(ContractError::NotFound))?;
     let body = body.0.unwrap_or_default();
-    let actor = Actor::user(user, caller.role().at_least(Role::Admin));
+    let new = NewSubscription {
+        cycle: body.cycle.unwrap_or_default(),
+        ends_at: body.end_date,
+    };
     let mut conn = db.conn().await?;
-    let terms = feria_contracts::settle::subscription_terms(
+    let subscription = feria_subscriptions::subscribe(
         &mut conn,
         &caller.tenant,
         &config.fees,
-        &actor,
-        &contract,
-    )
-    .await?;
-    let subscription = subscriptions::create(
-        &mut conn,
-        &caller.tenant,
-        NewSubscription {
-            terms,
-            cycle: body.cycle.unwrap_or_default(),
-            ends_at: body.end_date,
-        },
+        &actor(&caller),
+        &path,
+        new,
         Timestamp::now(),
     )
     .await?;
@@ -150,19 +133,15 @@ pub async fn list_for_user(
     page: Pagination,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    let user: UserId = path
-        .parse()
-        .map_err(|_| HttpError::from(ApiError::not_found("user")))?;
-    if !caller.role().at_least(Role::Admin) && caller.user_id() != Some(&user) {
-        return Err(ApiError::forbidden(
-            "forbidden",
-            "only admins list another user's subscriptions",
-        )
-        .into());
-    }
     let mut conn = db.conn().await?;
-    feria_users::user::get(&mut conn, &caller.tenant, &user).await?;
-    let page = subscriptions::list_for_user(&mut conn, &caller.tenant, &user, page.0).await?;
+    let page = feria_subscriptions::list_for_user(
+        &mut conn,
+        &caller.tenant,
+        &actor(&caller),
+        &path,
+        page.0,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -185,9 +164,9 @@ pub async fn get(
     path: web::Path<String>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    let id = subscription_id(&path)?;
     let mut conn = db.conn().await?;
-    let subscription = subscriptions::get(&mut conn, &caller.tenant, &viewer(&caller), &id).await?;
+    let subscription =
+        feria_subscriptions::get(&mut conn, &caller.tenant, &actor(&caller), &path).await?;
     Ok(HttpResponse::Ok().json(subscription))
 }
 
@@ -215,14 +194,13 @@ pub async fn pause(
     body: OptionalJson<PauseBody>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    let id = subscription_id(&path)?;
     let until = body.0.and_then(|b| b.paused_until);
     let mut conn = db.conn().await?;
-    let subscription = subscriptions::pause(
+    let subscription = feria_subscriptions::pause(
         &mut conn,
         &caller.tenant,
-        &viewer(&caller),
-        &id,
+        &actor(&caller),
+        &path,
         until,
         Timestamp::now(),
     )
@@ -252,14 +230,12 @@ pub async fn resume(
     path: web::Path<String>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    caller.require_user()?;
-    let id = subscription_id(&path)?;
     let mut conn = db.conn().await?;
-    let subscription = subscriptions::resume(
+    let subscription = feria_subscriptions::resume(
         &mut conn,
         &caller.tenant,
-        &viewer(&caller),
-        &id,
+        &actor(&caller),
+        &path,
         Timestamp::now(),
     )
     .await?;
@@ -288,14 +264,12 @@ pub async fn end(
     path: web::Path<String>,
     db: web::Data<Db>,
 ) -> Result<HttpResponse, HttpError> {
-    caller.require_user()?;
-    let id = subscription_id(&path)?;
     let mut conn = db.conn().await?;
-    let subscription = subscriptions::end(
+    let subscription = feria_subscriptions::end(
         &mut conn,
         &caller.tenant,
-        &viewer(&caller),
-        &id,
+        &actor(&caller),
+        &path,
         Timestamp::now(),
     )
     .await?;

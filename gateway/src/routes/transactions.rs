@@ -350,7 +350,9 @@ pub async fn metrics(
     caller.require_role(Role::Admin)?;
     let range = period(query.from, query.to)?;
     let mut conn = db.conn().await?;
-    let metrics = feria_billing::transactions::metrics(&mut conn, &caller.tenant, range).await?;
+    let mrr = feria_subscriptions::mrr(&mut conn, &caller.tenant).await?;
+    let metrics =
+        feria_billing::transactions::metrics(&mut conn, &caller.tenant, range, mrr).await?;
     Ok(HttpResponse::Ok().json(metrics))
 }
 

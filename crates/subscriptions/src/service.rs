@@ -1,9 +1,9 @@
 //! Subscriptions: a contract's terms charged once per cycle (weekly, monthly, yearly).
 //!
-//! Billing sits below contracts, so it never reads a contract: the caller (the gateway,
-//! through `feria_contracts`) passes the terms down — the subscriber, what they pay per
-//! cycle, what each seller earns and the fees — and they are copied into this crate's
-//! own tables. Every charge goes through [`crate::settlement::settle`] (key
+//! [`subscribe`] reads the contract's terms through `feria_contracts` — the subscriber,
+//! what they pay per cycle, what each seller earns and the fees — and copies them into
+//! this crate's own tables, so a running subscription keeps the terms agreed. Every
+//! charge goes through `feria_billing::settlement::settle` (key
 //! `subscription:<id>:<cycle>`) and is recorded as one `subscription_charges` row whose
 //! unique `(subscription_id, cycle)` key makes a second charge of a cycle impossible,
 //! whoever races for it.
@@ -15,6 +15,11 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_billing::BillingError;
+use feria_billing::fees::FeeSchedule;
+use feria_billing::settlement::{Settlement, SettlementFees};
+use feria_billing::transactions::{CurrencyTotal, TransactionKind};
+use feria_contracts::{ContractError, ContractId, SubscriptionTerms};
 use feria_events::EventType;
 use feria_kernel::money::{Currency, Money};
 use feria_kernel::{
@@ -24,11 +29,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::BillingError;
-use crate::ledger::stored_currency;
+use crate::error::SubscriptionError;
 use crate::schema::{subscription_charges, subscription_sellers, subscriptions};
-use crate::settlement::{Settlement, SettlementFees};
-use crate::transactions::{CurrencyTotal, TransactionKind};
 
 feria_kernel::define_id!(
     /// A subscription.
@@ -61,20 +63,22 @@ impl Cycle {
         }
     }
 
-    fn parse(raw: &str) -> Result<Cycle, BillingError> {
+    fn parse(raw: &str) -> Result<Cycle, SubscriptionError> {
         match raw {
             "weekly" => Ok(Cycle::Weekly),
             "monthly" => Ok(Cycle::Monthly),
             "yearly" => Ok(Cycle::Yearly),
-            other => Err(BillingError::Corrupt(format!("unknown cycle `{other}`"))),
+            other => Err(SubscriptionError::Corrupt(format!(
+                "unknown cycle `{other}`"
+            ))),
         }
     }
 
     /// `anchor` plus `n` cycles. Months and years are calendar arithmetic from the
     /// anchor (31 January + 1 month = 28/29 February, + 2 months = 31 March), so a
     /// monthly subscription never drifts.
-    pub fn add(self, anchor: Timestamp, n: i64) -> Result<Timestamp, BillingError> {
-        let out_of_range = || BillingError::Invalid {
+    pub fn add(self, anchor: Timestamp, n: i64) -> Result<Timestamp, SubscriptionError> {
+        let out_of_range = || SubscriptionError::Invalid {
             field: "cycle",
             message: "the renewal date is out of range".into(),
         };
@@ -135,57 +139,79 @@ impl SubscriptionStatus {
         }
     }
 
-    fn parse(raw: &str) -> Result<SubscriptionStatus, BillingError> {
+    fn parse(raw: &str) -> Result<SubscriptionStatus, SubscriptionError> {
         match raw {
             "active" => Ok(SubscriptionStatus::Active),
             "paused" => Ok(SubscriptionStatus::Paused),
             "payment_failed" => Ok(SubscriptionStatus::PaymentFailed),
             "ended" => Ok(SubscriptionStatus::Ended),
-            other => Err(BillingError::Corrupt(format!(
+            other => Err(SubscriptionError::Corrupt(format!(
                 "unknown subscription status `{other}`"
             ))),
         }
     }
 }
 
-/// The money terms of a subscription, taken from its contract by the caller.
-#[derive(Debug, Clone)]
-pub struct SubscriptionTerms {
-    /// The contract (`inv_...`) the terms come from; the wire's `service_id`.
-    pub contract_id: String,
-    /// The subscriber: the one buyer, who pays `price` every cycle.
-    pub buyer: UserId,
-    pub currency: Currency,
-    /// What the subscriber pays per cycle.
-    pub price: Money,
-    /// What each seller receives per cycle.
-    pub earnings: Vec<(UserId, Money)>,
-    /// The fees per cycle; earnings plus fees equal `price`.
-    pub fees: SettlementFees,
-}
-
-/// A subscription to create.
-#[derive(Debug, Clone)]
+/// What the subscriber chooses when subscribing; the money terms are the contract's.
+#[derive(Debug, Clone, Default)]
 pub struct NewSubscription {
-    pub terms: SubscriptionTerms,
+    /// Contracts have no billing cycle: the subscriber picks one (monthly by default).
     pub cycle: Cycle,
     /// When it ends by itself; `None`: until ended.
     pub ends_at: Option<Timestamp>,
 }
 
 /// Who acts on subscriptions: admins (and API keys) on every subscription of their
-/// platform and mode, a user on their own; anyone else finds nothing (404).
+/// platform and mode, a user on their own; anyone else finds nothing (404). Subscribing,
+/// resuming and ending act as the signed-in user, so an API key may not do them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Viewer {
+pub struct Actor {
     /// The signed-in user; `None` for an API key.
     pub user_id: Option<UserId>,
+    /// Admins (and API keys) see and change every subscription of their platform and mode.
     pub is_admin: bool,
 }
 
-impl Viewer {
+impl Actor {
+    /// The platform's API key: an admin that is no user.
+    pub fn api_key() -> Actor {
+        Actor {
+            user_id: None,
+            is_admin: true,
+        }
+    }
+
+    /// A signed-in user; `is_admin` when their role is admin or above.
+    pub fn user(user_id: UserId, is_admin: bool) -> Actor {
+        Actor {
+            user_id: Some(user_id),
+            is_admin,
+        }
+    }
+
+    /// The signed-in user, for what only a user does (subscribe, resume, end): 403
+    /// `api_key_not_allowed` for an API key.
+    fn subscriber(&self) -> Result<&UserId, SubscriptionError> {
+        self.user_id
+            .as_ref()
+            .ok_or(SubscriptionError::ApiKeyNotAllowed)
+    }
+
+    /// Admins see every subscription, a user their own.
     fn may_see(&self, row: &SubscriptionRow) -> bool {
         self.is_admin || self.user_id.as_ref() == Some(&row.user_id)
     }
+
+    /// Admins list anyone's subscriptions, a user their own.
+    fn may_list(&self, user: &UserId) -> bool {
+        self.is_admin || self.user_id.as_ref() == Some(user)
+    }
+}
+
+/// A subscription id from the path: one that cannot be a subscription's is as missing as
+/// one of another tenant.
+fn subscription_id(raw: &str) -> Result<SubscriptionId, SubscriptionError> {
+    raw.parse().map_err(|_| SubscriptionError::NotFound)
 }
 
 /// The seed's Subscription object, plus what a client needs to follow it.
@@ -274,19 +300,19 @@ impl SubscriptionRow {
         Tenant::new(self.platform_id.clone(), self.mode)
     }
 
-    fn status(&self) -> Result<SubscriptionStatus, BillingError> {
+    fn status(&self) -> Result<SubscriptionStatus, SubscriptionError> {
         SubscriptionStatus::parse(&self.status)
     }
 
-    fn cycle(&self) -> Result<Cycle, BillingError> {
+    fn cycle(&self) -> Result<Cycle, SubscriptionError> {
         Cycle::parse(&self.cycle)
     }
 
-    fn currency(&self) -> Result<Currency, BillingError> {
+    fn currency(&self) -> Result<Currency, SubscriptionError> {
         stored_currency(&self.currency)
     }
 
-    fn object(&self) -> Result<SubscriptionObject, BillingError> {
+    fn object(&self) -> Result<SubscriptionObject, SubscriptionError> {
         let status = self.status()?;
         let currency = self.currency()?;
         Ok(SubscriptionObject {
@@ -348,15 +374,18 @@ struct ChargeRow {
     charged_at: Timestamp,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> BillingError {
-    BillingError::Invalid {
-        field,
-        message: message.into(),
-    }
+/// The currency of a stored code; an unknown one is corrupt data.
+fn stored_currency(code: &str) -> Result<Currency, SubscriptionError> {
+    Currency::from_code(code)
+        .map_err(|_| SubscriptionError::Corrupt(format!("unknown currency `{code}`")))
 }
 
-fn conflict(code: &'static str, message: &'static str) -> BillingError {
-    BillingError::SubscriptionConflict { code, message }
+fn invalid(field: &'static str, message: impl Into<String>) -> SubscriptionError {
+    SubscriptionError::invalid(field, message)
+}
+
+fn conflict(code: &'static str, message: &'static str) -> SubscriptionError {
+    SubscriptionError::Conflict { code, message }
 }
 
 // ---- backend-specific SQL ------------------------------------------------------------
@@ -379,7 +408,7 @@ mod backend {
     pub(super) async fn lease_due(
         conn: &mut DbConn,
         now: Timestamp,
-    ) -> Result<Option<SubscriptionRow>, BillingError> {
+    ) -> Result<Option<SubscriptionRow>, SubscriptionError> {
         macro_rules! due {
             () => {
                 subscriptions::table
@@ -419,7 +448,10 @@ mod backend {
     /// Holds one subscription's row until the transaction ends (PostgreSQL; SQLite's
     /// `BEGIN IMMEDIATE` already serialises writers), so a pause, a resume, an end and a
     /// renewal of one subscription never interleave.
-    pub(super) async fn lock(conn: &mut DbConn, id: &SubscriptionId) -> Result<(), BillingError> {
+    pub(super) async fn lock(
+        conn: &mut DbConn,
+        id: &SubscriptionId,
+    ) -> Result<(), SubscriptionError> {
         with_conn!(conn,
             sqlite: _c => Ok::<_, diesel::result::Error>(()),
             postgres: c => {
@@ -444,7 +476,7 @@ async fn row(
     conn: &mut DbConn,
     tenant: &Tenant,
     id: &SubscriptionId,
-) -> Result<SubscriptionRow, BillingError> {
+) -> Result<SubscriptionRow, SubscriptionError> {
     let found = with_conn!(conn, c => {
         subscriptions::table
             .find(id)
@@ -456,27 +488,27 @@ async fn row(
             .optional()
     })
     .map_err(DbError::from)?;
-    found.ok_or(BillingError::SubscriptionNotFound)
+    found.ok_or(SubscriptionError::NotFound)
 }
 
 async fn visible(
     conn: &mut DbConn,
     tenant: &Tenant,
-    viewer: &Viewer,
+    actor: &Actor,
     id: &SubscriptionId,
-) -> Result<SubscriptionRow, BillingError> {
+) -> Result<SubscriptionRow, SubscriptionError> {
     let row = row(conn, tenant, id).await?;
-    if viewer.may_see(&row) {
+    if actor.may_see(&row) {
         Ok(row)
     } else {
-        Err(BillingError::SubscriptionNotFound)
+        Err(SubscriptionError::NotFound)
     }
 }
 
 async fn sellers(
     conn: &mut DbConn,
     id: &SubscriptionId,
-) -> Result<Vec<(UserId, i64)>, BillingError> {
+) -> Result<Vec<(UserId, i64)>, SubscriptionError> {
     let rows: Vec<(UserId, i64)> = with_conn!(conn, c => {
         subscription_sellers::table
             .filter(subscription_sellers::subscription_id.eq(id))
@@ -489,23 +521,35 @@ async fn sellers(
     Ok(rows)
 }
 
-/// One subscription the viewer may see.
+/// One subscription the actor may see (`id` as the client sent it).
 pub async fn get(
     conn: &mut DbConn,
     tenant: &Tenant,
-    viewer: &Viewer,
-    id: &SubscriptionId,
-) -> Result<SubscriptionObject, BillingError> {
-    visible(conn, tenant, viewer, id).await?.object()
+    actor: &Actor,
+    id: &str,
+) -> Result<SubscriptionObject, SubscriptionError> {
+    let id = subscription_id(id)?;
+    visible(conn, tenant, actor, &id).await?.object()
 }
 
-/// A user's subscriptions, newest first (the caller checks the viewer may list them).
+/// A user's subscriptions, newest first (`user` as the client sent it): admins list
+/// anyone's (403 `forbidden` for another user's), and the user must exist on the
+/// platform (404).
 pub async fn list_for_user(
     conn: &mut DbConn,
     tenant: &Tenant,
-    user: &UserId,
+    actor: &Actor,
+    user: &str,
     page: PageRequest,
-) -> Result<Page<SubscriptionObject>, BillingError> {
+) -> Result<Page<SubscriptionObject>, SubscriptionError> {
+    let user: UserId = user
+        .parse()
+        .map_err(|_| SubscriptionError::User(feria_users::UserError::NotFound))?;
+    if !actor.may_list(&user) {
+        return Err(SubscriptionError::NotYours);
+    }
+    feria_users::user::get(conn, tenant, &user).await?;
+    let user = &user;
     macro_rules! mine {
         () => {
             subscriptions::table
@@ -535,7 +579,7 @@ pub async fn list_for_user(
 
 // ---- writes --------------------------------------------------------------------------
 
-async fn save(conn: &mut DbConn, row: &SubscriptionRow) -> Result<(), BillingError> {
+async fn save(conn: &mut DbConn, row: &SubscriptionRow) -> Result<(), SubscriptionError> {
     with_conn!(conn, c => {
         diesel::update(subscriptions::table.find(&row.id))
             .set((
@@ -561,14 +605,17 @@ async fn save(conn: &mut DbConn, row: &SubscriptionRow) -> Result<(), BillingErr
 
 /// Shows the next renewal on the subscriber's calendar: one `subscription` event per
 /// subscription, replaced on each renewal and removed while paused or once ended.
-async fn show_next_renewal(conn: &mut DbConn, row: &SubscriptionRow) -> Result<(), BillingError> {
+async fn show_next_renewal(
+    conn: &mut DbConn,
+    row: &SubscriptionRow,
+) -> Result<(), SubscriptionError> {
     let tenant = row.tenant();
-    feria_calendar::events::remove_subscription_events(conn, &tenant, row.id.as_str()).await?;
+    feria_calendar::entries::remove_subscription_events(conn, &tenant, row.id.as_str()).await?;
     if row.status()? == SubscriptionStatus::Ended || row.status()? == SubscriptionStatus::Paused {
         return Ok(());
     }
     let price = Money::from_minor(row.price_minor, row.currency()?);
-    feria_calendar::events::add_subscription_event(
+    feria_calendar::entries::add_subscription_event(
         conn,
         &tenant,
         &row.user_id,
@@ -606,11 +653,11 @@ async fn charge_cycle(
     start: Timestamp,
     end: Timestamp,
     now: Timestamp,
-) -> Result<(), BillingError> {
+) -> Result<(), SubscriptionError> {
     let tenant = row.tenant();
     let currency = row.currency()?;
     let sellers = sellers(conn, &row.id).await?;
-    conn.transaction(async |c| -> Result<(), BillingError> {
+    conn.transaction(async |c| -> Result<(), SubscriptionError> {
         let charge_id = SubscriptionChargeId::new();
         let inserted = with_conn!(c, c => {
             diesel::insert_into(subscription_charges::table)
@@ -633,13 +680,13 @@ async fn charge_cycle(
         .map_err(DbError::from);
         match inserted {
             Err(error) if error.is_unique_violation("subscription_charges") => {
-                return Err(BillingError::CycleAlreadyCharged { cycle });
+                return Err(SubscriptionError::CycleAlreadyCharged { cycle });
             }
             other => {
                 other?;
             }
         }
-        let settled = crate::settlement::settle(
+        let settled = feria_billing::settlement::settle(
             c,
             &tenant,
             Settlement {
@@ -665,14 +712,14 @@ async fn charge_cycle(
         )
         .await?;
         if settled.replayed {
-            return Err(BillingError::CycleAlreadyCharged { cycle });
+            return Err(SubscriptionError::CycleAlreadyCharged { cycle });
         }
         let transaction = settled
             .transactions
             .iter()
             .find(|t| t.kind == TransactionKind::Charge)
             .map(|t| t.id.as_str().to_owned())
-            .ok_or_else(|| BillingError::Corrupt("a settlement without its charge".into()))?;
+            .ok_or_else(|| SubscriptionError::Corrupt("a settlement without its charge".into()))?;
         with_conn!(c, c => {
             diesel::update(subscription_charges::table.find(&charge_id))
                 .set(subscription_charges::transaction_id.eq(&transaction))
@@ -690,7 +737,7 @@ async fn renew(
     conn: &mut DbConn,
     row: &mut SubscriptionRow,
     now: Timestamp,
-) -> Result<(), BillingError> {
+) -> Result<(), SubscriptionError> {
     let cycle = row.cycle()?;
     let number = row.cycles_charged + 1;
     let start = row.next_renewal_at;
@@ -705,19 +752,47 @@ async fn renew(
     Ok(())
 }
 
-/// Subscribes the terms' buyer: records the subscription and charges its first cycle, in
-/// one transaction. A buyer short of credits is `insufficient_funds` and nothing is kept.
-pub async fn create(
+/// Subscribes the signed-in user to a contract (`contract` as the client sent it): the
+/// whole use case, in the order its answers are given.
+///
+/// 1. Only a signed-in user subscribes (403 `api_key_not_allowed` for an API key).
+/// 2. The contract's terms, through `feria_contracts::settle::subscription_terms`: the
+///    user must see the contract (404) and be its one buyer (403 `not_contract_buyer`,
+///    409 `contract_not_subscribable`); it must be sent and not void (409); its products
+///    must be for sale now (`feria_catalog::sale`); its shares must add up (422).
+/// 3. The terms are checked and copied into this crate's tables, the first cycle is
+///    charged through `feria_billing::settlement::settle` and the next renewal is put on
+///    the subscriber's calendar, all in one transaction: a subscriber short of credits
+///    is 409 `insufficient_funds` and nothing is kept.
+pub async fn subscribe(
     conn: &mut DbConn,
     tenant: &Tenant,
+    schedule: &FeeSchedule,
+    actor: &Actor,
+    contract: &str,
     new: NewSubscription,
     now: Timestamp,
-) -> Result<SubscriptionObject, BillingError> {
-    let NewSubscription {
-        terms,
-        cycle,
-        ends_at,
-    } = new;
+) -> Result<SubscriptionObject, SubscriptionError> {
+    let subscriber = actor.subscriber()?.clone();
+    let contract: ContractId = contract
+        .parse()
+        .map_err(|_| SubscriptionError::Contract(ContractError::NotFound))?;
+    let as_party = feria_contracts::Actor::user(subscriber, actor.is_admin);
+    let terms =
+        feria_contracts::settle::subscription_terms(conn, tenant, schedule, &as_party, &contract)
+            .await?;
+    create(conn, tenant, terms, new, now).await
+}
+
+/// Records a subscription to `terms` and charges its first cycle, in one transaction.
+async fn create(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    terms: SubscriptionTerms,
+    new: NewSubscription,
+    now: Timestamp,
+) -> Result<SubscriptionObject, SubscriptionError> {
+    let NewSubscription { cycle, ends_at } = new;
     let currency = terms.currency;
     if terms.price.currency() != currency || terms.price.minor() <= 0 {
         return Err(invalid("price", "a subscription charges a positive amount"));
@@ -784,7 +859,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    conn.transaction(async |c| -> Result<(), BillingError> {
+    conn.transaction(async |c| -> Result<(), SubscriptionError> {
         let running: i64 = with_conn!(c, c => {
             subscriptions::table
                 .filter(subscriptions::platform_id.eq(&tenant.platform_id))
@@ -848,12 +923,12 @@ async fn emit(
     conn: &mut DbConn,
     row: &SubscriptionRow,
     event: EventType,
-) -> Result<(), BillingError> {
+) -> Result<(), SubscriptionError> {
     feria_events::record(conn, &row.tenant(), event, &row.object()?).await?;
     Ok(())
 }
 
-fn already_subscribed() -> BillingError {
+fn already_subscribed() -> SubscriptionError {
     conflict(
         "already_subscribed",
         "the user already has a running subscription to this contract",
@@ -865,18 +940,18 @@ fn already_subscribed() -> BillingError {
 async fn change<F>(
     conn: &mut DbConn,
     tenant: &Tenant,
-    viewer: &Viewer,
+    actor: &Actor,
     id: &SubscriptionId,
     now: Timestamp,
     event: EventType,
     change: F,
-) -> Result<SubscriptionObject, BillingError>
+) -> Result<SubscriptionObject, SubscriptionError>
 where
-    F: FnOnce(&mut SubscriptionRow) -> Result<(), BillingError> + Send,
+    F: FnOnce(&mut SubscriptionRow) -> Result<(), SubscriptionError> + Send,
 {
-    conn.transaction(async |c| -> Result<SubscriptionObject, BillingError> {
+    conn.transaction(async |c| -> Result<SubscriptionObject, SubscriptionError> {
         backend::lock(c, id).await?;
-        let mut row = visible(c, tenant, viewer, id).await?;
+        let mut row = visible(c, tenant, actor, id).await?;
         change(&mut row)?;
         row.updated_at = now;
         save(c, &row).await?;
@@ -901,16 +976,17 @@ fn unpause(row: &mut SubscriptionRow, now: Timestamp) {
     }
 }
 
-/// Pauses an active subscription until `until` (or until resumed). 409 when it is
-/// already paused, ended, or its last renewal failed.
+/// Pauses an active subscription until `until` (or until resumed): admins (and API
+/// keys), or its owner. 409 when it is already paused, ended, or its last renewal failed.
 pub async fn pause(
     conn: &mut DbConn,
     tenant: &Tenant,
-    viewer: &Viewer,
-    id: &SubscriptionId,
+    actor: &Actor,
+    id: &str,
     until: Option<Timestamp>,
     now: Timestamp,
-) -> Result<SubscriptionObject, BillingError> {
+) -> Result<SubscriptionObject, SubscriptionError> {
+    let id = subscription_id(id)?;
     if let Some(until) = until
         && until <= now
     {
@@ -919,8 +995,8 @@ pub async fn pause(
     change(
         conn,
         tenant,
-        viewer,
-        id,
+        actor,
+        &id,
         now,
         EventType::SubscriptionPaused,
         |row| {
@@ -949,19 +1025,22 @@ pub async fn pause(
     .await
 }
 
-/// Resumes a paused subscription. 409 when it is not paused or has ended.
+/// Resumes a paused subscription, as the signed-in user (403 `api_key_not_allowed` for
+/// an API key): their own, or any as an admin. 409 when it is not paused or has ended.
 pub async fn resume(
     conn: &mut DbConn,
     tenant: &Tenant,
-    viewer: &Viewer,
-    id: &SubscriptionId,
+    actor: &Actor,
+    id: &str,
     now: Timestamp,
-) -> Result<SubscriptionObject, BillingError> {
+) -> Result<SubscriptionObject, SubscriptionError> {
+    actor.subscriber()?;
+    let id = subscription_id(id)?;
     change(
         conn,
         tenant,
-        viewer,
-        id,
+        actor,
+        &id,
         now,
         EventType::SubscriptionResumed,
         |row| {
@@ -979,19 +1058,23 @@ pub async fn resume(
     .await
 }
 
-/// Ends a subscription now: it is never charged again. 409 when it has already ended.
+/// Ends a subscription now, as the signed-in user (403 `api_key_not_allowed` for an API
+/// key): their own, or any as an admin. It is never charged again. 409 when it has
+/// already ended.
 pub async fn end(
     conn: &mut DbConn,
     tenant: &Tenant,
-    viewer: &Viewer,
-    id: &SubscriptionId,
+    actor: &Actor,
+    id: &str,
     now: Timestamp,
-) -> Result<SubscriptionObject, BillingError> {
+) -> Result<SubscriptionObject, SubscriptionError> {
+    actor.subscriber()?;
+    let id = subscription_id(id)?;
     change(
         conn,
         tenant,
-        viewer,
-        id,
+        actor,
+        &id,
         now,
         EventType::SubscriptionEnded,
         |row| {
@@ -1012,7 +1095,7 @@ fn finish(row: &mut SubscriptionRow, now: Timestamp) {
     row.paused_until = None;
 }
 
-fn ended() -> BillingError {
+fn ended() -> SubscriptionError {
     conflict("subscription_ended", "the subscription has ended")
 }
 
@@ -1040,7 +1123,7 @@ async fn advance(
     row: &mut SubscriptionRow,
     now: Timestamp,
     report: &mut RenewalReport,
-) -> Result<(), BillingError> {
+) -> Result<(), SubscriptionError> {
     let mut changed_schedule = false;
     // What happened to it, in order, recorded as events with the final state.
     let mut events = Vec::new();
@@ -1060,10 +1143,10 @@ async fn advance(
             }
             // The subscriber is short of credits, or the charge would take the seller's
             // (or a fee) account past the largest balance: nothing moved, retried later.
-            Err(
+            Err(SubscriptionError::Billing(
                 error @ (BillingError::InsufficientFunds { .. }
                 | BillingError::BalanceLimitExceeded { .. }),
-            ) => {
+            )) => {
                 row.status = SubscriptionStatus::PaymentFailed.as_str().to_owned();
                 row.failed_attempts += 1;
                 row.last_failure = Some(
@@ -1077,9 +1160,9 @@ async fn advance(
                 failed = true;
                 events.push(EventType::SubscriptionPaymentFailed);
             }
-            Err(BillingError::CycleAlreadyCharged { cycle }) => {
+            Err(SubscriptionError::CycleAlreadyCharged { cycle }) => {
                 // Someone else charged it: the row we hold is stale. Never charge twice.
-                return Err(BillingError::Corrupt(format!(
+                return Err(SubscriptionError::Corrupt(format!(
                     "cycle {cycle} of {} is already charged but the subscription was due",
                     row.id
                 )));
@@ -1113,26 +1196,24 @@ const MAX_ROWS_PER_RUN: usize = 10_000;
 /// at once per run, in its own transaction: at most one cycle is charged per run, so a
 /// backlog (a server that was down for several cycles) is caught up one cycle per run.
 /// Safe to run concurrently, in one process or several on one database.
-pub async fn run_due_renewals(db: &Db, now: Timestamp) -> Result<RenewalReport, BillingError> {
+pub async fn run_due_renewals(db: &Db, now: Timestamp) -> Result<RenewalReport, SubscriptionError> {
     let mut report = RenewalReport::default();
     for _ in 0..MAX_ROWS_PER_RUN {
         let mut step = RenewalReport::default();
         let leased = db
-            .transaction(async |c| -> Result<bool, BillingError> {
+            .transaction(async |c| -> Result<bool, SubscriptionError> {
                 let Some(row) = backend::lease_due(c, now).await? else {
                     return Ok(false);
                 };
                 let mut working = row.clone();
                 let outcome = c
-                    .transaction(async |c| -> Result<(), BillingError> {
+                    .transaction(async |c| -> Result<(), SubscriptionError> {
                         advance(c, &mut working, now, &mut step).await
                     })
                     .await;
                 match outcome {
                     Ok(()) => {}
-                    Err(BillingError::Db(error)) if error.is_retryable() => {
-                        return Err(BillingError::Db(error));
-                    }
+                    Err(error) if error.is_retryable() => return Err(error),
                     Err(error) => {
                         tracing::error!(subscription = %row.id, %error, "renewal failed");
                         step = RenewalReport {
@@ -1166,7 +1247,10 @@ pub async fn run_due_renewals(db: &Db, now: Timestamp) -> Result<RenewalReport, 
 /// failed renewal being retried; paused and ended ones bring nothing), per currency:
 /// weekly prices × 52 / 12, monthly as they are, yearly / 12, rounded half-up to the
 /// minor unit once per currency.
-pub async fn mrr(conn: &mut DbConn, tenant: &Tenant) -> Result<Vec<CurrencyTotal>, BillingError> {
+pub async fn mrr(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+) -> Result<Vec<CurrencyTotal>, SubscriptionError> {
     let rows: Vec<(String, String, i64)> = with_conn!(conn, c => {
         subscriptions::table
             .filter(subscriptions::platform_id.eq(&tenant.platform_id))
