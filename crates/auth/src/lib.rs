@@ -21,7 +21,7 @@ pub mod sessions;
 mod settings;
 
 pub use credential_cache::CredentialCache;
-pub use error::AuthError;
+pub use error::{AuthCode, AuthError};
 pub use principal::{Actor, Principal};
 pub use settings::AuthSettings;
 

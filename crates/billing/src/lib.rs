@@ -31,4 +31,4 @@ pub mod stripe;
 pub mod subscriptions;
 pub mod transactions;
 
-pub use error::BillingError;
+pub use error::{BillingCode, BillingError};

@@ -19,7 +19,7 @@ pub mod tz;
 
 pub use availability::{AvailabilityId, AvailabilityRule, RuleInput, RuleKind, Slot};
 pub use calendar::{AvailabilityChanges, AvailabilityView, CalendarId, CalendarObject, WriteMode};
-pub use error::CalendarError;
+pub use error::{CalendarCode, CalendarError};
 pub use events::{
     CalendarEvent, CalendarEventId, EventChanges, EventKind, NewEvent, NewSubscriptionEvent,
 };
