@@ -43,8 +43,8 @@ impl PaymentProviders {
     /// The Stripe client of a mode, or 409 `payment_provider_not_configured`.
     pub fn require_stripe(&self, mode: Mode) -> Result<&StripeClient, ApiError> {
         self.stripe(mode).ok_or_else(|| {
-            ApiError::conflict(
-                "payment_provider_not_configured",
+            ApiError::coded(
+                feria_contracts::ContractCode::PaymentProviderNotConfigured,
                 format!("no Stripe key is configured for {mode} mode on this server"),
             )
         })
