@@ -198,7 +198,7 @@ async fn list_page(
     responses(
         (status = 200, description = "A page of contracts.", body = Page<ContractObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
 )]
@@ -223,7 +223,7 @@ pub async fn list(
     responses(
         (status = 200, description = "A page of contracts.", body = Page<ContractObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Another user's list, not an admin.", body = ErrorBody),
+        (status = 403, description = "Another user's list, not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
@@ -251,7 +251,7 @@ pub async fn as_buyer(
     responses(
         (status = 200, description = "A page of contracts.", body = Page<ContractObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Another user's list, not an admin.", body = ErrorBody),
+        (status = 403, description = "Another user's list, not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
@@ -989,7 +989,7 @@ pub struct SettleQuery {
         (status = 200, description = "The settled contract.", body = ContractObject),
         (status = 400, description = "Malformed `Idempotency-Key` or `provider`.", body = ErrorBody),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such contract.", body = ErrorBody),
         (status = 409, description = "Not sent (`contract_not_sent`), void (`contract_locked`), already settled (`already_settled`), a buyer short of credits (`insufficient_funds`), too little stock (`insufficient_stock`); by card: a buyer without a saved card (`payment_method_required`), a seller without a payout account (`seller_not_connected`) or one that cannot be paid yet (`seller_account_not_ready`), no Stripe key (`payment_provider_not_configured`), a seller Stripe refused to pay after the buyers were charged (`settlement_incomplete`: fix the account and repeat).", body = ErrorBody),
         (status = 422, description = "The shares do not add up (`shares_do_not_add_up`), the total is zero, or Stripe refused the payment (`payment_provider_rejected`, Stripe's type, code and message in `details`).", body = ErrorBody),

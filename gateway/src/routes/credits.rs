@@ -69,7 +69,7 @@ fn user_id(raw: &str) -> Result<UserId, HttpError> {
         (status = 201, description = "The credits and the top-up transaction.", body = TopUpResult),
         (status = 400, description = "Malformed body or `Idempotency-Key`.", body = ErrorBody),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 409, description = "The key was used with another body (`idempotency_key_reused`).", body = ErrorBody),
         (status = 422, description = "Not a positive amount in the currency's precision, more than 10^12 minor units, or an unknown currency (`validation_failed`); a balance that would pass 10^12 minor units (`balance_limit_exceeded`).", body = ErrorBody)
@@ -110,7 +110,7 @@ pub async fn top_up(
     responses(
         (status = 200, description = "The user's credits.", body = Credits),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody)
     )
 )]

@@ -119,7 +119,7 @@ pub async fn list_workspaces(
     responses(
         (status = 200, description = "The workspace.", body = WorkspaceEnvelope),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such workspace on this platform and mode.", body = ErrorBody),
         (status = 422, description = "`character_limit` out of 0..=100000.", body = ErrorBody)
     )

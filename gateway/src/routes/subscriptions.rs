@@ -139,7 +139,7 @@ pub async fn subscribe(
     responses(
         (status = 200, description = "A page of subscriptions.", body = Page<SubscriptionObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Another user's list, not an admin.", body = ErrorBody),
+        (status = 403, description = "Another user's list, not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on the platform.", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )

@@ -447,7 +447,7 @@ pub async fn default_my_method(
     responses(
         (status = 200, description = "The connected account.", body = BankAccount),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user, or no account connected.", body = ErrorBody)
     )
 )]
@@ -474,7 +474,7 @@ pub async fn bank_account(
     responses(
         (status = 200, description = "Payment methods, default first.", body = PaymentMethodList),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody)
     )
 )]
@@ -504,7 +504,7 @@ pub async fn methods(
     responses(
         (status = 200, description = "The remaining payment methods.", body = PaymentMethodList),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user or payment method.", body = ErrorBody)
     )
 )]
@@ -538,7 +538,7 @@ pub async fn remove_method(
     responses(
         (status = 200, description = "The payment method, now the default.", body = PaymentMethod),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user or payment method.", body = ErrorBody)
     )
 )]
