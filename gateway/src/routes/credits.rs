@@ -67,7 +67,7 @@ fn user_id(raw: &str) -> Result<UserId, HttpError> {
     request_body = TopUpRequest,
     responses(
         (status = 201, description = "The credits and the top-up transaction.", body = TopUpResult),
-        (status = 400, description = "Malformed body or `Idempotency-Key`.", body = ErrorBody),
+        (status = 400, description = "Malformed body (`malformed_json`) or `Idempotency-Key` (`invalid_idempotency_key`).", body = ErrorBody),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),

@@ -88,8 +88,8 @@ fn subscription_id(raw: &str) -> Result<SubscriptionId, HttpError> {
         (status = 401, description = "No or invalid session.", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`), or the user is not the contract's buyer (`not_contract_buyer`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the user.", body = ErrorBody),
-        (status = 409, description = "`insufficient_funds` (nothing is kept), `already_subscribed`, `contract_not_sent` (a draft), `contract_locked` (void), `contract_not_subscribable` (several buyers).", body = ErrorBody),
-        (status = 422, description = "Unknown `cycle`, `endDate` not in the future, unknown fields, or shares that do not add up.", body = ErrorBody)
+        (status = 409, description = "`insufficient_funds` (nothing is kept), `already_subscribed`, `contract_not_sent` (a draft), `contract_locked` (void), `contract_not_subscribable` (several buyers), `product_disabled`.", body = ErrorBody),
+        (status = 422, description = "Unknown `cycle`, `endDate` not in the future, unknown fields (`validation_failed`), or shares that do not add up (`shares_do_not_add_up`).", body = ErrorBody)
     )
 )]
 pub async fn subscribe(

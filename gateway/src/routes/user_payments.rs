@@ -305,7 +305,7 @@ pub async fn client_secret(
         (status = 200, description = "The user, with `stripeConnectId` set.", body = UserObject),
         (status = 401, description = "No or invalid session.", body = ErrorBody),
         (status = 403, description = "An API key is not a user (`api_key_not_allowed`).", body = ErrorBody),
-        (status = 422, description = "Not an `acct_...` id.", body = ErrorBody)
+        (status = 422, description = "Not an `acct_...` id (`validation_failed`), or Stripe refused it (`payment_provider_rejected`, Stripe's error in `details`).", body = ErrorBody)
     )
 )]
 pub async fn connect_my_bank(
@@ -365,7 +365,7 @@ pub async fn my_methods(caller: Caller, db: web::Data<Db>) -> Result<HttpRespons
         (status = 401, description = "No or invalid session.", body = ErrorBody),
         (status = 403, description = "An API key is not a user (`api_key_not_allowed`).", body = ErrorBody),
         (status = 409, description = "Already saved (`payment_method_exists`).", body = ErrorBody),
-        (status = 422, description = "Invalid fields, or too many payment methods.", body = ErrorBody)
+        (status = 422, description = "Invalid fields, or too many payment methods (`validation_failed`); Stripe refused the method (`payment_provider_rejected`, Stripe's error in `details`).", body = ErrorBody)
     )
 )]
 pub async fn add_my_method(
