@@ -193,7 +193,7 @@ pub struct RefundResult {
         (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such transaction.", body = ErrorBody),
         (status = 409, description = "Not a charge, fully refunded (`not_refundable`), a seller no longer holds their share (`insufficient_funds`), no Stripe key for a card charge (`payment_provider_not_configured`), or the key was used with another body (`idempotency_key_reused`).", body = ErrorBody),
-        (status = 422, description = "The amount is not positive or exceeds what is left, or Stripe refused the refund or a reversal (`payment_provider_rejected`, Stripe's error in `details`).", body = ErrorBody),
+        (status = 422, description = "The amount is not positive or exceeds what is left (`validation_failed`), the refund would take a balance past the largest allowed (`balance_limit_exceeded`), or Stripe refused the refund or a reversal (`payment_provider_rejected`, Stripe's error in `details`).", body = ErrorBody),
         (status = 503, description = "Stripe is unreachable (`payment_provider_unavailable`): repeat the request (with the same key).", body = ErrorBody)
     )
 )]
