@@ -12,9 +12,9 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use validator::Validate;
 
-use feria_kernel::{ApiError, ErrorKind, FieldError, PageQuery, PageRequest};
+use feria_kernel::{ApiError, FieldError, KernelCode, PageQuery, PageRequest};
 
-use crate::error::HttpError;
+use crate::error::{GatewayCode, HttpError};
 
 /// Largest accepted request body, in bytes (shared by all body extractors).
 #[derive(Debug, Clone, Copy)]
@@ -63,9 +63,8 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
                 return Err(too_large(limit).into());
             }
             if !content_type_ok {
-                return Err(ApiError::new(
-                    ErrorKind::UnsupportedMediaType,
-                    "unsupported_media_type",
+                return Err(ApiError::coded(
+                    KernelCode::UnsupportedMediaType,
                     "the request body must be application/json",
                 )
                 .into());
@@ -73,7 +72,10 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    ApiError::bad_request("invalid_body", format!("cannot read the body: {e}"))
+                    ApiError::coded(
+                        GatewayCode::InvalidBody,
+                        format!("cannot read the body: {e}"),
+                    )
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(too_large(limit).into());
@@ -164,9 +166,8 @@ fn snake_to_camel(name: &str) -> String {
 }
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        ErrorKind::PayloadTooLarge,
-        "payload_too_large",
+    ApiError::coded(
+        KernelCode::PayloadTooLarge,
         format!("the request body exceeds {limit} bytes"),
     )
 }
@@ -214,8 +215,8 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                     ApiError::validation(vec![FieldError::new(field, message)])
                 }
             }
-            _ => ApiError::bad_request(
-                "malformed_json",
+            _ => ApiError::coded(
+                GatewayCode::MalformedJson,
                 format!("the request body is not valid JSON: {}", inner),
             ),
         }
@@ -333,7 +334,10 @@ impl<T: DeserializeOwned + Validate> FromRequest for Query<T> {
 fn parse_query<T: DeserializeOwned + Validate>(query: &str) -> Result<T, ApiError> {
     let value: T = web::Query::<T>::from_query(query)
         .map_err(|e| {
-            ApiError::bad_request("invalid_query", format!("the query string is invalid: {e}"))
+            ApiError::coded(
+                GatewayCode::InvalidQuery,
+                format!("the query string is invalid: {e}"),
+            )
         })?
         .into_inner();
     refuse_nul_in_query(query)?;
@@ -373,8 +377,8 @@ pub fn idempotency_key(req: &actix_web::HttpRequest) -> Result<Option<String>, A
     };
     let key = value.to_str().map(str::trim).unwrap_or_default();
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
+        return Err(ApiError::coded(
+            GatewayCode::InvalidIdempotencyKey,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         ));
     }

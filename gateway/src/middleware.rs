@@ -80,9 +80,8 @@ pub async fn observe(
         .scope(request_id.clone(), count_write(&req, deadline))
         .await;
     if let Err(retry_after) = counted {
-        let error = ApiError::new(
-            feria_kernel::ErrorKind::RateLimited,
-            "rate_limited",
+        let error = ApiError::coded(
+            feria_kernel::KernelCode::RateLimited,
             "too many writes from this client; retry after the number of seconds in Retry-After",
         )
         .with_retry_after(retry_after);
@@ -111,8 +110,10 @@ pub async fn observe(
         Err(_elapsed) => {
             // The handler's future is dropped: a transaction it held is rolled back and
             // its connection discarded by the pool.
-            let error =
-                ApiError::unavailable("request_timeout", "the request took too long; retry it");
+            let error = ApiError::coded(
+                crate::error::GatewayCode::RequestTimeout,
+                "the request took too long; retry it",
+            );
             record("unmatched", error.status());
             return Err(HttpError::with_request_id(error, request_id.clone()).into());
         }

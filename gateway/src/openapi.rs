@@ -1,8 +1,11 @@
 //! The OpenAPI document, generated from the handlers' annotations. A committed copy lives
 //! in `openapi/openapi.json`; a test fails when it drifts (`make openapi` regenerates it).
 
-use feria_kernel::{ErrorBody, FieldError};
+use feria_auth::AuthCode;
+use feria_kernel::{ErrorBody, FieldError, KernelCode};
 use utoipa::OpenApi;
+
+use crate::error::GatewayCode;
 
 use crate::routes;
 
@@ -304,9 +307,226 @@ impl utoipa::Modify for CommonErrors {
     }
 }
 
+/// The codes any operation may answer at a status, whatever it documents itself, listed
+/// once in the document as `x-common-error-codes`: what the extractors, the middleware
+/// and the router answer before or around a handler. An operation answers them at a
+/// status it documents (a body route's 422, a secured route's 401, a write's 429); 404,
+/// 405 and 500 any request may get.
+pub const COMMON_ERROR_CODES: &[(u16, &[&str])] = &[
+    // The JSON and query extractors, on any route with a body or a query string.
+    (
+        400,
+        &[
+            GatewayCode::MalformedJson.as_str(),
+            GatewayCode::InvalidBody.as_str(),
+            GatewayCode::InvalidQuery.as_str(),
+        ],
+    ),
+    // The credential extractors, on every secured route.
+    (
+        401,
+        &[
+            KernelCode::Unauthorized.as_str(),
+            AuthCode::InvalidCredentials.as_str(),
+        ],
+    ),
+    // An unknown route, a path parameter that does not parse, a missing resource.
+    (404, &[KernelCode::NotFound.as_str()]),
+    (405, &[KernelCode::MethodNotAllowed.as_str()]),
+    (413, &[KernelCode::PayloadTooLarge.as_str()]),
+    (415, &[KernelCode::UnsupportedMediaType.as_str()]),
+    (422, &[KernelCode::ValidationFailed.as_str()]),
+    // The write rate limit (middleware).
+    (429, &[KernelCode::RateLimited.as_str()]),
+    (500, &[KernelCode::Internal.as_str()]),
+    // The database (any route that reads it) and the request timeout (middleware).
+    (
+        503,
+        &[
+            KernelCode::DatabaseUnavailable.as_str(),
+            KernelCode::DatabaseBusy.as_str(),
+            GatewayCode::RequestTimeout.as_str(),
+        ],
+    ),
+];
+
+/// The common codes of a status.
+pub fn common_codes(status: u16) -> Vec<&'static str> {
+    COMMON_ERROR_CODES
+        .iter()
+        .filter(|(common, _)| *common == status)
+        .flat_map(|(_, codes)| codes.iter().copied())
+        .collect()
+}
+
+/// The document's code lists do not hold: a description names a code the server does
+/// not have, or at another status, or an error response names none.
+#[derive(Debug, thiserror::Error)]
+#[error("the OpenAPI document's error codes are wrong:\n{}", .0.join("\n"))]
+pub struct CodeListError(pub Vec<String>);
+
+/// Why the document cannot be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error(transparent)]
+    Codes(#[from] CodeListError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// The document, with each error response's codes listed as data: `x-error-codes` on the
+/// response (the backticked codes of its description) and `x-common-error-codes` on the
+/// document. Fails when a description backticks a snake_case word that is neither a
+/// known code nor a field or parameter of the document, names a code of another status,
+/// or when an error response has no code of its own and its status no common one.
+pub fn document() -> Result<utoipa::openapi::OpenApi, SpecError> {
+    let mut openapi = ApiDoc::openapi();
+    let names = field_names(&serde_json::to_value(&openapi)?);
+    let known = crate::error::known_codes();
+    let mut problems = Vec::new();
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [
+            ("GET", &mut item.get),
+            ("PUT", &mut item.put),
+            ("POST", &mut item.post),
+            ("DELETE", &mut item.delete),
+            ("PATCH", &mut item.patch),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let utoipa::openapi::RefOr::T(response) = response else {
+                    continue;
+                };
+                let Ok(status) = status.parse::<u16>() else {
+                    continue;
+                };
+                if status < 400 {
+                    continue;
+                }
+                let mut codes: Vec<&str> = Vec::new();
+                for word in backticked(&response.description) {
+                    match known.iter().find(|(code, _)| *code == word) {
+                        Some((code, kind)) if kind.status() == status => {
+                            if !codes.contains(code) {
+                                codes.push(code);
+                            }
+                        }
+                        Some((code, kind)) => problems.push(format!(
+                            "{method} {path} {status}: `{code}` is answered with {}",
+                            kind.status()
+                        )),
+                        None if feria_kernel::error::is_snake_case_code(word)
+                            && !names.contains(word) =>
+                        {
+                            problems.push(format!(
+                                "{method} {path} {status}: `{word}` is not a known code \
+                                 (crate error enums, gateway/src/error.rs) nor a field"
+                            ))
+                        }
+                        None => {}
+                    }
+                }
+                if codes.is_empty() && common_codes(status).is_empty() {
+                    problems.push(format!(
+                        "{method} {path} {status}: the description names no code (in backticks)"
+                    ));
+                }
+                if !codes.is_empty() {
+                    response
+                        .extensions
+                        .get_or_insert_with(Default::default)
+                        .insert("x-error-codes".to_owned(), codes.into());
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CodeListError(problems).into());
+    }
+    let common: serde_json::Map<String, serde_json::Value> = COMMON_ERROR_CODES
+        .iter()
+        .map(|(status, _)| (status.to_string(), common_codes(*status).into()))
+        .collect();
+    openapi
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert("x-common-error-codes".to_owned(), common.into());
+    Ok(openapi)
+}
+
+/// The words between backticks in a description.
+fn backticked(description: &str) -> impl Iterator<Item = &str> {
+    description.split('`').skip(1).step_by(2)
+}
+
+/// Every property and parameter name in the document: descriptions backtick field names
+/// as well as codes.
+fn field_names(document: &serde_json::Value) -> std::collections::HashSet<String> {
+    let mut names = std::collections::HashSet::new();
+    let mut stack = vec![document];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(properties)) = map.get("properties") {
+                    names.extend(properties.keys().cloned());
+                }
+                if let (Some(serde_json::Value::String(name)), Some(_)) =
+                    (map.get("name"), map.get("in"))
+                {
+                    names.insert(name.clone());
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    names
+}
+
 /// The document as pretty JSON with a trailing newline (the committed form).
-pub fn spec_json() -> Result<String, serde_json::Error> {
-    let mut json = ApiDoc::openapi().to_pretty_json()?;
+pub fn spec_json() -> Result<String, SpecError> {
+    let mut json = document()?.to_pretty_json()?;
     json.push('\n');
     Ok(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_codes_are_known_at_their_status() {
+        for (status, codes) in COMMON_ERROR_CODES {
+            for code in codes.iter() {
+                let kind = crate::error::kind_of(code);
+                assert_eq!(kind.map(|k| k.status()), Some(*status), "{code:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_document_lists_codes() {
+        let document = document().map_err(|e| e.to_string());
+        let Ok(document) = document else {
+            panic!("{document:?}")
+        };
+        let json = serde_json::to_value(&document).unwrap_or_default();
+        let send = &json["paths"]["/api/v1/contracts/{id}/send"]["post"]["responses"]["409"];
+        assert_eq!(
+            send["x-error-codes"],
+            serde_json::json!(["contract_locked", "contract_incomplete"])
+        );
+        assert_eq!(
+            json["x-common-error-codes"]["404"],
+            serde_json::json!(["not_found"])
+        );
+    }
+
+    #[test]
+    fn backticked_words_are_found() {
+        let words: Vec<&str> = backticked("a `b` c `d_e` and `f").collect();
+        assert_eq!(words, ["b", "d_e"]);
+    }
 }

@@ -26,7 +26,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
@@ -59,6 +59,9 @@ pub struct TestApp {
     // Dropped after the server has been told to stop (see `Drop`).
     database: TestDatabase,
     data_dir: tempfile::TempDir,
+    /// Routes mounted by the test, which the OpenAPI document does not describe: their
+    /// errors are not checked against it.
+    extra_routes: bool,
 }
 
 type ConfigureFn = Box<dyn FnOnce(&mut Config)>;
@@ -135,6 +138,7 @@ impl TestAppBuilder {
         // serve` runs it (graceful shutdown included), whatever runtime the test uses.
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let extra_routes = self.extra_routes;
+        let has_extra_routes = extra_routes.is_some();
         let server_thread = std::thread::Builder::new()
             .name("feria-test-server".into())
             .spawn(move || {
@@ -173,6 +177,7 @@ impl TestAppBuilder {
             server_thread: Some(server_thread),
             database,
             data_dir,
+            extra_routes: has_extra_routes,
         }
     }
 }
@@ -250,16 +255,42 @@ impl TestApp {
         self.client.request(method, self.url(path))
     }
 
-    /// Sends a request and reads the whole response.
+    /// Sends a request and reads the whole response. An error response of this server
+    /// must carry a code the OpenAPI document lists for the operation and status (or a
+    /// common one): this panics otherwise, so that every test holds the document to what
+    /// the server answers (docs/API-CONVENTIONS.md).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> TestResponse {
-        let response = request.send().await.expect("the server answers");
+        let (client, request) = request.build_split();
+        let request = request.expect("a well-formed request");
+        let method = request.method().as_str().to_owned();
+        let path = request.url().path().to_owned();
+        let ours = request.url().port_or_known_default() == Some(self.address.port());
+        let response = client.execute(request).await.expect("the server answers");
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.expect("the response body").to_vec();
+        if ours && status.as_u16() >= 400 {
+            self.check_error_code(&method, &path, status.as_u16(), &body);
+        }
         TestResponse {
             status,
             headers,
             body,
+        }
+    }
+
+    #[track_caller]
+    fn check_error_code(&self, method: &str, path: &str, status: u16, body: &[u8]) {
+        // Only bodies in the error shape carry a code (an image's 404 may be plain).
+        let Ok(error) = serde_json::from_slice::<ErrorBody>(body) else {
+            return;
+        };
+        let document = openapi_document();
+        if self.extra_routes && find_operation(document, method, path).is_none() {
+            return;
+        }
+        if let Err(problem) = check_documented_code(document, method, path, status, &error.error) {
+            panic!("{problem}; body: {}", String::from_utf8_lossy(body));
         }
     }
 
@@ -518,6 +549,99 @@ impl TestResponse {
     }
 }
 
+/// The OpenAPI document this server describes itself with, parsed once.
+pub fn openapi_document() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let json = feria::openapi::spec_json()
+            .unwrap_or_else(|e| panic!("cannot generate the OpenAPI document: {e}"));
+        serde_json::from_str(&json).expect("the OpenAPI document is JSON")
+    })
+}
+
+/// The path template and operation of `document` that serve `method path`: of the
+/// templates matching the path, the one with the most literal segments (`/users/auth`
+/// before `/users/{id}`), as the router prefers them.
+pub fn find_operation<'a>(
+    document: &'a serde_json::Value,
+    method: &str,
+    path: &str,
+) -> Option<(&'a str, &'a serde_json::Value)> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let paths = document.get("paths")?.as_object()?;
+    paths
+        .iter()
+        .filter_map(|(template, item)| {
+            let parts: Vec<&str> = template.trim_end_matches('/').split('/').collect();
+            let matches = parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(part, segment)| {
+                    (part.starts_with('{') && part.ends_with('}') && !segment.is_empty())
+                        || part == segment
+                });
+            let literals = parts.iter().filter(|part| !part.starts_with('{')).count();
+            let operation = item.get(method.to_ascii_lowercase())?;
+            matches.then_some((literals, template.as_str(), operation))
+        })
+        .max_by_key(|(literals, _, _)| *literals)
+        .map(|(_, template, operation)| (template, operation))
+}
+
+/// Whether `document` lists `code` for what `method path` answered with `status`: in the
+/// operation's `x-error-codes` for that status, or in `x-common-error-codes` for it when
+/// the operation documents the status. A path no operation serves may answer common
+/// codes only (`not_found`, `method_not_allowed` ...), and any request `internal_error`.
+/// The error says what is missing, as a test failure.
+pub fn check_documented_code(
+    document: &serde_json::Value,
+    method: &str,
+    path: &str,
+    status: u16,
+    code: &str,
+) -> Result<(), String> {
+    let listed = |value: Option<&serde_json::Value>| -> Vec<String> {
+        value
+            .and_then(serde_json::Value::as_array)
+            .map(|codes| {
+                codes
+                    .iter()
+                    .filter_map(|code| code.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let common = listed(document.pointer(&format!("/x-common-error-codes/{status}")));
+    let is_common = common.iter().any(|listed| listed == code);
+    let Some((template, operation)) = find_operation(document, method, path) else {
+        return if is_common {
+            Ok(())
+        } else {
+            Err(format!(
+                "{method} {path} answered {status} `{code}`; no operation of the OpenAPI \
+                 document serves it and `{code}` is not a common code of {status}"
+            ))
+        };
+    };
+    let Some(response) = operation.pointer(&format!("/responses/{status}")) else {
+        return if is_common && status == 500 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{method} {template} answered {status} `{code}`, and the OpenAPI document \
+                 lists no {status} response for it"
+            ))
+        };
+    };
+    let own = listed(response.get("x-error-codes"));
+    if is_common || own.iter().any(|listed| listed == code) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{method} {template} answered {status} `{code}`, which the OpenAPI document does \
+             not list for that response (it lists {own:?}, and {common:?} as common)"
+        ))
+    }
+}
+
 /// A mail the server sent, read back from its `.eml` file.
 #[derive(Debug, Clone)]
 pub struct TestMail {
@@ -607,5 +731,93 @@ pub fn localstripe_url() -> String {
             stdout,
             String::from_utf8_lossy(&output.stderr)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document() -> serde_json::Value {
+        serde_json::json!({
+            "paths": {
+                "/api/v1/contracts/{id}/send": {
+                    "post": {"responses": {
+                        "200": {"description": "Sent."},
+                        "409": {
+                            "description": "Settled or void (`contract_locked`).",
+                            "x-error-codes": ["contract_locked"]
+                        },
+                        "404": {"description": "No such contract."}
+                    }}
+                },
+                "/api/v1/users/{id}": {"get": {"responses": {"404": {}}}},
+                "/api/v1/users/auth": {"get": {"responses": {"401": {}}}}
+            },
+            "x-common-error-codes": {
+                "401": ["unauthorized"],
+                "404": ["not_found"],
+                "405": ["method_not_allowed"],
+                "500": ["internal_error"]
+            }
+        })
+    }
+
+    #[test]
+    fn listed_and_common_codes_pass() {
+        let doc = document();
+        let send = "/api/v1/contracts/ctr_1/send";
+        assert_eq!(
+            check_documented_code(&doc, "POST", send, 409, "contract_locked"),
+            Ok(())
+        );
+        assert_eq!(
+            check_documented_code(&doc, "POST", send, 404, "not_found"),
+            Ok(())
+        );
+        assert_eq!(
+            check_documented_code(&doc, "POST", send, 500, "internal_error"),
+            Ok(())
+        );
+        // Unknown routes and methods answer common codes.
+        assert_eq!(
+            check_documented_code(&doc, "GET", "/nope", 404, "not_found"),
+            Ok(())
+        );
+        assert_eq!(
+            check_documented_code(&doc, "DELETE", send, 405, "method_not_allowed"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn unlisted_codes_and_statuses_fail_with_the_operation_named() {
+        let doc = document();
+        let send = "/api/v1/contracts/ctr_1/send";
+        let unlisted = check_documented_code(&doc, "POST", send, 409, "foo");
+        assert_eq!(
+            unlisted,
+            Err(
+                "POST /api/v1/contracts/{id}/send answered 409 `foo`, which the OpenAPI \
+                 document does not list for that response (it lists [\"contract_locked\"], \
+                 and [] as common)"
+                    .to_owned()
+            )
+        );
+        // A code of another status is not common here.
+        assert!(check_documented_code(&doc, "POST", send, 409, "not_found").is_err());
+        // A status the operation does not document.
+        assert!(check_documented_code(&doc, "POST", send, 401, "unauthorized").is_err());
+        assert!(check_documented_code(&doc, "GET", "/nope", 409, "foo").is_err());
+    }
+
+    #[test]
+    fn literal_segments_win_over_parameters() {
+        let doc = document();
+        let found = find_operation(&doc, "GET", "/api/v1/users/auth").map(|(t, _)| t);
+        assert_eq!(found, Some("/api/v1/users/auth"));
+        let found = find_operation(&doc, "GET", "/api/v1/users/user_1").map(|(t, _)| t);
+        assert_eq!(found, Some("/api/v1/users/{id}"));
+        assert!(find_operation(&doc, "GET", "/api/v1/users").is_none());
     }
 }

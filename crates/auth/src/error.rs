@@ -1,7 +1,22 @@
 use feria_kernel::mail::MailError;
-use feria_kernel::{ApiError, DbError, ErrorKind};
+use feria_kernel::{ApiError, DbError, KernelCode};
 use feria_platforms::PlatformError;
 use feria_users::{Role, UserError};
+
+feria_kernel::error_codes! {
+    /// The codes authentication answers (besides the kernel's `unauthorized`,
+    /// `forbidden` and `rate_limited`).
+    pub enum AuthCode {
+        /// A bearer token that does not authenticate: made up, expired, revoked.
+        InvalidCredentials = Unauthorized "invalid_credentials",
+        ApiKeyNotAllowed = Forbidden "api_key_not_allowed",
+        ApiKeyRequired = Forbidden "api_key_required",
+        InvalidCode = Unauthorized "invalid_code",
+        CodeExpired = Unauthorized "code_expired",
+        TooManyAttempts = RateLimited "too_many_attempts",
+        RefreshTokenReused = Unauthorized "refresh_token_reused",
+    }
+}
 
 /// Failures of authentication and authorisation.
 #[derive(Debug, thiserror::Error)]
@@ -42,47 +57,40 @@ impl From<AuthError> for ApiError {
             AuthError::MissingCredentials => {
                 ApiError::unauthorized("send `Authorization: Bearer <API key or access token>`")
             }
-            AuthError::InvalidCredentials => ApiError::new(
-                ErrorKind::Unauthorized,
-                "invalid_credentials",
+            AuthError::InvalidCredentials => ApiError::coded(
+                AuthCode::InvalidCredentials,
                 "the credentials are invalid, expired or revoked",
             ),
-            AuthError::RoleRequired(role) => ApiError::forbidden(
-                "forbidden",
+            AuthError::RoleRequired(role) => ApiError::coded(
+                KernelCode::Forbidden,
                 format!("this action requires the {} role or higher", role.as_str()),
             ),
-            AuthError::ApiKeyNotAllowed => ApiError::forbidden(
-                "api_key_not_allowed",
+            AuthError::ApiKeyNotAllowed => ApiError::coded(
+                AuthCode::ApiKeyNotAllowed,
                 "this route acts on a signed-in user: use session auth, not an API key",
             ),
-            AuthError::ApiKeyRequired => ApiError::forbidden(
-                "api_key_required",
+            AuthError::ApiKeyRequired => ApiError::coded(
+                AuthCode::ApiKeyRequired,
                 "this route requires the platform's API key",
             ),
-            AuthError::InvalidCode => ApiError::new(
-                ErrorKind::Unauthorized,
-                "invalid_code",
+            AuthError::InvalidCode => ApiError::coded(
+                AuthCode::InvalidCode,
                 "the code is wrong or no longer valid",
             ),
-            AuthError::CodeExpired => ApiError::new(
-                ErrorKind::Unauthorized,
-                "code_expired",
+            AuthError::CodeExpired => ApiError::coded(
+                AuthCode::CodeExpired,
                 "the code has expired; request a new one",
             ),
-            AuthError::TooManyAttempts => ApiError::new(
-                ErrorKind::RateLimited,
-                "too_many_attempts",
+            AuthError::TooManyAttempts => ApiError::coded(
+                AuthCode::TooManyAttempts,
                 "too many wrong codes; request a new one",
             ),
-            AuthError::RateLimited { retry_after } => ApiError::new(
-                ErrorKind::RateLimited,
-                "rate_limited",
-                "too many requests; retry later",
-            )
-            .with_retry_after(retry_after),
-            AuthError::RefreshTokenReused => ApiError::new(
-                ErrorKind::Unauthorized,
-                "refresh_token_reused",
+            AuthError::RateLimited { retry_after } => {
+                ApiError::coded(KernelCode::RateLimited, "too many requests; retry later")
+                    .with_retry_after(retry_after)
+            }
+            AuthError::RefreshTokenReused => ApiError::coded(
+                AuthCode::RefreshTokenReused,
                 "this refresh token was already used; the session is revoked, sign in again",
             ),
             AuthError::Platform(e) => e.into(),

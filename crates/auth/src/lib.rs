@@ -26,7 +26,7 @@ pub mod sessions;
 mod settings;
 
 pub use credential_cache::CredentialCache;
-pub use error::{AuthError, BootstrapError};
+pub use error::{AuthCode, AuthError, BootstrapError};
 pub use principal::{Actor, Principal};
 pub use settings::AuthSettings;
 

@@ -1,8 +1,32 @@
 use feria_kernel::money::{Currency, Money, MoneyError};
-use feria_kernel::{ApiError, DbError, ErrorKind};
+use feria_kernel::{ApiError, DbError};
 
 use crate::fees::FeeError;
 use crate::ledger::AccountKind;
+
+feria_kernel::error_codes! {
+    /// The codes money operations answer.
+    pub enum BillingCode {
+        InsufficientFunds = Conflict "insufficient_funds",
+        BalanceLimitExceeded = Validation "balance_limit_exceeded",
+        IdempotencyKeyReused = Conflict "idempotency_key_reused",
+        NotRefundable = Conflict "not_refundable",
+        CycleAlreadyCharged = Conflict "cycle_already_charged",
+        SettlementIncomplete = Conflict "settlement_incomplete",
+        SettlementInProgress = Conflict "settlement_in_progress",
+        /// A request the payment provider refused (`stripe::api_error`).
+        PaymentProviderRejected = Validation "payment_provider_rejected",
+        /// The payment provider unreachable, slow or overloaded (`stripe::api_error`).
+        PaymentProviderUnavailable = Unavailable "payment_provider_unavailable",
+        // The subscription conflicts: `subscriptions.rs` answers these through
+        // `BillingError::SubscriptionConflict`, by string.
+        AlreadySubscribed = Conflict "already_subscribed",
+        AlreadyPaused = Conflict "already_paused",
+        PaymentFailed = Conflict "payment_failed",
+        NotPaused = Conflict "not_paused",
+        SubscriptionEnded = Conflict "subscription_ended",
+    }
+}
 
 /// Failures of money operations.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +105,8 @@ impl From<BillingError> for ApiError {
                     AccountKind::SellerReceivable => "seller balance",
                     _ => "balance",
                 };
-                ApiError::conflict(
-                    "insufficient_funds",
+                ApiError::coded(
+                    BillingCode::InsufficientFunds,
                     format!("not enough {what} in {currency} for this operation"),
                 )
             }
@@ -94,9 +118,8 @@ impl From<BillingError> for ApiError {
                 };
                 let (_, ceiling) = kind.limits();
                 let largest = Money::from_minor(ceiling, currency).to_major_string();
-                ApiError::new(
-                    ErrorKind::Validation,
-                    "balance_limit_exceeded",
+                ApiError::coded(
+                    BillingCode::BalanceLimitExceeded,
                     format!(
                         "this would take {what} in {currency} past the largest balance \
                          allowed ({largest}); nothing was moved"
@@ -104,8 +127,8 @@ impl From<BillingError> for ApiError {
                 )
                 .with_detail("amount", format!("would take {what} past {largest}"))
             }
-            BillingError::IdempotencyKeyReused => ApiError::conflict(
-                "idempotency_key_reused",
+            BillingError::IdempotencyKeyReused => ApiError::coded(
+                BillingCode::IdempotencyKeyReused,
                 "this Idempotency-Key was already used with a different request",
             ),
             BillingError::TransactionNotFound => ApiError::not_found("transaction"),
@@ -119,8 +142,8 @@ impl From<BillingError> for ApiError {
                 "payment_provider_not_configured",
                 format!("no Stripe key is configured for {mode} mode on this server"),
             ),
-            BillingError::NotRefundable(why) => ApiError::conflict(
-                "not_refundable",
+            BillingError::NotRefundable(why) => ApiError::coded(
+                BillingCode::NotRefundable,
                 format!("this transaction cannot be refunded: {why}"),
             ),
             BillingError::RefundTooLarge { .. } => {
@@ -129,8 +152,8 @@ impl From<BillingError> for ApiError {
             BillingError::Invalid { field, message } => ApiError::invalid_field(field, message),
             BillingError::Provider(error) => crate::stripe::api_error(error),
             BillingError::ProviderIncomplete(error) => {
-                let mut api = ApiError::conflict(
-                    "settlement_incomplete",
+                let mut api = ApiError::coded(
+                    BillingCode::SettlementIncomplete,
                     "the buyers were charged but a seller could not be paid; fix the \
                      seller's payout account and repeat the request",
                 );
@@ -139,8 +162,8 @@ impl From<BillingError> for ApiError {
                 }
                 api
             }
-            BillingError::SettlementInProgress => ApiError::conflict(
-                "settlement_in_progress",
+            BillingError::SettlementInProgress => ApiError::coded(
+                BillingCode::SettlementInProgress,
                 "a settlement of this is in progress at the payment provider; repeat the \
                  same request to complete it",
             ),

@@ -35,4 +35,4 @@ pub mod stripe;
 pub mod transactions;
 
 pub use actor::Actor;
-pub use error::BillingError;
+pub use error::{BillingCode, BillingError};

@@ -3,6 +3,14 @@ use feria_users::UserError;
 
 use crate::entries::CalendarEventId;
 
+feria_kernel::error_codes! {
+    /// The codes calendar operations answer.
+    pub enum CalendarCode {
+        EventOverlap = Conflict "event_overlap",
+        SubscriptionEventLocked = Conflict "subscription_event_locked",
+    }
+}
+
 /// Failures of calendar operations.
 #[derive(Debug, thiserror::Error)]
 pub enum CalendarError {
@@ -48,12 +56,12 @@ impl From<CalendarError> for ApiError {
             CalendarError::UserNotFound => ApiError::not_found("user"),
             CalendarError::EventNotFound => ApiError::not_found("event"),
             CalendarError::Invalid(details) => ApiError::validation(details),
-            CalendarError::ExclusiveOverlap(other) => ApiError::conflict(
-                "event_overlap",
+            CalendarError::ExclusiveOverlap(other) => ApiError::coded(
+                CalendarCode::EventOverlap,
                 format!("the event overlaps the exclusive event {other}"),
             ),
-            CalendarError::SubscriptionEventLocked(action) => ApiError::conflict(
-                "subscription_event_locked",
+            CalendarError::SubscriptionEventLocked(action) => ApiError::coded(
+                CalendarCode::SubscriptionEventLocked,
                 format!("this event belongs to a subscription and cannot be {action} by the user"),
             ),
             CalendarError::User(e) => e.into(),

@@ -1,7 +1,21 @@
-use feria_kernel::{ApiError, DbError, ErrorKind, FieldError, MoneyError};
+use feria_kernel::{ApiError, DbError, FieldError, KernelCode, MoneyError};
 use feria_users::UserError;
 
 use crate::pricing::SeasonalPriceId;
+
+feria_kernel::error_codes! {
+    /// The codes catalog and cart operations answer.
+    pub enum CatalogCode {
+        NotProductOwner = Forbidden "not_product_owner",
+        SeasonOverlap = Validation "season_overlap",
+        ProductDisabled = Conflict "product_disabled",
+        OutOfStock = Conflict "out_of_stock",
+        InsufficientStock = Conflict "insufficient_stock",
+        CurrencyMismatch = Conflict "currency_mismatch",
+        CartFull = Conflict "cart_full",
+        ProductHasVariants = Conflict "product_has_variants",
+    }
+}
 
 /// Failures of catalog and cart operations.
 #[derive(Debug, thiserror::Error)]
@@ -88,12 +102,12 @@ impl From<CatalogError> for ApiError {
             CatalogError::ProductNotFound => ApiError::not_found("product"),
             CatalogError::SeasonalPriceNotFound => ApiError::not_found("seasonal price"),
             CatalogError::CartItemNotFound => ApiError::not_found("cart item"),
-            CatalogError::NotProductOwner => ApiError::forbidden(
-                "not_product_owner",
+            CatalogError::NotProductOwner => ApiError::coded(
+                CatalogCode::NotProductOwner,
                 "only the product's seller or an admin may change it",
             ),
-            CatalogError::NotAllowedForOtherUser => ApiError::forbidden(
-                "forbidden",
+            CatalogError::NotAllowedForOtherUser => ApiError::coded(
+                KernelCode::Forbidden,
                 "only admins may create or move products for another user",
             ),
             CatalogError::Invalid { field, message } => ApiError::invalid_field(field, message),
@@ -104,37 +118,36 @@ impl From<CatalogError> for ApiError {
                         FieldError::new("start", message.clone()),
                         FieldError::new("end", message),
                     ],
-                    ..ApiError::new(
-                        ErrorKind::Validation,
-                        "season_overlap",
+                    ..ApiError::coded(
+                        CatalogCode::SeasonOverlap,
                         format!("the season overlaps the season `{name}` ({id}) of this product"),
                     )
                 }
             }
-            CatalogError::ProductDisabled { product } => ApiError::conflict(
-                "product_disabled",
+            CatalogError::ProductDisabled { product } => ApiError::coded(
+                CatalogCode::ProductDisabled,
                 format!("product {product} is disabled and cannot be sold"),
             ),
-            CatalogError::OutOfStock => ApiError::conflict(
-                "out_of_stock",
+            CatalogError::OutOfStock => ApiError::coded(
+                CatalogCode::OutOfStock,
                 "the product is out of stock and cannot be added to a cart",
             ),
-            CatalogError::InsufficientStock { available } => ApiError::conflict(
-                "insufficient_stock",
+            CatalogError::InsufficientStock { available } => ApiError::coded(
+                CatalogCode::InsufficientStock,
                 format!("only {available} of this product are in stock"),
             ),
-            CatalogError::CurrencyMismatch { cart, product } => ApiError::conflict(
-                "currency_mismatch",
+            CatalogError::CurrencyMismatch { cart, product } => ApiError::coded(
+                CatalogCode::CurrencyMismatch,
                 format!(
                     "the cart holds {cart} products; this product is priced in {product}: one cart holds one currency"
                 ),
             ),
-            CatalogError::CartFull { max_lines } => ApiError::conflict(
-                "cart_full",
+            CatalogError::CartFull { max_lines } => ApiError::coded(
+                CatalogCode::CartFull,
                 format!("a cart holds at most {max_lines} different products"),
             ),
-            CatalogError::HasVariants => ApiError::conflict(
-                "product_has_variants",
+            CatalogError::HasVariants => ApiError::coded(
+                CatalogCode::ProductHasVariants,
                 "delete the product's variants first",
             ),
             CatalogError::User(user) => user.into(),

@@ -30,6 +30,6 @@ pub mod search;
 pub mod stock;
 
 pub use cart::{CartId, CartItemId, CartObject};
-pub use error::CatalogError;
+pub use error::{CatalogCode, CatalogError};
 pub use pricing::{PriceInForce, SeasonalPriceId, price_at, price_in_force};
 pub use product::{Actor, Product, ProductId, ProductObject};

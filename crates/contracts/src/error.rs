@@ -1,8 +1,32 @@
 use feria_billing::BillingError;
 use feria_catalog::CatalogError;
-use feria_kernel::{ApiError, DbError, ErrorKind, FieldError, MoneyError};
+use feria_kernel::{ApiError, DbError, FieldError, MoneyError};
 use feria_platforms::PlatformError;
 use feria_users::UserError;
+
+feria_kernel::error_codes! {
+    /// The codes contract operations answer.
+    pub enum ContractCode {
+        NotContractOwner = Forbidden "not_contract_owner",
+        NotContractBuyer = Forbidden "not_contract_buyer",
+        ContractLocked = Conflict "contract_locked",
+        ContractNotSent = Conflict "contract_not_sent",
+        ContractNotSubscribable = Conflict "contract_not_subscribable",
+        AlreadySettled = Conflict "already_settled",
+        ContractIncomplete = Conflict "contract_incomplete",
+        CartEmpty = Conflict "cart_empty",
+        AlreadyBuyer = Conflict "already_buyer",
+        AlreadySeller = Conflict "already_seller",
+        CurrencyMismatch = Conflict "currency_mismatch",
+        SharesDoNotAddUp = Validation "shares_do_not_add_up",
+        InsufficientStock = Conflict "insufficient_stock",
+        PaymentMethodRequired = Conflict "payment_method_required",
+        SellerNotConnected = Conflict "seller_not_connected",
+        SellerAccountNotReady = Conflict "seller_account_not_ready",
+        PaymentProviderNotConfigured = Conflict "payment_provider_not_configured",
+        SettlementPending = Conflict "settlement_pending",
+    }
+}
 
 /// Failures of contract operations.
 #[derive(Debug, thiserror::Error)]
@@ -141,80 +165,83 @@ impl From<ContractError> for ApiError {
             ContractError::BuyerNotFound => ApiError::not_found("buyer"),
             ContractError::SellerNotFound => ApiError::not_found("seller"),
             ContractError::CartNotFound => ApiError::not_found("cart"),
-            ContractError::NotOwner => ApiError::forbidden(
-                "not_contract_owner",
+            ContractError::NotOwner => ApiError::coded(
+                ContractCode::NotContractOwner,
                 "only the contract's creator or an admin may change it",
             ),
-            ContractError::Locked { status } => ApiError::conflict(
-                "contract_locked",
+            ContractError::Locked { status } => ApiError::coded(
+                ContractCode::ContractLocked,
                 format!("the contract is {status}: it can no longer be changed"),
             ),
-            ContractError::NotSent => ApiError::conflict(
-                "contract_not_sent",
+            ContractError::NotSent => ApiError::coded(
+                ContractCode::ContractNotSent,
                 "send the contract to its buyers before settling it",
             ),
             ContractError::NotYourList => {
                 ApiError::forbidden("forbidden", "only admins list another user's contracts")
             }
-            ContractError::NotBuyer => ApiError::forbidden(
-                "not_contract_buyer",
+            ContractError::NotBuyer => ApiError::coded(
+                ContractCode::NotContractBuyer,
                 "only a buyer of the contract may subscribe to it",
             ),
-            ContractError::NotSubscribable(why) => ApiError::conflict(
-                "contract_not_subscribable",
+            ContractError::NotSubscribable(why) => ApiError::coded(
+                ContractCode::ContractNotSubscribable,
                 format!("the contract cannot be subscribed to: {why}"),
             ),
-            ContractError::AlreadySettled => {
-                ApiError::conflict("already_settled", "the contract is already settled")
-            }
-            ContractError::Incomplete(what) => ApiError::conflict(
-                "contract_incomplete",
+            ContractError::AlreadySettled => ApiError::coded(
+                ContractCode::AlreadySettled,
+                "the contract is already settled",
+            ),
+            ContractError::Incomplete(what) => ApiError::coded(
+                ContractCode::ContractIncomplete,
                 format!("the contract cannot be sent: {what}"),
             ),
             ContractError::CartEmpty => {
-                ApiError::conflict("cart_empty", "an empty cart makes no contract")
+                ApiError::coded(ContractCode::CartEmpty, "an empty cart makes no contract")
             }
-            ContractError::AlreadyParty(role) => ApiError::conflict(
-                format!("already_{role}"),
+            ContractError::AlreadyParty(role) => ApiError::coded(
+                match role {
+                    "seller" => ContractCode::AlreadySeller,
+                    _ => ContractCode::AlreadyBuyer,
+                },
                 format!("the user is already a {role} on this contract"),
             ),
-            ContractError::CurrencyMismatch { contract, product } => ApiError::conflict(
-                "currency_mismatch",
+            ContractError::CurrencyMismatch { contract, product } => ApiError::coded(
+                ContractCode::CurrencyMismatch,
                 format!("the contract is in {contract}; the product is priced in {product}"),
             ),
             ContractError::SharesMismatch { field, message } => ApiError {
                 details: vec![FieldError::new(field, message.clone())],
-                ..ApiError::new(
-                    ErrorKind::Validation,
-                    "shares_do_not_add_up",
+                ..ApiError::coded(
+                    ContractCode::SharesDoNotAddUp,
                     format!("{field}: {message}"),
                 )
             },
             ContractError::Invalid { field, message } => ApiError::invalid_field(field, message),
-            ContractError::InsufficientStock { product } => ApiError::conflict(
-                "insufficient_stock",
+            ContractError::InsufficientStock { product } => ApiError::coded(
+                ContractCode::InsufficientStock,
                 format!("not enough stock of {product} to settle the contract"),
             ),
-            ContractError::PaymentMethodRequired { user } => ApiError::conflict(
-                "payment_method_required",
+            ContractError::PaymentMethodRequired { user } => ApiError::coded(
+                ContractCode::PaymentMethodRequired,
                 format!("buyer {user} has no saved default payment method to charge"),
             ),
-            ContractError::SellerNotConnected { user } => ApiError::conflict(
-                "seller_not_connected",
+            ContractError::SellerNotConnected { user } => ApiError::coded(
+                ContractCode::SellerNotConnected,
                 format!("seller {user} has no connected payout account (`stripeConnectId`)"),
             ),
-            ContractError::SellerAccountNotReady { user } => ApiError::conflict(
-                "seller_account_not_ready",
+            ContractError::SellerAccountNotReady { user } => ApiError::coded(
+                ContractCode::SellerAccountNotReady,
                 format!(
                     "seller {user}'s payout account cannot receive transfers until they finish onboarding"
                 ),
             ),
-            ContractError::ProviderNotConfigured => ApiError::conflict(
-                "payment_provider_not_configured",
+            ContractError::ProviderNotConfigured => ApiError::coded(
+                ContractCode::PaymentProviderNotConfigured,
                 "no Stripe key is configured for this mode on this server",
             ),
-            ContractError::SettlementPending => ApiError::conflict(
-                "settlement_pending",
+            ContractError::SettlementPending => ApiError::coded(
+                ContractCode::SettlementPending,
                 "a card payment of this contract is in progress; repeat the settle request to finish it",
             ),
             ContractError::Billing(billing) => billing.into(),

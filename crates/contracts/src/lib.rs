@@ -19,7 +19,7 @@ mod schema;
 pub mod service;
 pub mod settle;
 
-pub use error::ContractError;
+pub use error::{ContractCode, ContractError};
 pub use model::{
     ContractChanges, ContractFeeId, ContractId, ContractItemId, ContractObject, DueChange,
     FeeChanges, FeeInclusionChanges, NewBuyer, NewContract, NewFee, NewItem, NewSeller, OwedChange,

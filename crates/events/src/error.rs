@@ -1,5 +1,12 @@
 use feria_kernel::{ApiError, DbError};
 
+feria_kernel::error_codes! {
+    /// The codes of the event log and webhooks.
+    pub enum EventsCode {
+        WebhookEndpointDisabled = Conflict "webhook_endpoint_disabled",
+    }
+}
+
 /// Failures of the event log and webhook operations.
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -45,8 +52,8 @@ impl From<EventsError> for ApiError {
             EventsError::EndpointNotFound => ApiError::not_found("webhook endpoint"),
             EventsError::DeliveryNotFound => ApiError::not_found("webhook delivery"),
             EventsError::Invalid { field, message } => ApiError::invalid_field(field, message),
-            EventsError::EndpointDisabled => ApiError::conflict(
-                "webhook_endpoint_disabled",
+            EventsError::EndpointDisabled => ApiError::coded(
+                EventsCode::WebhookEndpointDisabled,
                 "the webhook endpoint is disabled; enable it before redelivering",
             ),
             EventsError::Db(db) => db.into(),

@@ -23,6 +23,6 @@ pub mod ssrf;
 pub mod worker;
 
 pub use endpoints::{DeliveryId, EndpointId};
-pub use error::EventsError;
+pub use error::{EventsCode, EventsError};
 pub use outbox::{EventId, EventObject, EventType, record};
 pub use worker::{WebhookSettings, Worker};

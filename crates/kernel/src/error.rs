@@ -3,6 +3,11 @@
 //! Domain crates define their own `thiserror` enums with business variants and convert
 //! them into [`ApiError`]; the gateway turns an `ApiError` into an HTTP response. This
 //! module knows status codes as numbers only: no crate below the gateway knows HTTP.
+//!
+//! Codes are data: each crate declares the codes it answers in one enum made by
+//! [`error_codes!`](crate::error_codes), which fixes each code's string and kind, so the
+//! gateway can list every code the server may answer and check the OpenAPI document's
+//! lists against them (docs/API-CONVENTIONS.md).
 
 use std::borrow::Cow;
 
@@ -76,6 +81,117 @@ impl ErrorKind {
     }
 }
 
+/// A crate's enum of error codes, as made by [`error_codes!`](crate::error_codes).
+pub trait ErrorCode: Copy + 'static {
+    /// The code on the wire (`contract_locked`).
+    fn as_str(self) -> &'static str;
+    /// The kind, hence the status, this code is always answered with.
+    fn kind(self) -> ErrorKind;
+    /// Every code of the enum with its kind, in declaration order.
+    fn table() -> Vec<(&'static str, ErrorKind)>;
+}
+
+/// Declares a crate's error codes as one enum: each variant names its [`ErrorKind`] and
+/// its wire string, and the enum gets `as_str`, `kind`, `ALL` and [`ErrorCode`], and
+/// converts into the `code` of an [`ApiError`]:
+///
+/// ```
+/// feria_kernel::error_codes! {
+///     /// The codes of a crate.
+///     pub enum ExampleCode {
+///         /// The thing is settled.
+///         Locked = Conflict "example_locked",
+///     }
+/// }
+/// let error = feria_kernel::ApiError::coded(ExampleCode::Locked, "it is settled");
+/// assert_eq!((error.status(), error.code.as_ref()), (409, "example_locked"));
+/// ```
+#[macro_export]
+macro_rules! error_codes {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $kind:ident $code:literal ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant ),*
+        }
+
+        impl $name {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The code on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code),*
+                }
+            }
+
+            /// The kind (status) this code is answered with.
+            pub const fn kind(self) -> $crate::ErrorKind {
+                match self {
+                    $($name::$variant => $crate::ErrorKind::$kind),*
+                }
+            }
+        }
+
+        impl $crate::error::ErrorCode for $name {
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
+            }
+
+            fn kind(self) -> $crate::ErrorKind {
+                $name::kind(self)
+            }
+
+            fn table() -> ::std::vec::Vec<(&'static str, $crate::ErrorKind)> {
+                $name::ALL.iter().map(|code| (code.as_str(), code.kind())).collect()
+            }
+        }
+
+        impl ::std::convert::From<$name> for ::std::borrow::Cow<'static, str> {
+            fn from(code: $name) -> Self {
+                ::std::borrow::Cow::Borrowed(code.as_str())
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The codes of the kernel: the generic code of each kind, and the kernel's own
+    /// failures (database, mail).
+    pub enum KernelCode {
+        BadRequest = BadRequest "bad_request",
+        Unauthorized = Unauthorized "unauthorized",
+        /// A role below the route's, whoever refuses it (auth, catalog, users, gateway).
+        Forbidden = Forbidden "forbidden",
+        /// A missing resource and an unknown route alike.
+        NotFound = NotFound "not_found",
+        MethodNotAllowed = MethodNotAllowed "method_not_allowed",
+        PayloadTooLarge = PayloadTooLarge "payload_too_large",
+        UnsupportedMediaType = UnsupportedMediaType "unsupported_media_type",
+        ValidationFailed = Validation "validation_failed",
+        RateLimited = RateLimited "rate_limited",
+        Internal = Internal "internal_error",
+        ServiceUnavailable = Unavailable "service_unavailable",
+        /// Answered by `From<DbError>` (`db/error.rs`): a serialization conflict.
+        DatabaseBusy = Unavailable "database_busy",
+        /// Answered by `From<DbError>` (`db/error.rs`) and the readiness probe.
+        DatabaseUnavailable = Unavailable "database_unavailable",
+        MailUnavailable = Unavailable "mail_unavailable",
+    }
+}
+
 /// One field-level problem, listed in `details`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
@@ -124,12 +240,22 @@ impl ApiError {
         }
     }
 
+    /// An error with a declared code, whose kind comes with it; an `Unavailable` code
+    /// carries a `Retry-After` of one second, as [`ApiError::unavailable`] does.
+    pub fn coded(code: impl ErrorCode, message: impl Into<String>) -> Self {
+        let error = Self::new(code.kind(), code.as_str(), message);
+        match code.kind() {
+            ErrorKind::Unavailable => error.with_retry_after(1),
+            _ => error,
+        }
+    }
+
     pub fn bad_request(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, code, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Unauthorized, "unauthorized", message)
+        Self::coded(KernelCode::Unauthorized, message)
     }
 
     pub fn forbidden(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
@@ -138,11 +264,7 @@ impl ApiError {
 
     /// 404 for a resource, named in the message (`"listing not found"`).
     pub fn not_found(resource: &str) -> Self {
-        Self::new(
-            ErrorKind::NotFound,
-            "not_found",
-            format!("{resource} not found"),
-        )
+        Self::coded(KernelCode::NotFound, format!("{resource} not found"))
     }
 
     pub fn conflict(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
@@ -157,7 +279,7 @@ impl ApiError {
         };
         ApiError {
             details,
-            ..Self::new(ErrorKind::Validation, "validation_failed", message)
+            ..Self::coded(KernelCode::ValidationFailed, message)
         }
     }
 
@@ -168,11 +290,7 @@ impl ApiError {
 
     /// 500 with a generic message: internals are logged, never sent.
     pub fn internal() -> Self {
-        Self::new(
-            ErrorKind::Internal,
-            "internal_error",
-            "an internal error occurred",
-        )
+        Self::coded(KernelCode::Internal, "an internal error occurred")
     }
 
     /// 503: a dependency is unavailable; clients should retry after `retry_after` seconds.
@@ -206,6 +324,19 @@ impl ApiError {
             request_id,
         }
     }
+}
+
+/// Whether `code` is a well-formed code: lower-case ASCII words joined by single
+/// underscores (`contract_locked`), as clients branch on them.
+pub fn is_snake_case_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.split('_').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && code.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
 /// The wire shape of every error response.
@@ -330,6 +461,22 @@ mod tests {
                 "request_id": "req"
             })
         );
+    }
+
+    #[test]
+    fn kernel_codes_are_snake_case_and_carry_their_kind() {
+        assert!(is_snake_case_code("contract_locked"));
+        assert!(!is_snake_case_code("Contract_locked"));
+        assert!(!is_snake_case_code("contract__locked"));
+        assert!(!is_snake_case_code("_locked"));
+        assert!(!is_snake_case_code(""));
+        for (code, kind) in KernelCode::table() {
+            assert!(is_snake_case_code(code), "`{code}` is not snake_case");
+            assert_eq!(ApiError::new(kind, code, "x").status(), kind.status());
+        }
+        let busy = ApiError::coded(KernelCode::DatabaseBusy, "busy");
+        assert_eq!((busy.status(), busy.retry_after), (503, Some(1)));
+        assert_eq!(ApiError::internal().code, KernelCode::Internal.as_str());
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub mod time;
 pub mod web_url;
 
 pub use db::{Backend, Db, DbConfig, DbConn, DbError};
-pub use error::{ApiError, ErrorBody, ErrorKind, FieldError};
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorKind, FieldError, KernelCode};
 pub use money::{Currency, Money, MoneyError, Rounding};
 pub use pagination::{Page, PageQuery, PageRequest};
 pub use tenant::{Mode, PlatformId, Tenant, UserId};

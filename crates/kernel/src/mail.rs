@@ -26,8 +26,8 @@ impl From<MailError> for crate::ApiError {
             ),
             other => {
                 tracing::error!(error = %other, "mail delivery failed");
-                crate::ApiError::unavailable(
-                    "mail_unavailable",
+                crate::ApiError::coded(
+                    crate::KernelCode::MailUnavailable,
                     "mail cannot be sent right now; retry shortly",
                 )
             }

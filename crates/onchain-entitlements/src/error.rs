@@ -1,7 +1,30 @@
-use feria_kernel::{ApiError, DbError, ErrorKind};
+use feria_kernel::{ApiError, DbError};
 
 use crate::evm::AddressError;
 use crate::rpc::RpcError;
+
+feria_kernel::error_codes! {
+    /// The codes of on-chain offers, quotes, confirmations and entitlements.
+    pub enum OnchainCode {
+        OfferExists = Conflict "offer_exists",
+        MembershipRequired = Forbidden "membership_required",
+        UnsupportedChain = Validation "unsupported_chain",
+        QuoteMismatch = Validation "quote_mismatch",
+        ChainMismatch = Validation "chain_mismatch",
+        /// The chain knows no such transaction (yet).
+        TxNotFound = NotFound "tx_not_found",
+        TxFailed = Validation "tx_failed",
+        WalletMismatch = Validation "wallet_mismatch",
+        WrongRecipient = Validation "wrong_recipient",
+        AmountMismatch = Validation "amount_mismatch",
+        CalldataMismatch = Validation "calldata_mismatch",
+        QuoteExpired = Validation "quote_expired",
+        TxAlreadyUsed = Conflict "tx_already_used",
+        QuoteAlreadyUsed = Conflict "quote_already_used",
+        ChainUnavailable = Unavailable "chain_unavailable",
+        ChainRpcError = Unavailable "chain_rpc_error",
+    }
+}
 
 /// Failures of offers, quotes, confirmations and entitlements.
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +106,6 @@ impl From<diesel::result::Error> for OnchainError {
     }
 }
 
-fn unprocessable(code: &'static str, message: String) -> ApiError {
-    ApiError::new(ErrorKind::Validation, code, message)
-}
-
 impl From<OnchainError> for ApiError {
     fn from(error: OnchainError) -> Self {
         let message = error.to_string();
@@ -94,35 +113,49 @@ impl From<OnchainError> for ApiError {
             OnchainError::OfferNotFound => ApiError::not_found("offer"),
             OnchainError::QuoteNotFound => ApiError::not_found("quote"),
             OnchainError::EntitlementNotFound => ApiError::not_found("entitlement"),
-            OnchainError::OfferExists => ApiError::conflict(
-                "offer_exists",
+            OnchainError::OfferExists => ApiError::coded(
+                OnchainCode::OfferExists,
                 "an offer with this offer_id already exists on this platform",
             ),
             OnchainError::Invalid { field, message } => ApiError::invalid_field(field, message),
             OnchainError::InvalidAddress { field, error } => {
                 ApiError::invalid_field(field, error.to_string())
             }
-            OnchainError::MembershipRequired => ApiError::forbidden("membership_required", message),
-            OnchainError::UnsupportedChain(_) => unprocessable("unsupported_chain", message),
-            OnchainError::QuoteMismatch(_) => unprocessable("quote_mismatch", message),
-            OnchainError::ChainMismatch(_) => unprocessable("chain_mismatch", message),
-            OnchainError::TxNotFound => ApiError::new(ErrorKind::NotFound, "tx_not_found", message),
-            OnchainError::TxFailed => unprocessable("tx_failed", message),
-            OnchainError::WalletMismatch(_) => unprocessable("wallet_mismatch", message),
-            OnchainError::WrongRecipient(_) => unprocessable("wrong_recipient", message),
-            OnchainError::AmountMismatch(_) => unprocessable("amount_mismatch", message),
-            OnchainError::CalldataMismatch(_) => unprocessable("calldata_mismatch", message),
-            OnchainError::QuoteExpired => unprocessable("quote_expired", message),
-            OnchainError::TxAlreadyUsed => ApiError::conflict("tx_already_used", message),
-            OnchainError::QuoteAlreadyUsed => ApiError::conflict("quote_already_used", message),
-            OnchainError::Rpc(RpcError::Unreachable(_)) => ApiError::unavailable(
-                "chain_unavailable",
+            OnchainError::MembershipRequired => {
+                ApiError::coded(OnchainCode::MembershipRequired, message)
+            }
+            OnchainError::UnsupportedChain(_) => {
+                ApiError::coded(OnchainCode::UnsupportedChain, message)
+            }
+            OnchainError::QuoteMismatch(_) => ApiError::coded(OnchainCode::QuoteMismatch, message),
+            OnchainError::ChainMismatch(_) => ApiError::coded(OnchainCode::ChainMismatch, message),
+            OnchainError::TxNotFound => ApiError::coded(OnchainCode::TxNotFound, message),
+            OnchainError::TxFailed => ApiError::coded(OnchainCode::TxFailed, message),
+            OnchainError::WalletMismatch(_) => {
+                ApiError::coded(OnchainCode::WalletMismatch, message)
+            }
+            OnchainError::WrongRecipient(_) => {
+                ApiError::coded(OnchainCode::WrongRecipient, message)
+            }
+            OnchainError::AmountMismatch(_) => {
+                ApiError::coded(OnchainCode::AmountMismatch, message)
+            }
+            OnchainError::CalldataMismatch(_) => {
+                ApiError::coded(OnchainCode::CalldataMismatch, message)
+            }
+            OnchainError::QuoteExpired => ApiError::coded(OnchainCode::QuoteExpired, message),
+            OnchainError::TxAlreadyUsed => ApiError::coded(OnchainCode::TxAlreadyUsed, message),
+            OnchainError::QuoteAlreadyUsed => {
+                ApiError::coded(OnchainCode::QuoteAlreadyUsed, message)
+            }
+            OnchainError::Rpc(RpcError::Unreachable(_)) => ApiError::coded(
+                OnchainCode::ChainUnavailable,
                 "the chain's JSON-RPC node does not answer; retry later",
             ),
             OnchainError::Rpc(RpcError::Node(reason)) => {
                 tracing::warn!(%reason, "the JSON-RPC node answered with an error");
-                ApiError::unavailable(
-                    "chain_rpc_error",
+                ApiError::coded(
+                    OnchainCode::ChainRpcError,
                     "the chain's JSON-RPC node answered with an error; retry later",
                 )
             }

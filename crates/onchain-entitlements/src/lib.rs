@@ -24,6 +24,6 @@ mod schema;
 
 pub use chain::{ChainConfig, Onchain, OnchainConfigError, OnchainSettings};
 pub use entitlement::{Confirmation, Entitlement, EntitlementObject, EntitlementState};
-pub use error::OnchainError;
+pub use error::{OnchainCode, OnchainError};
 pub use offer::{Offer, OfferObject};
 pub use quote::{Quote, QuoteId, QuoteObject};

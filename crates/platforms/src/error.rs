@@ -1,5 +1,14 @@
 use feria_kernel::{ApiError, DbError};
 
+feria_kernel::error_codes! {
+    /// The codes platform and waitlist operations answer (media answers the kernel's
+    /// `payload_too_large` and `unsupported_media_type`).
+    pub enum PlatformCode {
+        DomainTaken = Conflict "domain_taken",
+        AlreadyOnWaitlist = Conflict "already_on_waitlist",
+    }
+}
+
 /// Failures of platform operations.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -26,13 +35,13 @@ impl From<PlatformError> for ApiError {
     fn from(error: PlatformError) -> Self {
         match error {
             PlatformError::NotFound => ApiError::not_found("platform"),
-            PlatformError::DomainTaken(domain) => ApiError::conflict(
-                "domain_taken",
+            PlatformError::DomainTaken(domain) => ApiError::coded(
+                PlatformCode::DomainTaken,
                 format!("the domain `{domain}` is already used"),
             ),
             PlatformError::WaitlistEntryNotFound => ApiError::not_found("waitlist entry"),
-            PlatformError::AlreadyOnWaitlist => ApiError::conflict(
-                "already_on_waitlist",
+            PlatformError::AlreadyOnWaitlist => ApiError::coded(
+                PlatformCode::AlreadyOnWaitlist,
                 "this email is already on the waitlist",
             ),
             PlatformError::Invalid { field, message } => ApiError::invalid_field(field, message),

@@ -15,5 +15,5 @@ pub mod platform;
 mod schema;
 pub mod waitlist;
 
-pub use error::PlatformError;
+pub use error::{PlatformCode, PlatformError};
 pub use platform::{NewPlatform, Platform, PlatformChanges, PlatformObject};

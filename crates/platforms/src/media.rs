@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use feria_kernel::{ApiError, DbConn, DbError, ErrorKind, Timestamp, with_conn};
+use feria_kernel::{ApiError, DbConn, DbError, Timestamp, with_conn};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
@@ -134,9 +134,8 @@ impl From<MediaError> for ApiError {
         match error {
             MediaError::NotFound => ApiError::not_found("media"),
             MediaError::Empty => ApiError::invalid_field("file", "the file is empty"),
-            MediaError::UnsupportedType => ApiError::new(
-                ErrorKind::UnsupportedMediaType,
-                "unsupported_media_type",
+            MediaError::UnsupportedType => ApiError::coded(
+                feria_kernel::KernelCode::UnsupportedMediaType,
                 "the file is not a JPEG, PNG or GIF image",
             ),
             MediaError::InvalidImage(kind) => ApiError::invalid_field(
@@ -154,9 +153,8 @@ impl From<MediaError> for ApiError {
                     MAX_PIXELS / 1_000_000
                 ),
             ),
-            MediaError::TooLarge { limit } => ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                "payload_too_large",
+            MediaError::TooLarge { limit } => ApiError::coded(
+                feria_kernel::KernelCode::PayloadTooLarge,
                 format!("the file is larger than {limit} bytes"),
             ),
             MediaError::Storage(error) => {

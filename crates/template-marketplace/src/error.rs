@@ -2,6 +2,21 @@ use feria_billing::BillingError;
 use feria_kernel::{ApiError, DbError, MoneyError};
 use feria_platforms::PlatformError;
 
+feria_kernel::error_codes! {
+    /// The codes of the character-template marketplace (an Idempotency-Key reused for
+    /// another purchase answers billing's `idempotency_key_reused`).
+    pub enum MarketplaceCode {
+        NotListingOwner = Forbidden "not_listing_owner",
+        WorkspaceFull = Conflict "workspace_full",
+        CharacterListed = Conflict "character_listed",
+        OwnListing = Forbidden "own_listing",
+        ListingUnavailable = Conflict "listing_unavailable",
+        AlreadyPurchased = Conflict "already_purchased",
+        NotAPurchaser = Forbidden "not_a_purchaser",
+        AlreadyReviewed = Conflict "already_reviewed",
+    }
+}
+
 /// Failures of marketplace operations.
 #[derive(Debug, thiserror::Error)]
 pub enum MarketplaceError {
@@ -90,39 +105,43 @@ impl From<MarketplaceError> for ApiError {
             MarketplaceError::WorkspaceNotFound => ApiError::not_found("workspace"),
             MarketplaceError::CharacterNotFound => ApiError::not_found("character"),
             MarketplaceError::ListingNotFound => ApiError::not_found("listing"),
-            MarketplaceError::NotListingOwner => ApiError::forbidden(
-                "not_listing_owner",
+            MarketplaceError::NotListingOwner => ApiError::coded(
+                MarketplaceCode::NotListingOwner,
                 "only the listing's seller may change it",
             ),
             MarketplaceError::Invalid { field, message } => ApiError::invalid_field(field, message),
-            MarketplaceError::WorkspaceFull { limit } => ApiError::conflict(
-                "workspace_full",
+            MarketplaceError::WorkspaceFull { limit } => ApiError::coded(
+                MarketplaceCode::WorkspaceFull,
                 format!("the workspace is at its limit of {limit} characters"),
             ),
-            MarketplaceError::CharacterListed => ApiError::conflict(
-                "character_listed",
+            MarketplaceError::CharacterListed => ApiError::coded(
+                MarketplaceCode::CharacterListed,
                 "the character has a listing that is not archived: archive it first",
             ),
-            MarketplaceError::OwnListing => {
-                ApiError::forbidden("own_listing", "you cannot buy your own listing")
-            }
-            MarketplaceError::ListingUnavailable => {
-                ApiError::conflict("listing_unavailable", "the listing is no longer available")
-            }
-            MarketplaceError::AlreadyPurchased => {
-                ApiError::conflict("already_purchased", "you already purchased this listing")
-            }
-            MarketplaceError::IdempotencyKeyReused => ApiError::conflict(
-                "idempotency_key_reused",
+            MarketplaceError::OwnListing => ApiError::coded(
+                MarketplaceCode::OwnListing,
+                "you cannot buy your own listing",
+            ),
+            MarketplaceError::ListingUnavailable => ApiError::coded(
+                MarketplaceCode::ListingUnavailable,
+                "the listing is no longer available",
+            ),
+            MarketplaceError::AlreadyPurchased => ApiError::coded(
+                MarketplaceCode::AlreadyPurchased,
+                "you already purchased this listing",
+            ),
+            MarketplaceError::IdempotencyKeyReused => ApiError::coded(
+                feria_billing::BillingCode::IdempotencyKeyReused,
                 "this Idempotency-Key was already used with a different request",
             ),
-            MarketplaceError::NotAPurchaser => ApiError::forbidden(
-                "not_a_purchaser",
+            MarketplaceError::NotAPurchaser => ApiError::coded(
+                MarketplaceCode::NotAPurchaser,
                 "only buyers of the listing may review it",
             ),
-            MarketplaceError::AlreadyReviewed => {
-                ApiError::conflict("already_reviewed", "you already reviewed this listing")
-            }
+            MarketplaceError::AlreadyReviewed => ApiError::coded(
+                MarketplaceCode::AlreadyReviewed,
+                "you already reviewed this listing",
+            ),
             MarketplaceError::Billing(billing) => billing.into(),
             MarketplaceError::Platform(platform) => platform.into(),
             MarketplaceError::Db(db) => db.into(),

@@ -29,7 +29,7 @@ mod schema;
 pub mod workspace;
 
 pub use character::{CharacterId, CharacterObject};
-pub use error::MarketplaceError;
+pub use error::{MarketplaceCode, MarketplaceError};
 pub use listing::{ListingId, ListingObject};
 pub use purchase::{PurchaseId, PurchaseObject};
 pub use review::{ReviewId, ReviewObject};

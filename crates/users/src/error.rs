@@ -1,4 +1,14 @@
-use feria_kernel::{ApiError, DbError};
+use feria_kernel::{ApiError, DbError, KernelCode};
+
+feria_kernel::error_codes! {
+    /// The codes user operations answer.
+    pub enum UserCode {
+        PaymentMethodExists = Conflict "payment_method_exists",
+        EmailTaken = Conflict "email_taken",
+        UsernameTaken = Conflict "username_taken",
+        LastOwner = Conflict "last_owner",
+    }
+}
 
 /// Failures of user operations.
 #[derive(Debug, thiserror::Error)]
@@ -50,23 +60,25 @@ impl From<UserError> for ApiError {
             UserError::NotFound => ApiError::not_found("user"),
             UserError::LinkNotFound => ApiError::not_found("link"),
             UserError::PaymentMethodNotFound => ApiError::not_found("payment method"),
-            UserError::PaymentMethodExists => ApiError::conflict(
-                "payment_method_exists",
+            UserError::PaymentMethodExists => ApiError::coded(
+                UserCode::PaymentMethodExists,
                 "this payment method is already saved",
             ),
             UserError::BankAccountNotConnected => ApiError::not_found("bank account"),
-            UserError::EmailTaken => {
-                ApiError::conflict("email_taken", "a user with this email already exists")
-            }
+            UserError::EmailTaken => ApiError::coded(
+                UserCode::EmailTaken,
+                "a user with this email already exists",
+            ),
             UserError::UsernameTaken => {
-                ApiError::conflict("username_taken", "this username is taken")
+                ApiError::coded(UserCode::UsernameTaken, "this username is taken")
             }
             // The same answer as any route refusing a role below owner.
-            UserError::OwnerRequired => {
-                ApiError::forbidden("forbidden", "this action requires the owner role or higher")
-            }
-            UserError::LastOwner => ApiError::conflict(
-                "last_owner",
+            UserError::OwnerRequired => ApiError::coded(
+                KernelCode::Forbidden,
+                "this action requires the owner role or higher",
+            ),
+            UserError::LastOwner => ApiError::coded(
+                UserCode::LastOwner,
                 "this is the platform's last owner: make another owner before deleting or demoting this one",
             ),
             UserError::Invalid { field, message } => ApiError::invalid_field(field, message),

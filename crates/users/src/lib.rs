@@ -16,6 +16,6 @@ mod schema;
 pub mod user;
 pub mod usernames;
 
-pub use error::UserError;
+pub use error::{UserCode, UserError};
 pub use role::Role;
 pub use user::{User, UserChanges, UserObject};

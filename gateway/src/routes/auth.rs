@@ -164,7 +164,7 @@ pub async fn verify_code(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens.", body = Session),
-        (status = 401, description = "Invalid, expired, revoked or reused refresh token.", body = ErrorBody)
+        (status = 401, description = "Invalid, expired or revoked refresh token (`invalid_credentials`), or one already used (`refresh_token_reused`: the session is revoked).", body = ErrorBody)
     )
 )]
 pub async fn refresh(

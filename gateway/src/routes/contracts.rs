@@ -138,7 +138,7 @@ pub async fn create(
         (status = 201, description = "The new draft contract.", body = ContractObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 404, description = "No such cart of the caller.", body = ErrorBody),
-        (status = 409, description = "The cart is empty (`cart_empty`).", body = ErrorBody)
+        (status = 409, description = "The cart is empty (`cart_empty`), or a product of it is disabled (`product_disabled`).", body = ErrorBody)
     )
 )]
 pub async fn from_cart(
@@ -194,7 +194,7 @@ async fn list_page(
     responses(
         (status = 200, description = "A page of contracts.", body = Page<ContractObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
 )]
@@ -219,7 +219,7 @@ pub async fn list(
     responses(
         (status = 200, description = "A page of contracts.", body = Page<ContractObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Another user's list, not an admin.", body = ErrorBody),
+        (status = 403, description = "Another user's list, not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
@@ -246,7 +246,7 @@ pub async fn as_buyer(
     responses(
         (status = 200, description = "A page of contracts.", body = Page<ContractObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Another user's list, not an admin.", body = ErrorBody),
+        (status = 403, description = "Another user's list, not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
@@ -334,7 +334,7 @@ pub async fn get(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled (`contract_locked`).", body = ErrorBody)
+        (status = 409, description = "The contract is settled (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody)
     )
 )]
 pub async fn void(
@@ -372,7 +372,7 @@ pub async fn void(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -413,9 +413,8 @@ pub async fn update(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
-        (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody),
-        (status = 409, description = "The product is priced in another currency (`currency_mismatch`).", body = ErrorBody)
+        (status = 409, description = "The contract is settled or void (`contract_locked`), a card payment of it is in progress (`settlement_pending`), or the product is priced in another currency (`currency_mismatch`) or disabled (`product_disabled`).", body = ErrorBody),
+        (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
 pub async fn add_item(
@@ -455,7 +454,7 @@ pub async fn add_item(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -497,9 +496,8 @@ pub async fn remove_item(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
-        (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody),
-        (status = 409, description = "Already a buyer (`already_buyer`).", body = ErrorBody)
+        (status = 409, description = "The contract is settled or void (`contract_locked`), a card payment of it is in progress (`settlement_pending`), or the user is already a buyer (`already_buyer`).", body = ErrorBody),
+        (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
 pub async fn add_buyer(
@@ -540,7 +538,7 @@ pub async fn add_buyer(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -584,7 +582,7 @@ pub async fn set_due(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -626,9 +624,8 @@ pub async fn remove_buyer(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
-        (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody),
-        (status = 409, description = "Already a seller (`already_seller`).", body = ErrorBody)
+        (status = 409, description = "The contract is settled or void (`contract_locked`), a card payment of it is in progress (`settlement_pending`), or the user is already a seller (`already_seller`).", body = ErrorBody),
+        (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
 pub async fn add_seller(
@@ -669,7 +666,7 @@ pub async fn add_seller(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -713,7 +710,7 @@ pub async fn set_owed(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -755,7 +752,7 @@ pub async fn remove_seller(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -797,7 +794,7 @@ pub async fn add_fee(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -841,7 +838,7 @@ pub async fn update_fee(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -883,7 +880,7 @@ pub async fn remove_fee(
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
         (status = 403, description = "A buyer or seller who is not the creator (`not_contract_owner`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the caller.", body = ErrorBody),
-        (status = 409, description = "The contract is settled or void (`contract_locked`).", body = ErrorBody),
+        (status = 409, description = "The contract is settled or void (`contract_locked`), or a card payment of it is in progress (`settlement_pending`).", body = ErrorBody),
         (status = 422, description = "Invalid body (`validation_failed`).", body = ErrorBody)
     )
 )]
@@ -981,12 +978,12 @@ pub struct SettleQuery {
     ),
     responses(
         (status = 200, description = "The settled contract.", body = ContractObject),
-        (status = 400, description = "Malformed `Idempotency-Key` or `provider`.", body = ErrorBody),
+        (status = 400, description = "Malformed `Idempotency-Key` (`invalid_idempotency_key`) or `provider` (`invalid_query`).", body = ErrorBody),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such contract.", body = ErrorBody),
-        (status = 409, description = "Not sent (`contract_not_sent`), void (`contract_locked`), already settled (`already_settled`), a buyer short of credits (`insufficient_funds`), too little stock (`insufficient_stock`); by card: a buyer without a saved card (`payment_method_required`), a seller without a payout account (`seller_not_connected`) or one that cannot be paid yet (`seller_account_not_ready`), no Stripe key (`payment_provider_not_configured`), a seller Stripe refused to pay after the buyers were charged (`settlement_incomplete`: fix the account and repeat).", body = ErrorBody),
-        (status = 422, description = "The shares do not add up (`shares_do_not_add_up`), the total is zero, or Stripe refused the payment (`payment_provider_rejected`, Stripe's type, code and message in `details`).", body = ErrorBody),
+        (status = 409, description = "Not sent (`contract_not_sent`), void (`contract_locked`), already settled (`already_settled`), a buyer short of credits (`insufficient_funds`), too little stock (`insufficient_stock`), a disabled product (`product_disabled`); by card: a buyer without a saved card (`payment_method_required`), a seller without a payout account (`seller_not_connected`) or one that cannot be paid yet (`seller_account_not_ready`), no Stripe key (`payment_provider_not_configured`), a seller Stripe refused to pay after the buyers were charged (`settlement_incomplete`: fix the account and repeat), a card payment of it in progress (`settlement_pending`, `settlement_in_progress`: repeat the request to finish it).", body = ErrorBody),
+        (status = 422, description = "The shares do not add up (`shares_do_not_add_up`), the total is zero, a seller's balance would pass the largest allowed (`balance_limit_exceeded`), or Stripe refused the payment (`payment_provider_rejected`, Stripe's type, code and message in `details`).", body = ErrorBody),
         (status = 503, description = "Stripe is unavailable (`payment_provider_unavailable`): repeat the request to resume.", body = ErrorBody)
     )
 )]

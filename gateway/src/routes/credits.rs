@@ -55,9 +55,9 @@ pub struct TopUpRequest {
     request_body = TopUpRequest,
     responses(
         (status = 201, description = "The credits and the top-up transaction.", body = TopUpResult),
-        (status = 400, description = "Malformed body or `Idempotency-Key`.", body = ErrorBody),
+        (status = 400, description = "Malformed body (`malformed_json`) or `Idempotency-Key` (`invalid_idempotency_key`).", body = ErrorBody),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 409, description = "The key was used with another body (`idempotency_key_reused`).", body = ErrorBody),
         (status = 422, description = "Not a positive amount in the currency's precision, more than 10^12 minor units, or an unknown currency (`validation_failed`); a balance that would pass 10^12 minor units (`balance_limit_exceeded`).", body = ErrorBody)
@@ -97,7 +97,7 @@ pub async fn top_up(
     responses(
         (status = 200, description = "The user's credits.", body = Credits),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody)
     )
 )]

@@ -119,7 +119,7 @@ pub async fn list_workspaces(
     responses(
         (status = 200, description = "The workspace.", body = WorkspaceEnvelope),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such workspace on this platform and mode.", body = ErrorBody),
         (status = 422, description = "`character_limit` out of 0..=100000.", body = ErrorBody)
     )
@@ -383,11 +383,12 @@ pub async fn get_listing(
     ),
     responses(
         (status = 201, description = "The purchase and the buyer's clone (also for a retry with the same `Idempotency-Key`: the first purchase).", body = PurchaseResult),
-        (status = 400, description = "Malformed `Idempotency-Key`.", body = ErrorBody),
+        (status = 400, description = "Malformed `Idempotency-Key` (`invalid_idempotency_key`).", body = ErrorBody),
         (status = 401, description = "No or invalid session.", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`), or the buyer's own listing (`own_listing`).", body = ErrorBody),
         (status = 404, description = "No such listing on this platform and mode.", body = ErrorBody),
-        (status = 409, description = "Not available (`listing_unavailable`: not active, archived, or an exclusive license already sold), already bought (`already_purchased`), not enough credits (`insufficient_funds`), the buyer's workspace at its limit (`workspace_full`), or the key used for another listing (`idempotency_key_reused`).", body = ErrorBody)
+        (status = 409, description = "Not available (`listing_unavailable`: not active, archived, or an exclusive license already sold), already bought (`already_purchased`), not enough credits (`insufficient_funds`), the buyer's workspace at its limit (`workspace_full`), or the key used for another listing (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 422, description = "The seller's balance would pass the largest allowed (`balance_limit_exceeded`); nothing is bought.", body = ErrorBody)
     )
 )]
 pub async fn purchase(

@@ -95,7 +95,7 @@ pub async fn list_offers(caller: Caller, db: web::Data<Db>) -> Result<HttpRespon
     responses(
         (status = 201, description = "The new offer.", body = OfferObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an operator (API key or admin).", body = ErrorBody),
+        (status = 403, description = "Not an operator (API key or admin) (`forbidden`).", body = ErrorBody),
         (status = 409, description = "The `offer_id` exists (`offer_exists`).", body = ErrorBody),
         (status = 422, description = "Invalid fields: offer id shape, empty title, amount, decimals, chain id, duration.", body = ErrorBody)
     )
@@ -125,7 +125,7 @@ pub async fn create_offer(
     responses(
         (status = 200, description = "The offer.", body = OfferObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 403, description = "Not an operator (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such offer.", body = ErrorBody),
         (status = 422, description = "Invalid fields.", body = ErrorBody)
     )
@@ -159,7 +159,7 @@ pub async fn update_offer(
     responses(
         (status = 200, description = "The retired offer.", body = OfferObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 403, description = "Not an operator (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such offer.", body = ErrorBody)
     )
 )]
@@ -315,7 +315,7 @@ pub async fn entitlements(
     responses(
         (status = 200, description = "The revoked entitlement.", body = EntitlementObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an operator.", body = ErrorBody),
+        (status = 403, description = "Not an operator (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such entitlement.", body = ErrorBody)
     )
 )]

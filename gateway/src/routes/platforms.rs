@@ -117,7 +117,7 @@ pub async fn by_domain(
     responses(
         (status = 200, description = "The updated platform.", body = PlatformObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin, or a test-mode credential (`live_mode_required`: settings are shared by both modes).", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`), or a test-mode credential (`live_mode_required`: settings are shared by both modes).", body = ErrorBody),
         (status = 404, description = "Not the caller's platform.", body = ErrorBody),
         (status = 409, description = "The domain is taken (`domain_taken`).", body = ErrorBody),
         (status = 422, description = "Invalid fields.", body = ErrorBody)
@@ -150,7 +150,7 @@ pub async fn update(
     responses(
         (status = 200, description = "The platform, with `logo` set to the image's URL.", body = PlatformObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin, or a test-mode credential (`live_mode_required`: settings are shared by both modes).", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`), or a test-mode credential (`live_mode_required`: settings are shared by both modes).", body = ErrorBody),
         (status = 404, description = "Not the caller's platform.", body = ErrorBody),
         (status = 422, description = "No uploaded image has this `media_id`.", body = ErrorBody)
     )
@@ -220,7 +220,7 @@ pub async fn membership(
     responses(
         (status = 200, description = "Masked keys of both modes.", body = Page<ApiKeySummary>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody)
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody)
     )
 )]
 pub async fn list_keys(caller: Caller, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {
@@ -250,7 +250,7 @@ pub struct RolledKey {
     responses(
         (status = 200, description = "The new key (shown once).", body = RolledKey),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody)
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody)
     )
 )]
 pub async fn roll_key(caller: Caller, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {

@@ -81,8 +81,8 @@ fn actor(caller: &Caller) -> Actor {
         (status = 401, description = "No or invalid session.", body = ErrorBody),
         (status = 403, description = "An API key (`api_key_not_allowed`), or the user is not the contract's buyer (`not_contract_buyer`).", body = ErrorBody),
         (status = 404, description = "No such contract visible to the user.", body = ErrorBody),
-        (status = 409, description = "`insufficient_funds` (nothing is kept), `already_subscribed`, `contract_not_sent` (a draft), `contract_locked` (void), `contract_not_subscribable` (several buyers).", body = ErrorBody),
-        (status = 422, description = "Unknown `cycle`, `endDate` not in the future, unknown fields, or shares that do not add up.", body = ErrorBody)
+        (status = 409, description = "`insufficient_funds` (nothing is kept), `already_subscribed`, `contract_not_sent` (a draft), `contract_locked` (void), `contract_not_subscribable` (several buyers), `product_disabled`.", body = ErrorBody),
+        (status = 422, description = "Unknown `cycle`, `endDate` not in the future, unknown fields (`validation_failed`), or shares that do not add up (`shares_do_not_add_up`).", body = ErrorBody)
     )
 )]
 pub async fn subscribe(
@@ -122,7 +122,7 @@ pub async fn subscribe(
     responses(
         (status = 200, description = "A page of subscriptions.", body = Page<SubscriptionObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Another user's list, not an admin.", body = ErrorBody),
+        (status = 403, description = "Another user's list, not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on the platform.", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )

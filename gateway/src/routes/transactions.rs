@@ -100,7 +100,7 @@ pub struct ListQuery {
         (status = 200, description = "A page of transactions.", body = Page<Transaction>),
         (status = 400, description = "A filter is malformed.", body = ErrorBody),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 422, description = "Invalid page, page_size or range.", body = ErrorBody)
     )
 )]
@@ -195,10 +195,10 @@ pub struct RefundResult {
     responses(
         (status = 201, description = "The refund's transactions.", body = RefundResult),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such transaction.", body = ErrorBody),
-        (status = 409, description = "Not a charge, fully refunded (`not_refundable`), a seller no longer holds their share (`insufficient_funds`), no Stripe key for a card charge (`payment_provider_not_configured`), or the key was used with another body.", body = ErrorBody),
-        (status = 422, description = "The amount is not positive or exceeds what is left, or Stripe refused the refund or a reversal (`payment_provider_rejected`, Stripe's error in `details`).", body = ErrorBody),
+        (status = 409, description = "Not a charge, fully refunded (`not_refundable`), a seller no longer holds their share (`insufficient_funds`), no Stripe key for a card charge (`payment_provider_not_configured`), or the key was used with another body (`idempotency_key_reused`).", body = ErrorBody),
+        (status = 422, description = "The amount is not positive or exceeds what is left (`validation_failed`), the refund would take a balance past the largest allowed (`balance_limit_exceeded`), or Stripe refused the refund or a reversal (`payment_provider_rejected`, Stripe's error in `details`).", body = ErrorBody),
         (status = 503, description = "Stripe is unreachable (`payment_provider_unavailable`): repeat the request (with the same key).", body = ErrorBody)
     )
 )]
@@ -259,7 +259,7 @@ pub struct UserTotals {
     responses(
         (status = 200, description = "Totals per currency.", body = UserTotals),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Neither an admin nor the user.", body = ErrorBody),
+        (status = 403, description = "Neither an admin nor the user (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "`to` is not after `from`.", body = ErrorBody)
     )
@@ -285,7 +285,7 @@ pub async fn revenue(
     responses(
         (status = 200, description = "Totals per currency.", body = UserTotals),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Neither an admin nor the user.", body = ErrorBody),
+        (status = 403, description = "Neither an admin nor the user (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "`to` is not after `from`.", body = ErrorBody)
     )
@@ -338,7 +338,7 @@ async fn user_totals(
     responses(
         (status = 200, description = "Metrics per currency.", body = Metrics),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 422, description = "`to` is not after `from`.", body = ErrorBody)
     )
 )]
@@ -391,7 +391,7 @@ pub struct TopUsers {
     responses(
         (status = 200, description = "Largest first.", body = TopUsers),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 422, description = "Invalid limit or range.", body = ErrorBody)
     )
 )]
@@ -415,7 +415,7 @@ pub async fn top_spenders(
     responses(
         (status = 200, description = "Largest first.", body = TopUsers),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 422, description = "Invalid limit or range.", body = ErrorBody)
     )
 )]

@@ -117,7 +117,7 @@ pub async fn client_secret(
         (status = 200, description = "The user, with `stripeConnectId` set.", body = UserObject),
         (status = 401, description = "No or invalid session.", body = ErrorBody),
         (status = 403, description = "An API key is not a user (`api_key_not_allowed`).", body = ErrorBody),
-        (status = 422, description = "Not an `acct_...` id.", body = ErrorBody)
+        (status = 422, description = "Not an `acct_...` id (`validation_failed`), or Stripe refused it (`payment_provider_rejected`, Stripe's error in `details`).", body = ErrorBody)
     )
 )]
 pub async fn connect_my_bank(
@@ -174,7 +174,7 @@ pub async fn my_methods(caller: Caller, db: web::Data<Db>) -> Result<HttpRespons
         (status = 401, description = "No or invalid session.", body = ErrorBody),
         (status = 403, description = "An API key is not a user (`api_key_not_allowed`).", body = ErrorBody),
         (status = 409, description = "Already saved (`payment_method_exists`).", body = ErrorBody),
-        (status = 422, description = "Invalid fields, or too many payment methods.", body = ErrorBody)
+        (status = 422, description = "Invalid fields, or too many payment methods (`validation_failed`); Stripe refused the method (`payment_provider_rejected`, Stripe's error in `details`).", body = ErrorBody)
     )
 )]
 pub async fn add_my_method(
@@ -259,7 +259,7 @@ pub async fn default_my_method(
     responses(
         (status = 200, description = "The connected account.", body = BankAccount),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user, or no account connected.", body = ErrorBody)
     )
 )]
@@ -286,7 +286,7 @@ pub async fn bank_account(
     responses(
         (status = 200, description = "Payment methods, default first.", body = PaymentMethodList),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody)
     )
 )]
@@ -316,7 +316,7 @@ pub async fn methods(
     responses(
         (status = 200, description = "The remaining payment methods.", body = PaymentMethodList),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user or payment method.", body = ErrorBody)
     )
 )]
@@ -350,7 +350,7 @@ pub async fn remove_method(
     responses(
         (status = 200, description = "The payment method, now the default.", body = PaymentMethod),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user or payment method.", body = ErrorBody)
     )
 )]

@@ -216,8 +216,8 @@ pub async fn remove_my_link(
     responses(
         (status = 201, description = "The new user.", body = UserObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin (or not an owner, to make an owner).", body = ErrorBody),
-        (status = 409, description = "Email or username taken.", body = ErrorBody),
+        (status = 403, description = "Not an admin (or not an owner, to make an owner) (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "Email or username taken (`email_taken`, `username_taken`).", body = ErrorBody),
         (status = 422, description = "Invalid fields.", body = ErrorBody)
     )
 )]
@@ -247,7 +247,7 @@ pub async fn create(
     responses(
         (status = 200, description = "A page of users.", body = Page<UserObject>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
 )]
@@ -282,7 +282,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The user.", body = UserObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody)
     )
 )]
@@ -310,7 +310,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The updated user.", body = UserObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin, or an owner role change by a non-owner.", body = ErrorBody),
+        (status = 403, description = "Not an admin, or an owner role change by a non-owner (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 409, description = "The username is taken (`username_taken`), or the user is the platform's last owner and the role would change (`last_owner`).", body = ErrorBody),
         (status = 422, description = "Invalid fields.", body = ErrorBody)
@@ -381,7 +381,7 @@ pub async fn delete(
     responses(
         (status = 201, description = "The user, with the new link.", body = UserObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "Not a URL, or too many links.", body = ErrorBody)
     )
@@ -414,7 +414,7 @@ pub async fn add_link(
     responses(
         (status = 200, description = "The user, without the link.", body = UserObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user or link.", body = ErrorBody)
     )
 )]
@@ -473,7 +473,7 @@ pub async fn set_my_image(
     responses(
         (status = 200, description = "The user, with `image` set to the image's URL.", body = UserObject),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user on this platform and mode.", body = ErrorBody),
         (status = 422, description = "No uploaded image has this `media_id`.", body = ErrorBody)
     )

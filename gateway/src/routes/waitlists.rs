@@ -66,7 +66,7 @@ pub async fn join(
     responses(
         (status = 200, description = "A page of entries.", body = Page<WaitlistEntry>),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 422, description = "Invalid page or page_size.", body = ErrorBody)
     )
 )]
@@ -116,7 +116,7 @@ pub async fn count(caller: Caller, db: web::Data<Db>) -> Result<HttpResponse, Ht
     responses(
         (status = 200, description = "The granted entry.", body = WaitlistEntry),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such entry on this platform.", body = ErrorBody)
     )
 )]
@@ -146,7 +146,7 @@ pub async fn grant(
     responses(
         (status = 204, description = "Removed."),
         (status = 401, description = "No or invalid credentials.", body = ErrorBody),
-        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such entry on this platform.", body = ErrorBody)
     )
 )]

@@ -1,6 +1,6 @@
 //! What can go wrong talking to Stripe, and what of it a client of Feria may see.
 
-use feria_kernel::{ApiError, ErrorKind, FieldError};
+use feria_kernel::{ApiError, FieldError};
 
 /// An error from the Stripe client.
 #[derive(Debug, thiserror::Error)]
@@ -168,15 +168,14 @@ pub fn api_error(error: StripeError) -> ApiError {
     let rejected = matches!(error.status(), Some(400 | 402 | 404 | 409)) && !error.is_retryable()
         || matches!(error, StripeError::InvalidInput { .. });
     let mut api = if rejected {
-        ApiError::new(
-            ErrorKind::Validation,
-            "payment_provider_rejected",
+        ApiError::coded(
+            crate::BillingCode::PaymentProviderRejected,
             "the payment provider refused the request",
         )
     } else {
         tracing::warn!(%error, "payment provider unavailable");
-        ApiError::unavailable(
-            "payment_provider_unavailable",
+        ApiError::coded(
+            crate::BillingCode::PaymentProviderUnavailable,
             "the payment provider is unavailable; retry later",
         )
         .with_retry_after(5)
