@@ -508,9 +508,9 @@ mod tests {
 
     #[test]
     fn the_document_lists_codes() {
-        let document = document().map_err(|e| e.to_string());
-        let Ok(document) = document else {
-            panic!("{document:?}")
+        let document = match document() {
+            Ok(document) => document,
+            Err(error) => panic!("{error}"),
         };
         let json = serde_json::to_value(&document).unwrap_or_default();
         let send = &json["paths"]["/api/v1/contracts/{id}/send"]["post"]["responses"]["409"];
