@@ -457,7 +457,11 @@ pub fn document() -> Result<utoipa::openapi::OpenApi, SpecError> {
 
 /// The words between backticks in a description.
 fn backticked(description: &str) -> impl Iterator<Item = &str> {
-    description.split('`').skip(1).step_by(2)
+    let pieces: Vec<&str> = description.split('`').collect();
+    // An odd piece is inside backticks only when a closing backtick follows it: the last
+    // piece of an unclosed one is plain text.
+    let closed = pieces.len().saturating_sub(1) / 2 * 2;
+    pieces.into_iter().take(closed).skip(1).step_by(2)
 }
 
 /// Every property and parameter name in the document: descriptions backtick field names

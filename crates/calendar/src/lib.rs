@@ -20,8 +20,8 @@ pub mod tz;
 
 pub use availability::{AvailabilityId, AvailabilityRule, RuleInput, RuleKind, Slot};
 pub use calendar::{AvailabilityChanges, AvailabilityView, CalendarId, CalendarObject, WriteMode};
-pub use error::{CalendarCode, CalendarError};
 pub use entries::{
     CalendarEvent, CalendarEventId, EventChanges, EventKind, NewEvent, NewSubscriptionEvent,
 };
+pub use error::{CalendarCode, CalendarError};
 pub use tz::{LocalTime, Weekday, Zone};
