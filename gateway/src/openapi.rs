@@ -407,11 +407,10 @@ pub fn document() -> Result<utoipa::openapi::OpenApi, SpecError> {
                 let mut codes: Vec<&str> = Vec::new();
                 for word in backticked(&response.description) {
                     match known.iter().find(|(code, _)| *code == word) {
-                        Some((code, kind)) if kind.status() == status => {
-                            if !codes.contains(code) {
-                                codes.push(code);
-                            }
+                        Some((code, kind)) if kind.status() == status && !codes.contains(code) => {
+                            codes.push(code);
                         }
+                        Some((_, kind)) if kind.status() == status => {}
                         Some((code, kind)) => problems.push(format!(
                             "{method} {path} {status}: `{code}` is answered with {}",
                             kind.status()
