@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Feria: a multi-tenant marketplace backend.
 #[derive(Debug, Parser)]
-#[command(name = "feria", version, about)]
+#[command(name = "feria", version, long_version = crate::build_info::LONG_VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -78,6 +78,10 @@ pub enum LogFormat {
 /// Settings shared by every command; each flag can also come from the environment.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
+    /// A TOML file of settings (keys: these flags' names in snake case, e.g.
+    /// `database_url`); flags and environment variables override it.
+    #[arg(long, env = "FERIA_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
     /// Database URL: sqlite://PATH (default: sqlite://DATA_DIR/feria.db) or
     /// postgres://...[?sslmode=verify-full&sslrootcert=PATH] (docs/DEPLOYMENT.md).
     // The values of settings that may hold a password are never printed by --help.

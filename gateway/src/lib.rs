@@ -5,8 +5,10 @@
 //! knows actix-web: domain crates expose services and errors, mapped here to HTTP.
 
 pub mod app;
+pub mod build_info;
 pub mod caller;
 pub mod config;
+pub mod config_file;
 pub mod docs;
 pub mod error;
 pub mod extract;

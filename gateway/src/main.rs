@@ -2,9 +2,8 @@
 //! bench-baseline.
 
 use anyhow::Context;
-use clap::Parser;
 use feria::config::{LedgerCommand, PlatformCommand};
-use feria::{Cli, Command, Server};
+use feria::{Command, Server};
 
 /// mimalloc instead of the system allocator: under a burst of sign-ins glibc kept the
 /// freed 19 MiB argon2 blocks of every thread (its mmap threshold grows past them), and the
@@ -13,7 +12,15 @@ use feria::{Cli, Command, Server};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match feria::config_file::parse() {
+        Ok(cli) => cli,
+        // clap's own rendering and exit status (help, version, a bad flag).
+        Err(feria::config_file::ConfigFileError::Cli(error)) => error.exit(),
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(2);
+        }
+    };
     let config = cli.settings.resolve();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {

@@ -76,6 +76,21 @@ async fn healthz_answers_ok_with_version() {
     let body = response.json_value();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    // The build: the commit git says this checkout is at (when it is one) and its date.
+    let commit = body["commit"].as_str().unwrap();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    match head {
+        Some(head) => assert_eq!(commit, head),
+        None => assert_eq!(commit, "unknown"),
+    }
+    let date = body["commit_date"].as_str().unwrap();
+    assert!(date == "unknown" || date.len() == 10, "{date}");
 }
 
 #[tokio::test]

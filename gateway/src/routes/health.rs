@@ -24,6 +24,12 @@ pub struct Health {
     /// The server's version.
     #[schema(example = "0.1.0")]
     pub version: &'static str,
+    /// The git commit the binary was built from (`unknown` for a build outside a checkout).
+    #[schema(example = "5bee479c1a2b")]
+    pub commit: &'static str,
+    /// The date of that commit.
+    #[schema(example = "2026-12-07")]
+    pub commit_date: &'static str,
 }
 
 /// Readiness: the database answered.
@@ -49,7 +55,9 @@ pub struct Readiness {
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health {
         status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
+        version: crate::build_info::VERSION,
+        commit: crate::build_info::COMMIT,
+        commit_date: crate::build_info::COMMIT_DATE,
     })
 }
 
