@@ -71,12 +71,25 @@ impl TestDatabase {
                 return Self::create_postgres(&admin_url).await;
             }
         };
-        Self::connect_and_migrate(url, cleanup).await
+        Self::connect(url, cleanup, true).await
     }
 
     /// A fresh, migrated database on the PostgreSQL server `admin_url` points at (a
     /// server the test runs itself, say), whatever `TEST_DATABASE_URL` says.
     pub async fn create_postgres(admin_url: &str) -> Result<TestDatabase, DbError> {
+        Self::new_postgres_database(admin_url, true).await
+    }
+
+    /// A fresh database with no tables at all on the PostgreSQL server `admin_url` points
+    /// at: the target of a restore, say.
+    pub async fn create_empty_postgres(admin_url: &str) -> Result<TestDatabase, DbError> {
+        Self::new_postgres_database(admin_url, false).await
+    }
+
+    async fn new_postgres_database(
+        admin_url: &str,
+        migrate: bool,
+    ) -> Result<TestDatabase, DbError> {
         let admin_url = admin_url.to_owned();
         let name = format!(
             "feria_test_{}",
@@ -92,10 +105,14 @@ impl TestDatabase {
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await?;
         let url = with_database(&admin_url, &name);
-        Self::connect_and_migrate(url, Cleanup::Postgres { admin_url, name }).await
+        Self::connect(url, Cleanup::Postgres { admin_url, name }, migrate).await
     }
 
-    async fn connect_and_migrate(url: String, cleanup: Cleanup) -> Result<TestDatabase, DbError> {
+    async fn connect(
+        url: String,
+        cleanup: Cleanup,
+        migrate: bool,
+    ) -> Result<TestDatabase, DbError> {
         // Build the value first so that its Drop removes the database if set-up fails.
         let mut config = DbConfig::new(url.clone());
         config.max_connections = Some(4);
@@ -110,7 +127,9 @@ impl TestDatabase {
             url,
             cleanup,
         };
-        test_db.db.migrate().await?;
+        if migrate {
+            test_db.db.migrate().await?;
+        }
         Ok(test_db)
     }
 
