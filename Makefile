@@ -65,7 +65,7 @@ crash-long:
 localstripe:
 	bash scripts/localstripe.sh
 
-## Start the local EVM node (ganache) the on-chain tests use (docs/ONCHAIN.md); the tests
+## Start the local EVM node (anvil) the on-chain tests use (docs/ONCHAIN.md); the tests
 ## start it themselves when EVM_TEST_RPC_URL is unset.
 evm-node:
 	bash scripts/evm-node.sh

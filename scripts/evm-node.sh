@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Start the local EVM node the on-chain tests run against: ganache from the npm registry,
-# pinned by scripts/evm-node/package-lock.json and installed with `npm ci` (docs/ONCHAIN.md).
+# Start the local EVM node the on-chain tests run against: Foundry's anvil, a binary shipped
+# inside the npm registry's @foundry-rs/anvil package, pinned by
+# scripts/evm-node/package-lock.json and installed with `npm ci` (docs/ONCHAIN.md). anvil
+# replaced ganache, which its maintainers have sunset and which once hung CI for 85 minutes.
 #
 #   scripts/evm-node.sh          install if missing, start if not answering, wait; prints the RPC URL
 #   scripts/evm-node.sh stop     stop the node this script started
@@ -10,8 +12,8 @@
 # lock serialises install and start.
 #
 # The node: chain id 8453, deterministic dev accounts (unlocked, funded with ETH), every
-# transaction mined into its own block at once. Its banner prints private keys, so it goes
-# to the log file only.
+# transaction mined into its own block at once (automine). It runs with --silent: its
+# banner would print private keys.
 #
 # Environment: EVM_NODE_PORT (8545), EVM_NODE_HOME ($HOME/.cache/feria/evm-node: the
 # packages, the pid file and the log live there).
@@ -19,8 +21,8 @@ set -euo pipefail
 
 port="${EVM_NODE_PORT:-8545}"
 home="${EVM_NODE_HOME:-${HOME:-/tmp}/.cache/feria/evm-node}"
-pidfile="$home/ganache-$port.pid"
-logfile="$home/ganache-$port.log"
+pidfile="$home/anvil-$port.pid"
+logfile="$home/anvil-$port.log"
 lockfile="$home/evm-node.lock"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 rpc_url="http://127.0.0.1:$port"
@@ -52,7 +54,7 @@ stop_ours() {
     if [ -f "$pidfile" ]; then
         pid=$(cat "$pidfile")
         if kill -0 "$pid" 2>/dev/null; then
-            say "stopping ganache (pid $pid)"
+            say "stopping the EVM node (pid $pid)"
             kill "$pid" 2>/dev/null || true
             for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         fi
@@ -60,18 +62,28 @@ stop_ours() {
     fi
 }
 
+# The anvil binary npm installed for this platform (the package carries one per platform as
+# an optional dependency).
+anvil_binary() {
+    local found
+    for found in "$home"/node_modules/@foundry-rs/anvil-*/bin/anvil; do
+        [ -x "$found" ] && { echo "$found"; return; }
+    done
+}
+
 install() {
     # Reinstall when the lock file changed since the last install.
     local stamp="$home/package-lock.json"
-    if [ -f "$home/node_modules/ganache/dist/node/cli.js" ] && cmp -s "$stamp" "$here/evm-node/package-lock.json"; then
+    if [ -n "$(anvil_binary)" ] && cmp -s "$stamp" "$here/evm-node/package-lock.json"; then
         return
     fi
-    command -v node >/dev/null 2>&1 || die "node is required to run ganache (apt-get install nodejs npm)"
-    command -v npm >/dev/null 2>&1 || die "npm is required to install ganache"
-    say "installing ganache and solc into $home (npm ci)"
+    command -v npm >/dev/null 2>&1 || die "npm is required to install anvil (apt-get install nodejs npm)"
+    say "installing anvil and solc into $home (npm ci)"
+    rm -rf "$home/node_modules"
     cp "$here/evm-node/package.json" "$here/evm-node/package-lock.json" "$home/"
     (cd "$home" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null) ||
         die "npm ci failed in $home"
+    [ -n "$(anvil_binary)" ] || die "npm installed no anvil binary for this platform ($(uname -sm))"
 }
 
 start() {
@@ -92,13 +104,11 @@ start() {
         die "port $port is taken by something that is not an EVM node (set EVM_NODE_PORT, or stop it)"
     fi
 
-    say "starting ganache on $rpc_url (log: $logfile)"
-    nohup setsid node "$home/node_modules/ganache/dist/node/cli.js" \
-        --server.host 127.0.0.1 --server.port "$port" \
-        --chain.chainId "$chain_id" --wallet.deterministic \
-        --wallet.totalAccounts 20 \
-        --miner.defaultTransactionGasLimit estimate \
-        --logging.quiet \
+    say "starting anvil on $rpc_url (log: $logfile)"
+    nohup setsid "$(anvil_binary)" \
+        --host 127.0.0.1 --port "$port" \
+        --chain-id "$chain_id" --accounts 20 \
+        --silent \
         >>"$logfile" 2>&1 </dev/null 9>&- &
     echo $! >"$pidfile"
     for _ in $(seq 1 300); do
@@ -110,7 +120,7 @@ start() {
         sleep 0.2
     done
     tail -n 20 "$logfile" >&2 || true
-    die "ganache did not answer on $rpc_url"
+    die "anvil did not answer on $rpc_url"
 }
 
 case "${1:-start}" in

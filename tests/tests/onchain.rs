@@ -1,8 +1,8 @@
-//! On-chain entitlements over HTTP against a real local EVM node (ganache, started by
+//! On-chain entitlements over HTTP against a real local EVM node (Foundry's anvil, started by
 //! `scripts/evm-node.sh`; see docs/ONCHAIN.md):
 //!
 //! - `EVM_TEST_RPC_URL` set (CI): the node must answer there;
-//! - unset: the tests run the script, which installs ganache into a cache directory and
+//! - unset: the tests run the script, which installs anvil into a cache directory and
 //!   starts it on 127.0.0.1:8545. If it cannot, the tests fail; they never skip.
 //!
 //! Each test deploys its own test USDC (`tests/fixtures/usdc`, 6 decimals), mints to
@@ -56,13 +56,13 @@ fn locate_node() -> Result<String, String> {
 
 /// The local chain: a JSON-RPC client, this test's token and its own accounts.
 ///
-/// Tests run in parallel processes against one node, and ganache's eager miner can lose
-/// track of a transaction sent while another is being mined, leaving its
-/// `eth_sendTransaction` unanswered for ever (seen here, and as ganache issue #4165 for
-/// future nonces). So every call that changes the chain holds an exclusive lock on a file
-/// that all test processes share (`write`), every account a test sends from is created for
-/// that test (`new_account`), and the client gives up after 30 s. `owner` (the deployer
-/// and minter) is the test's first account.
+/// Tests run in parallel processes against one node. Every call that changes the chain
+/// holds an exclusive lock on a file that all test processes share (`write`), so blocks
+/// are mined one transaction at a time in a known order (a test counting confirmations
+/// mines exact numbers of blocks); every account a test sends from is created for that
+/// test (`new_account`: no nonce is shared), and the client gives up after 30 s (a node
+/// that stops answering fails the test, never hangs it). `owner` (the deployer and
+/// minter) is the test's first account.
 struct Chain {
     url: String,
     http: reqwest::Client,
@@ -103,20 +103,14 @@ impl Chain {
         chain
     }
 
-    /// A new account only this test sends from: added to the node's keyring, unlocked,
-    /// and given 100 ETH for gas.
+    /// A new account only this test sends from: impersonated (the node signs its
+    /// `eth_sendTransaction`s without a key) and given 100 ETH for gas.
     async fn new_account(&self) -> String {
         let address = random_address();
-        let passphrase = "feria-test";
-        self.write("evm_addAccount", json!([address, passphrase]))
+        self.write("anvil_impersonateAccount", json!([address]))
             .await;
-        self.write("personal_unlockAccount", json!([address, passphrase, 0]))
+        self.write("anvil_setBalance", json!([address, "0x56bc75e2d63100000"]))
             .await;
-        self.write(
-            "evm_setAccountBalance",
-            json!([address, "0x56bc75e2d63100000"]),
-        )
-        .await;
         address
     }
 
@@ -133,7 +127,14 @@ impl Chain {
             .await
             .unwrap()
             .unwrap();
-        let answer = self.rpc(method, params).await;
+        let mut answer = self.rpc(method, params).await;
+        if method == "eth_sendTransaction" {
+            // anvil answers with the hash and mines the block a moment later; the tests
+            // count blocks, so the next write waits until this one is in its block.
+            let hash = answer.as_str().unwrap().to_owned();
+            self.receipt(&hash).await;
+            answer = json!(hash);
+        }
         drop(lock);
         answer
     }
@@ -173,8 +174,20 @@ impl Chain {
         self.send_raw(tx).await
     }
 
+    /// The transaction's receipt once it is mined (polled for at most 10 s).
     async fn receipt(&self, hash: &str) -> Value {
-        self.rpc("eth_getTransactionReceipt", json!([hash])).await
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let receipt = self.rpc("eth_getTransactionReceipt", json!([hash])).await;
+            if !receipt.is_null() {
+                return receipt;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{hash} was not mined within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn mint(&self, to: &str, amount: u128) {
