@@ -46,6 +46,13 @@ fetch(process.argv[1], {method: "POST", headers: {"content-type": "application/j
   .then((r) => r.json()).then((j) => console.log(j.result || "")).catch(() => {});' "$rpc_url" 2>/dev/null || true
 }
 
+# What the node at the port says it is (`anvil/v1.7.1`), empty when nothing answers.
+running_client() {
+    curl -s -m 2 -H 'content-type: application/json' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"web3_clientVersion","params":[]}' "$rpc_url" 2>/dev/null |
+        sed -n 's/.*"result":"\([^"]*\)".*/\1/p' || true
+}
+
 want_chain() { printf '0x%x' "$chain_id"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
@@ -94,6 +101,14 @@ start() {
     install
     have=$(running_chain)
     if [ "$have" = "$(want_chain)" ]; then
+        # The tests use anvil's own methods: another node on the port (a ganache left by
+        # an older checkout) would fail them in confusing ways.
+        if command -v curl >/dev/null 2>&1; then
+            case "$(running_client)" in
+            anvil/*) ;;
+            *) die "the EVM node on port $port is $(running_client), not anvil (stop it, or set EVM_NODE_PORT)" ;;
+            esac
+        fi
         echo "$rpc_url"
         return
     fi
