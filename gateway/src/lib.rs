@@ -7,6 +7,7 @@
 pub mod app;
 pub mod caller;
 pub mod config;
+pub mod cors;
 pub mod docs;
 pub mod error;
 pub mod extract;
