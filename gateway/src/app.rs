@@ -41,6 +41,9 @@ pub struct AppState {
     documents: web::Data<ApiDocuments>,
     onchain: web::Data<feria_onchain_entitlements::Onchain>,
     extra_routes: Option<ExtraRoutes>,
+    /// The allowed browser origins, shared by all workers (an admin's change applies to
+    /// every worker at once).
+    cors: web::Data<crate::cors::CorsPolicy>,
 }
 
 impl AppState {
@@ -86,8 +89,10 @@ impl AppState {
             config.stripe.live_secret_key.as_deref(),
         )
         .context("setting up the Stripe client")?;
+        let cors = crate::cors::CorsPolicy::new(&config.cors.allowed_origins);
         Ok(AppState {
             db,
+            cors: web::Data::new(cors),
             payments: web::Data::new(payments),
             mailer: web::Data::new(mailer),
             otp_ip_limiter: web::Data::new(otp_ip_limiter),
@@ -125,7 +130,12 @@ pub fn build_app(
     let extra_routes = state.extra_routes.clone();
     let body_limit = state.config.body_limit_bytes;
     App::new()
+        // Preflights inside `observe` (logged and counted like any request); the CORS
+        // headers of other answers outside it, so that its own refusals carry them too.
+        .wrap(from_fn(crate::cors::preflight))
         .wrap(from_fn(observe))
+        .wrap(from_fn(crate::cors::actual))
+        .app_data(state.cors.clone())
         .app_data(web::Data::new(state.db.clone()))
         .app_data(state.metrics.clone())
         .app_data(state.documents.clone())
@@ -202,6 +212,7 @@ pub struct Server {
     purge: tokio::task::JoinHandle<()>,
     renewals: Option<tokio::task::JoinHandle<()>>,
     webhooks: tokio::task::JoinHandle<()>,
+    cors_refresh: tokio::task::JoinHandle<()>,
 }
 
 /// How often accounts due for deletion are erased.
@@ -309,7 +320,18 @@ impl Server {
         // (feria_kernel::db::sqlite_runtime). Past that they queue; actix's default
         // (512 / cores) let a load grow 60 threads, each keeping its allocator's pages.
         let blocking_threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
+        let cors_refresh_every = config.cors.refresh;
         let state = AppState::new(db.clone(), config, extra_routes)?;
+        state
+            .cors
+            .reload(&db)
+            .await
+            .context("reading the platforms' CORS origins")?;
+        let cors_refresh = tokio::spawn(crate::cors::refresh(
+            state.cors.clone(),
+            db.clone(),
+            cors_refresh_every,
+        ));
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .worker_max_blocking_threads(blocking_threads)
             .listen(listener)?
@@ -338,6 +360,7 @@ impl Server {
             purge,
             renewals,
             webhooks,
+            cors_refresh,
         })
     }
 
@@ -365,6 +388,7 @@ impl Server {
             renewals.abort();
         }
         self.webhooks.abort();
+        self.cors_refresh.abort();
         self.db.close();
         tracing::info!("stopped");
         result

@@ -37,7 +37,8 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
 }
 
 /// The outcome of authenticating a request's bearer token, kept in the request's
-/// extensions by the middleware that counts writes (it needs to know who is writing), so
+/// extensions by the middleware that counts writes (it needs to know who is writing) and
+/// by the CORS layer (a platform's origins apply to its own credentials only), so
 /// that the [`Caller`] extractor does not look the credential up a second time.
 #[derive(Debug, Clone)]
 enum Authentication {
@@ -51,6 +52,12 @@ enum Authentication {
 /// one that does not authenticate, or when the database did not answer (the extractor
 /// then tries again and reports the outage).
 pub async fn authenticate(req: &HttpRequest) -> Option<Principal> {
+    // Asked twice in one request (the CORS layer, then the write counter): one lookup.
+    match req.extensions().get::<Authentication>() {
+        Some(Authentication::Valid(principal)) => return Some(principal.clone()),
+        Some(Authentication::Invalid) => return None,
+        None => {}
+    }
     let token = bearer_token(req)?;
     let db = req.app_data::<web::Data<Db>>()?.clone();
     let credentials = req.app_data::<web::Data<CredentialCache>>()?.clone();

@@ -336,6 +336,31 @@ pub struct Settings {
         global = true
     )]
     pub webhook_allow_private_targets: bool,
+    /// Browser origins allowed to call the API for every platform (CORS), comma-separated,
+    /// each as browsers send it (`https://app.example.com,http://localhost:3000`); `*` is
+    /// refused. Each platform's admins add their own (`corsAllowedOrigins`).
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_ORIGINS",
+        value_parser = parse_cors_origins,
+        default_value = "",
+        global = true
+    )]
+    pub cors_allowed_origins: CorsOrigins,
+    /// Milliseconds between reloads of every platform's allowed origins: a change made
+    /// through another server sharing the database applies to preflights here within this
+    /// time (a change made on this server applies at once).
+    #[arg(long, env = "CORS_REFRESH_MS", default_value_t = 5000, global = true)]
+    pub cors_refresh_ms: u64,
+}
+
+/// The server-wide list of allowed browser origins, checked when read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorsOrigins(pub Vec<String>);
+
+/// A bad entry stops the server at start-up, naming it.
+fn parse_cors_origins(value: &str) -> Result<CorsOrigins, String> {
+    feria_platforms::cors::parse_origin_list(value).map(CorsOrigins)
 }
 
 /// The resolved configuration of one server.
@@ -387,6 +412,27 @@ pub struct Config {
     /// Where the server reads the time for its rate limits, its credential cache and
     /// sign-in codes: the system's clock; tests hand in a manual one and move it.
     pub clock: feria_kernel::time::Clock,
+    /// Browser origins allowed to call the API for every platform (CORS), and how often
+    /// every platform's own list is reloaded.
+    pub cors: CorsSettings,
+}
+
+/// Server-wide CORS settings (docs/DEPLOYMENT.md, `## CORS`).
+#[derive(Debug, Clone)]
+pub struct CorsSettings {
+    /// Allowed for every platform, checked by [`feria_platforms::cors::parse_origin`].
+    pub allowed_origins: Vec<String>,
+    /// How often every platform's allowed origins are read again.
+    pub refresh: Duration,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        CorsSettings {
+            allowed_origins: Vec::new(),
+            refresh: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Where Stripe is and the keys per mode.
@@ -486,6 +532,11 @@ impl Settings {
             subscription_renewal_interval: (self.subscription_renewal_interval_secs > 0)
                 .then(|| Duration::from_secs(self.subscription_renewal_interval_secs)),
             clock: feria_kernel::time::Clock::system(),
+            cors: CorsSettings {
+                allowed_origins: self.cors_allowed_origins.0.clone(),
+                // A floor, so that a mistaken 0 does not turn the reload into a busy loop.
+                refresh: Duration::from_millis(self.cors_refresh_ms.max(100)),
+            },
         }
     }
 
@@ -563,6 +614,7 @@ impl Config {
             subscription_renewal_interval: Some(Duration::from_secs(300)),
             clock: feria_kernel::time::Clock::system(),
             data_dir,
+            cors: CorsSettings::default(),
         }
     }
 
@@ -647,6 +699,26 @@ mod tests {
         let onchain = cli.settings.resolve().onchain;
         let error = feria_onchain_entitlements::Onchain::new(&onchain).unwrap_err();
         assert!(error.to_string().contains("token address"), "{error}");
+    }
+
+    #[test]
+    fn cors_origins_are_a_comma_separated_list_checked_at_start_up() {
+        let cli = Cli::try_parse_from(["feria"]).unwrap();
+        assert!(cli.settings.resolve().cors.allowed_origins.is_empty());
+        let cli = Cli::try_parse_from([
+            "feria",
+            "--cors-allowed-origins",
+            "https://app.example.com, http://localhost:3000",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.settings.resolve().cors.allowed_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        for bad in ["*", "https://app.example.com/", "app.example.com"] {
+            let error = Cli::try_parse_from(["feria", "--cors-allowed-origins", bad]).unwrap_err();
+            assert!(error.to_string().contains(bad), "{error}");
+        }
     }
 
     #[test]

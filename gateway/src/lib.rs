@@ -9,6 +9,7 @@ pub mod build_info;
 pub mod caller;
 pub mod config;
 pub mod config_file;
+pub mod cors;
 pub mod docs;
 pub mod error;
 pub mod extract;

@@ -25,6 +25,9 @@ pub enum PlatformError {
         field: &'static str,
         message: String,
     },
+    /// Several fields (or entries of a list) are invalid at once.
+    #[error("invalid fields: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<feria_kernel::FieldError>),
     #[error(transparent)]
     Mail(#[from] feria_kernel::mail::MailError),
     #[error(transparent)]
@@ -45,6 +48,7 @@ impl From<PlatformError> for ApiError {
                 "this email is already on the waitlist",
             ),
             PlatformError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            PlatformError::InvalidFields(details) => ApiError::validation(details),
             PlatformError::Mail(mail) => mail.into(),
             PlatformError::Db(db) => db.into(),
         }

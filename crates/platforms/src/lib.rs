@@ -1,6 +1,7 @@
 //! Platforms: the tenants of Feria.
 //!
-//! A platform is one marketplace: its name, domain, settings (such as its `platformFee`),
+//! A platform is one marketplace: its name, domain, settings (such as its `platformFee`
+//! and the browser origins allowed to call the API for it, `corsAllowedOrigins`),
 //! its waitlist, and the images (logos, profile pictures) uploaded to it. Every tenant
 //! row in every crate carries the owning `platform_id` and
 //! the mode (test or live) it was written in; this crate is the source of truth for
@@ -9,6 +10,7 @@
 //! Owns `platforms`, `waitlist_entries` and `media`. The lowest of the domain crates:
 //! calls only `events` (to record a waitlist grant).
 
+pub mod cors;
 mod error;
 pub mod media;
 pub mod platform;

@@ -29,6 +29,9 @@ pub struct Platform {
     pub active_subscription: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The browser origins allowed to call the API for this platform: a JSON array of
+    /// origins as [`crate::cors::parse_origin`] accepts them (`[]`: none).
+    pub cors_allowed_origins: String,
 }
 
 /// A platform as the API shows it (the seed's object).
@@ -55,12 +58,21 @@ pub struct PlatformObject {
     #[serde(with = "feria_kernel::money::decimal_number")]
     pub platform_fee: Decimal,
     pub active_subscription: Option<String>,
+    /// Browser origins (`https://app.example.com`) whose pages may call the API with this
+    /// platform's credentials (CORS), besides the server's own list (docs/DEPLOYMENT.md).
+    #[schema(example = json!(["https://app.example.com"]))]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Platform {
     /// The fee in percent (`250` → `2.5`).
     pub fn platform_fee_percent(&self) -> Decimal {
         percent_of_bps(self.platform_fee_bps)
+    }
+
+    /// The browser origins allowed to call the API for this platform (CORS).
+    pub fn allowed_origins(&self) -> Vec<String> {
+        stored_origins(&self.cors_allowed_origins)
     }
 
     /// The API object; `media` makes the logo's URL.
@@ -77,8 +89,15 @@ impl Platform {
             url: self.url.clone(),
             platform_fee: self.platform_fee_percent(),
             active_subscription: self.active_subscription.clone(),
+            cors_allowed_origins: self.allowed_origins(),
         }
     }
+}
+
+/// The stored JSON array of origins; written only by [`update`], so anything else reads
+/// as no origins rather than failing every read of the platform.
+fn stored_origins(json: &str) -> Vec<String> {
+    serde_json::from_str(json).unwrap_or_default()
 }
 
 /// Hundredths of a percent as a percent (`250` → `2.5`).
@@ -119,6 +138,12 @@ pub struct PlatformChanges {
     #[schema(value_type = Option<f64>, example = 2.5)]
     #[serde(default, with = "feria_kernel::money::decimal_number::option")]
     pub platform_fee: Option<Decimal>,
+    /// Replaces the browser origins allowed to call the API for this platform (CORS):
+    /// each written as browsers send it (`https://app.example.com`, `http://localhost:3000`:
+    /// scheme, lower-case host, port only when not the default; no path or trailing `/`),
+    /// no `*`, at most 50; duplicates are folded. `[]` removes them all.
+    #[schema(example = json!(["https://app.example.com"]))]
+    pub cors_allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(AsChangeset)]
@@ -129,6 +154,7 @@ struct PlatformChangeset {
     url: Option<String>,
     domain: Option<String>,
     platform_fee_bps: Option<i64>,
+    cors_allowed_origins: Option<String>,
     updated_at: Timestamp,
 }
 
@@ -161,6 +187,18 @@ fn check_url(url: Option<&str>) -> Result<Option<String>, PlatformError> {
     feria_kernel::web_url::normalize_opt("url", url).map_err(|e| PlatformError::Invalid {
         field: e.field,
         message: e.message(),
+    })
+}
+
+/// The origins to store, as their JSON array; every bad entry is reported at once.
+fn origins_to_store(origins: &[String]) -> Result<String, PlatformError> {
+    let origins = crate::cors::check_origins("corsAllowedOrigins", origins)
+        .map_err(PlatformError::InvalidFields)?;
+    serde_json::to_string(&origins).map_err(|e| {
+        PlatformError::InvalidFields(vec![feria_kernel::FieldError::new(
+            "corsAllowedOrigins",
+            e.to_string(),
+        )])
     })
 }
 
@@ -200,6 +238,7 @@ pub async fn create(conn: &mut DbConn, new: NewPlatform) -> Result<Platform, Pla
         active_subscription: None,
         created_at: now,
         updated_at: now,
+        cors_allowed_origins: "[]".to_owned(),
     };
     with_conn!(conn, c => {
         diesel::insert_into(platforms::table).values(&platform).execute(c).await
@@ -270,6 +309,11 @@ pub async fn update(
         url: check_url(changes.url.as_deref())?,
         domain: domain.clone(),
         platform_fee_bps: changes.platform_fee.map(fee_to_bps).transpose()?,
+        cors_allowed_origins: changes
+            .cors_allowed_origins
+            .as_deref()
+            .map(origins_to_store)
+            .transpose()?,
         updated_at: Timestamp::now(),
     };
     let updated = with_conn!(conn, c => {
@@ -283,6 +327,26 @@ pub async fn update(
         return Err(PlatformError::NotFound);
     }
     get(conn, id).await
+}
+
+/// The browser origins of every platform that allows any (for the gateway's CORS
+/// snapshot: one read of the platforms with a list, not one per request).
+pub async fn all_allowed_origins(
+    conn: &mut DbConn,
+) -> Result<Vec<(PlatformId, Vec<String>)>, PlatformError> {
+    let rows = with_conn!(conn, c => {
+        platforms::table
+            .filter(platforms::cors_allowed_origins.ne("[]"))
+            .select((platforms::id, platforms::cors_allowed_origins))
+            .load::<(PlatformId, String)>(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, json)| (id, stored_origins(&json)))
+        .filter(|(_, origins)| !origins.is_empty())
+        .collect())
 }
 
 /// Sets the platform's logo to an uploaded image (its media id is stored, not a URL).

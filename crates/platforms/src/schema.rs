@@ -1,4 +1,5 @@
-//! Tables owned by this crate (see `migrations/*/2026-11-21-00000{1,5}_*`).
+//! Tables owned by this crate (see `migrations/*/2026-11-21-00000{1,5}_*` and
+//! `migrations/*/2026-12-07-180000_platform_cors_origins`).
 
 diesel::table! {
     platforms (id) {
@@ -12,6 +13,7 @@ diesel::table! {
         active_subscription -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        cors_allowed_origins -> Text,
     }
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::caller::Caller;
+use crate::cors::CorsPolicy;
 use crate::error::HttpError;
 use crate::extract::Json;
 use crate::routes::media::{ImageRequest, uploaded_image};
@@ -105,7 +106,8 @@ pub async fn by_domain(
     Ok(HttpResponse::Ok().json(object(&mut conn, &platform, Mode::Live, &media).await?))
 }
 
-/// Changes the platform's name, description, URL, domain or fee (admins).
+/// Changes the platform's name, description, URL, domain, fee or allowed browser origins
+/// (admins). New origins apply to this server's answers at once.
 #[utoipa::path(
     put,
     path = "/api/v1/platforms/{id}",
@@ -120,7 +122,7 @@ pub async fn by_domain(
         (status = 403, description = "Not an admin (`forbidden`), or a test-mode credential (`live_mode_required`: settings are shared by both modes).", body = ErrorBody),
         (status = 404, description = "Not the caller's platform.", body = ErrorBody),
         (status = 409, description = "The domain is taken (`domain_taken`).", body = ErrorBody),
-        (status = 422, description = "Invalid fields.", body = ErrorBody)
+        (status = 422, description = "Invalid fields (`validation_failed`; a bad origin is named `corsAllowedOrigins[i]`).", body = ErrorBody)
     )
 )]
 pub async fn update(
@@ -129,12 +131,14 @@ pub async fn update(
     body: Json<PlatformChanges>,
     db: web::Data<Db>,
     media: web::Data<MediaUrls>,
+    cors: web::Data<CorsPolicy>,
 ) -> Result<HttpResponse, HttpError> {
     let id = own_platform(&caller, &id)?;
     caller.require_role(Role::Admin)?;
     require_live_mode(&caller)?;
     let mut conn = db.conn().await?;
     let platform = feria_platforms::platform::update(&mut conn, &id, body.into_inner()).await?;
+    cors.set_platform(&platform.id, platform.allowed_origins());
     Ok(HttpResponse::Ok().json(object(&mut conn, &platform, caller.mode(), &media).await?))
 }
 

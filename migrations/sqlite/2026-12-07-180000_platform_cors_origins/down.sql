@@ -1,0 +1,1 @@
+ALTER TABLE platforms DROP COLUMN cors_allowed_origins;
