@@ -332,6 +332,17 @@ pub struct Settings {
         global = true
     )]
     pub webhook_allow_private_targets: bool,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` is believed: comma-separated
+    /// CIDR networks (a bare address is a network of one). Empty: the connection's peer is
+    /// the client (docs/DEPLOYMENT.md, "Behind a reverse proxy").
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        default_value = "",
+        value_parser = crate::client_address::TrustedProxies::parse,
+        global = true
+    )]
+    pub trusted_proxies: crate::client_address::TrustedProxies,
 }
 
 /// The resolved configuration of one server.
@@ -383,6 +394,8 @@ pub struct Config {
     /// Where the server reads the time for its rate limits, its credential cache and
     /// sign-in codes: the system's clock; tests hand in a manual one and move it.
     pub clock: feria_kernel::time::Clock,
+    /// The reverse proxies whose forwarding headers name the client.
+    pub trusted_proxies: crate::client_address::TrustedProxies,
 }
 
 /// Where Stripe is and the keys per mode.
@@ -482,6 +495,7 @@ impl Settings {
             subscription_renewal_interval: (self.subscription_renewal_interval_secs > 0)
                 .then(|| Duration::from_secs(self.subscription_renewal_interval_secs)),
             clock: feria_kernel::time::Clock::system(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 
@@ -558,6 +572,7 @@ impl Config {
             shutdown_timeout_secs: 30,
             subscription_renewal_interval: Some(Duration::from_secs(300)),
             clock: feria_kernel::time::Clock::system(),
+            trusted_proxies: crate::client_address::TrustedProxies::default(),
             data_dir,
         }
     }
@@ -643,6 +658,22 @@ mod tests {
         let onchain = cli.settings.resolve().onchain;
         let error = feria_onchain_entitlements::Onchain::new(&onchain).unwrap_err();
         assert!(error.to_string().contains("token address"), "{error}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_and_a_bad_entry_stops_the_start() {
+        let config = Cli::try_parse_from(["feria"]).unwrap().settings.resolve();
+        assert!(config.trusted_proxies.is_empty());
+        let cli =
+            Cli::try_parse_from(["feria", "--trusted-proxies", "10.0.0.0/8, 192.0.2.1"]).unwrap();
+        let config = cli.settings.resolve();
+        assert!(config.trusted_proxies.contains([10, 1, 2, 3].into()));
+        assert!(config.trusted_proxies.contains([192, 0, 2, 1].into()));
+        assert!(!config.trusted_proxies.contains([192, 0, 2, 2].into()));
+        let error = Cli::try_parse_from(["feria", "--trusted-proxies", "10.0.0.0/8,lb.internal"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`lb.internal`"), "{error}");
     }
 
     #[test]

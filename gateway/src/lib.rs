@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod caller;
+pub mod client_address;
 pub mod config;
 pub mod docs;
 pub mod error;
