@@ -143,6 +143,7 @@ pub fn build_app(
         .app_data(state.otp_ip_limiter.clone())
         .app_data(state.media_ip_limiter.clone())
         .app_data(state.write_limit.clone())
+        .app_data(web::Data::new(state.config.trusted_proxies.clone()))
         .app_data(state.credentials.clone())
         .app_data(state.media.clone())
         .app_data(state.payments.clone())

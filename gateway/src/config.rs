@@ -336,6 +336,17 @@ pub struct Settings {
         global = true
     )]
     pub webhook_allow_private_targets: bool,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` is believed: comma-separated
+    /// CIDR networks (a bare address is a network of one). Empty: the connection's peer is
+    /// the client (docs/DEPLOYMENT.md, "Behind a reverse proxy").
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        default_value = "",
+        value_parser = crate::client_address::TrustedProxies::parse,
+        global = true
+    )]
+    pub trusted_proxies: crate::client_address::TrustedProxies,
     /// Browser origins allowed to call the API for every platform (CORS), comma-separated,
     /// each as browsers send it (`https://app.example.com,http://localhost:3000`); `*` is
     /// refused. Each platform's admins add their own (`corsAllowedOrigins`).
@@ -412,6 +423,8 @@ pub struct Config {
     /// Where the server reads the time for its rate limits, its credential cache and
     /// sign-in codes: the system's clock; tests hand in a manual one and move it.
     pub clock: feria_kernel::time::Clock,
+    /// The reverse proxies whose forwarding headers name the client.
+    pub trusted_proxies: crate::client_address::TrustedProxies,
     /// Browser origins allowed to call the API for every platform (CORS), and how often
     /// every platform's own list is reloaded.
     pub cors: CorsSettings,
@@ -532,6 +545,7 @@ impl Settings {
             subscription_renewal_interval: (self.subscription_renewal_interval_secs > 0)
                 .then(|| Duration::from_secs(self.subscription_renewal_interval_secs)),
             clock: feria_kernel::time::Clock::system(),
+            trusted_proxies: self.trusted_proxies.clone(),
             cors: CorsSettings {
                 allowed_origins: self.cors_allowed_origins.0.clone(),
                 // A floor, so that a mistaken 0 does not turn the reload into a busy loop.
@@ -613,6 +627,7 @@ impl Config {
             shutdown_timeout_secs: 30,
             subscription_renewal_interval: Some(Duration::from_secs(300)),
             clock: feria_kernel::time::Clock::system(),
+            trusted_proxies: crate::client_address::TrustedProxies::default(),
             data_dir,
             cors: CorsSettings::default(),
         }
@@ -699,6 +714,22 @@ mod tests {
         let onchain = cli.settings.resolve().onchain;
         let error = feria_onchain_entitlements::Onchain::new(&onchain).unwrap_err();
         assert!(error.to_string().contains("token address"), "{error}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_and_a_bad_entry_stops_the_start() {
+        let config = Cli::try_parse_from(["feria"]).unwrap().settings.resolve();
+        assert!(config.trusted_proxies.is_empty());
+        let cli =
+            Cli::try_parse_from(["feria", "--trusted-proxies", "10.0.0.0/8, 192.0.2.1"]).unwrap();
+        let config = cli.settings.resolve();
+        assert!(config.trusted_proxies.contains([10, 1, 2, 3].into()));
+        assert!(config.trusted_proxies.contains([192, 0, 2, 1].into()));
+        assert!(!config.trusted_proxies.contains([192, 0, 2, 2].into()));
+        let error = Cli::try_parse_from(["feria", "--trusted-proxies", "10.0.0.0/8,lb.internal"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`lb.internal`"), "{error}");
     }
 
     #[test]

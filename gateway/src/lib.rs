@@ -7,6 +7,7 @@
 pub mod app;
 pub mod build_info;
 pub mod caller;
+pub mod client_address;
 pub mod config;
 pub mod config_file;
 pub mod cors;

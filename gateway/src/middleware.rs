@@ -13,9 +13,10 @@ use actix_web::{HttpMessage, web};
 
 use feria_kernel::ApiError;
 
+use crate::client_address::{ClientAddress, TrustedProxies};
 use crate::error::{HttpError, REQUEST_ID, error_for_status, error_response};
 use crate::metrics::Metrics;
-use crate::ratelimit::{WriteClient, WriteRateLimiter, client_address};
+use crate::ratelimit::{Counted, Decision, WriteClient, WriteRateLimiter};
 
 /// The request id header, accepted from the client and always returned.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,6 +51,11 @@ pub async fn observe(
     let started = Instant::now();
     let request_id = request_id_of(&req);
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    // Once per request: every limit per address and the log line read it from here.
+    let client = client_address_of(&req);
+    if let Some(client) = client {
+        req.extensions_mut().insert(ClientAddress(client));
+    }
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let timeout = req
         .app_data::<web::Data<RequestTimeout>>()
@@ -68,6 +74,7 @@ pub async fn observe(
             method = %method,
             route = %route,
             path = %path,
+            client = client.map(tracing::field::display),
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             "request"
@@ -79,14 +86,20 @@ pub async fn observe(
     let counted = REQUEST_ID
         .scope(request_id.clone(), count_write(&req, deadline))
         .await;
-    if let Err(retry_after) = counted {
-        let error = ApiError::coded(
-            feria_kernel::KernelCode::RateLimited,
-            "too many writes from this client; retry after the number of seconds in Retry-After",
-        )
-        .with_retry_after(retry_after);
-        record("rate_limited", error.status());
-        return Err(HttpError::with_request_id(error, request_id.clone()).into());
+    if let Some(decision) = counted {
+        if let Some(retry_after) = decision.retry_after() {
+            let error = ApiError::coded(
+                feria_kernel::KernelCode::RateLimited,
+                "too many writes from this client; retry after the number of seconds in Retry-After",
+            )
+            .with_retry_after(retry_after);
+            record("rate_limited", error.status());
+            let mut refused =
+                req.error_response(HttpError::with_request_id(error, request_id.clone()));
+            crate::ratelimit::apply_headers(refused.headers_mut(), &[decision]);
+            return Ok(refused);
+        }
+        crate::ratelimit::record(&mut req.extensions_mut(), decision);
     }
 
     // No clone of the request may be held across this call: routing needs it unshared.
@@ -143,6 +156,10 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
+    let counted = response.request().extensions().get::<Counted>().cloned();
+    if let Some(Counted(decisions)) = counted {
+        crate::ratelimit::apply_headers(response.headers_mut(), &decisions);
+    }
     apply_security_headers(response.headers_mut());
     let route = response
         .request()
@@ -160,6 +177,16 @@ fn allowed_methods(request: &actix_web::HttpRequest) -> Option<HeaderValue> {
     documents.allow.get(&pattern).cloned()
 }
 
+/// The client address of a request: its peer, or behind a trusted proxy the address the
+/// proxies forwarded (`crate::client_address`).
+fn client_address_of(req: &ServiceRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    Some(match req.app_data::<web::Data<TrustedProxies>>() {
+        Some(trusted) => crate::client_address::resolve(peer, req.headers(), trusted),
+        None => peer.to_canonical(),
+    })
+}
+
 /// The write rate limit of the app (`None`: off).
 pub struct WriteLimit(pub Option<WriteRateLimiter>);
 
@@ -171,28 +198,24 @@ pub struct WriteLimit(pub Option<WriteRateLimiter>);
 /// handler: the credential cache answers for one in use, a database read for one that is
 /// not (as a read with that token would cost), and the `Caller` extractor reuses the
 /// outcome. A lookup that does not finish by the request's deadline counts the write
-/// against the address.
-async fn count_write(req: &ServiceRequest, deadline: tokio::time::Instant) -> Result<(), u64> {
+/// against the address. `None`: not counted (a read, the limit off, no address).
+async fn count_write(req: &ServiceRequest, deadline: tokio::time::Instant) -> Option<Decision> {
     if !matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {
-        return Ok(());
+        return None;
     }
-    let Some(limit) = req.app_data::<web::Data<WriteLimit>>().cloned() else {
-        return Ok(());
-    };
-    let Some(limiter) = limit.0.as_ref() else {
-        return Ok(());
-    };
+    let limit = req.app_data::<web::Data<WriteLimit>>().cloned()?;
+    let limiter = limit.0.as_ref()?;
     let principal = tokio::time::timeout_at(deadline, crate::caller::authenticate(req.request()))
         .await
         .ok()
         .flatten();
-    match (&principal, client_address(req.request())) {
-        (Some(principal), _) => limiter.check(WriteClient::of(principal)),
-        (None, Some(address)) => limiter.check(WriteClient::Address(address)),
-        (None, None) => Ok(()),
+    match (&principal, crate::client_address::of(req.request())) {
+        (Some(principal), _) => Some(limiter.check(WriteClient::of(principal))),
+        (None, Some(address)) => Some(limiter.check(WriteClient::Address(address))),
+        (None, None) => None,
     }
 }
 

@@ -302,8 +302,56 @@ impl utoipa::Modify for CommonErrors {
                     "503",
                     "The database is unreachable or busy, or the request took too long (`database_unavailable`, `database_busy`, `request_timeout`); retry after `Retry-After` seconds.",
                 );
+                if let Some(utoipa::openapi::RefOr::T(response)) = responses.get_mut("429") {
+                    add_rate_limit_headers(response);
+                }
             }
         }
+    }
+}
+
+/// The headers of a 429 (docs/API-CONVENTIONS.md, "Rate limits"): `Retry-After`, and the
+/// `RateLimit-*` headers of draft-ietf-httpapi-ratelimit-headers-07 that every response
+/// counted by a limit carries (every write while the write limit is on, sign-in code
+/// requests, uploads).
+fn add_rate_limit_headers(response: &mut utoipa::openapi::Response) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+    let headers: [(&str, Type, &str); 5] = [
+        (
+            "Retry-After",
+            Type::Integer,
+            "Seconds to wait before retrying, when the request was refused by a rate limit.",
+        ),
+        (
+            "RateLimit-Limit",
+            Type::Integer,
+            "Requests the quota holds: the count of a window, or the burst of a token bucket.",
+        ),
+        (
+            "RateLimit-Remaining",
+            Type::Integer,
+            "Requests that would pass now (0 when refused).",
+        ),
+        (
+            "RateLimit-Reset",
+            Type::Integer,
+            "Seconds until the quota grows again: the end of the window, or the next token of a bucket (0 when the bucket is full).",
+        ),
+        (
+            "RateLimit-Policy",
+            Type::String,
+            "The quota policies that counted the request, as limit;w=seconds, the one shown in the other headers first: a window of limit requests per w seconds, or a token bucket of limit writes that an empty bucket takes w seconds to refill.",
+        ),
+    ];
+    for (name, schema_type, description) in headers {
+        response.headers.entry(name.to_owned()).or_insert_with(|| {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(schema_type))
+                .description(Some(description))
+                .build()
+        });
     }
 }
 

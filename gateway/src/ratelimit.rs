@@ -4,7 +4,15 @@
 //!
 //! Every limiter here holds at most a fixed number of clients ([`Generations`]): a flood
 //! of distinct clients costs each request a hash lookup or two, never a sweep, and the
-//! memory stays put.
+//! memory stays put. That is why these are not `governor`'s keyed limiters: governor's
+//! keyed state grows with every distinct key until `retain_recent` is called, a sweep over
+//! the whole map (O(n) under the lock of each shard) that something must schedule; a flood
+//! of distinct keys between two sweeps grows it without bound. Here forgetting is part of
+//! the lookup and costs one deallocation.
+//!
+//! Each check returns a [`Decision`]: whether the request passes and the quota it leaves,
+//! which the middleware answers as the `RateLimit-*` headers of the IETF draft
+//! (draft-ietf-httpapi-ratelimit-headers-07; [`apply_headers`], docs/API-CONVENTIONS.md).
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -13,16 +21,93 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::HttpRequest;
+use actix_web::HttpMessage;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use feria_auth::{Actor, Principal};
 use feria_kernel::UserId;
 use feria_kernel::time::Clock;
 
-/// The address of the client a request comes from: what limits per address count by.
-/// Today the connection's peer; behind a load balancer that is the balancer, so a
-/// trusted-proxy setting will decide here when a forwarded address is believed.
-pub fn client_address(req: &HttpRequest) -> Option<IpAddr> {
-    req.peer_addr().map(|addr| addr.ip())
+/// What a limiter decided for one request, and the quota it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request passes.
+    pub allowed: bool,
+    /// Requests the quota holds: a window's count, a bucket's burst (`RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests that would pass now, after this one (`RateLimit-Remaining`).
+    pub remaining: u32,
+    /// Seconds until the quota grows again (`RateLimit-Reset`): the end of the window, for
+    /// a window; the next token, for a bucket (0 when it is full). When refused, also the
+    /// `Retry-After`.
+    pub reset: u64,
+    /// The policy's window in seconds (`w` of `RateLimit-Policy`): the window, for a
+    /// window; for a bucket, the time an empty bucket takes to fill up again.
+    pub window: u64,
+}
+
+impl Decision {
+    /// The seconds to wait when refused (never 0: a client would retry at once).
+    pub fn retry_after(&self) -> Option<u64> {
+        (!self.allowed).then_some(self.reset.max(1))
+    }
+
+    /// `RateLimit-Policy`'s item: `limit;w=window`.
+    pub fn policy(&self) -> String {
+        format!("{};w={}", self.limit, self.window)
+    }
+}
+
+/// The limits a request was counted against, kept in its extensions by the handlers that
+/// count it ([`record`]); the middleware answers them as headers.
+#[derive(Debug, Default, Clone)]
+pub struct Counted(pub Vec<Decision>);
+
+/// Keeps `decision` in the request's extensions, for the response's headers.
+pub fn record(extensions: &mut actix_web::dev::Extensions, decision: Decision) {
+    match extensions.get_mut::<Counted>() {
+        Some(counted) => counted.0.push(decision),
+        None => {
+            extensions.insert(Counted(vec![decision]));
+        }
+    }
+}
+
+/// Keeps `decision` in the extensions of `req`.
+pub fn record_on(req: &actix_web::HttpRequest, decision: Decision) {
+    record(&mut req.extensions_mut(), decision);
+}
+
+pub static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+pub static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+pub static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// Sets the `RateLimit-*` headers for the limits a request was counted against. A request
+/// counted by two (a sign-in code request is also a write) shows the one nearest to
+/// refusing it (a refusing one first, then the fewest remaining, then the longest reset)
+/// in `RateLimit-Limit`, `-Remaining` and `-Reset`, and every policy in
+/// `RateLimit-Policy`, that one first.
+pub fn apply_headers(headers: &mut HeaderMap, decisions: &[Decision]) {
+    let mut ordered = decisions.to_vec();
+    ordered.sort_by_key(|d| (d.allowed, d.remaining, std::cmp::Reverse(d.reset)));
+    let Some(binding) = ordered.first() else {
+        return;
+    };
+    let policies: Vec<String> = ordered.iter().map(Decision::policy).collect();
+    headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(binding.limit));
+    headers.insert(
+        RATELIMIT_REMAINING.clone(),
+        HeaderValue::from(binding.remaining),
+    );
+    headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(binding.reset));
+    if let Ok(policy) = HeaderValue::from_str(&policies.join(", ")) {
+        headers.insert(RATELIMIT_POLICY.clone(), policy);
+    }
+}
+
+/// Whole seconds, rounded up.
+fn ceil_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 /// What one address is counted as: an IPv4 address as it is (an IPv4-mapped IPv6 address
@@ -111,9 +196,8 @@ impl IpRateLimiter {
         }
     }
 
-    /// Counts one request from `ip`; `Err(seconds)` when over the limit, with the time
-    /// until its window ends.
-    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+    /// Counts one request from `ip`, unless it is refused.
+    pub fn check(&self, ip: IpAddr) -> Decision {
         let now = self.clock.instant();
         let key = self.hasher.hash_one(address_key(ip));
         let mut windows = lock(&self.windows);
@@ -121,12 +205,18 @@ impl IpRateLimiter {
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
-        if entry.1 >= self.limit {
-            let remaining = self.window.saturating_sub(now.duration_since(entry.0));
-            return Err(remaining.as_secs().max(1));
+        let allowed = entry.1 < self.limit;
+        if allowed {
+            entry.1 += 1;
         }
-        entry.1 += 1;
-        Ok(())
+        let ends_in = self.window.saturating_sub(now.duration_since(entry.0));
+        Decision {
+            allowed,
+            limit: self.limit,
+            remaining: self.limit.saturating_sub(entry.1),
+            reset: ceil_secs(ends_in).max(1),
+            window: ceil_secs(self.window),
+        }
     }
 }
 
@@ -198,8 +288,8 @@ impl WriteRateLimiter {
         })
     }
 
-    /// Takes one token for `client`; `Err(seconds)` until the next one is available.
-    pub fn check(&self, client: WriteClient<'_>) -> Result<(), u64> {
+    /// Takes one token for `client`, unless it is refused.
+    pub fn check(&self, client: WriteClient<'_>) -> Decision {
         let now = self.clock.instant();
         let key = client.key(&self.hasher);
         let mut buckets = lock(&self.buckets);
@@ -210,13 +300,23 @@ impl WriteRateLimiter {
         let refilled = now.duration_since(bucket.updated).as_secs_f64() * self.per_second;
         bucket.tokens = (bucket.tokens + refilled).min(self.burst);
         bucket.updated = now;
-        if bucket.tokens >= 1.0 {
+        let allowed = bucket.tokens >= 1.0;
+        if allowed {
             bucket.tokens -= 1.0;
-            Ok(())
+        }
+        let whole = bucket.tokens.floor();
+        // Seconds until the next whole token, in whole seconds, never 0 unless full.
+        let reset = if whole >= self.burst {
+            0
         } else {
-            let wait = (1.0 - bucket.tokens) / self.per_second;
-            // Whole seconds for Retry-After, never 0 (a client would retry at once).
-            Err((wait.ceil() as u64).max(1))
+            (((whole + 1.0 - bucket.tokens) / self.per_second).ceil() as u64).max(1)
+        };
+        Decision {
+            allowed,
+            limit: self.burst as u32,
+            remaining: whole as u32,
+            reset,
+            window: ((self.burst / self.per_second).ceil() as u64).max(1),
         }
     }
 
@@ -242,14 +342,25 @@ mod tests {
         let limiter = IpRateLimiter::new(2, Duration::from_secs(600), time.clock());
         let a: IpAddr = [127, 0, 0, 1].into();
         let b: IpAddr = [127, 0, 0, 2].into();
-        assert!(limiter.check(a).is_ok());
-        assert!(limiter.check(a).is_ok());
-        assert_eq!(limiter.check(a), Err(600));
-        assert!(limiter.check(b).is_ok());
-        time.advance(Duration::from_secs(599));
-        assert_eq!(limiter.check(a), Err(1));
+        let decision = |allowed, remaining, reset| Decision {
+            allowed,
+            limit: 2,
+            remaining,
+            reset,
+            window: 600,
+        };
+        assert_eq!(limiter.check(a), decision(true, 1, 600));
+        time.advance(Duration::from_millis(1500));
+        assert_eq!(limiter.check(a), decision(true, 0, 599));
+        let refused = limiter.check(a);
+        assert_eq!(refused, decision(false, 0, 599));
+        assert_eq!(refused.retry_after(), Some(599));
+        assert_eq!(refused.policy(), "2;w=600");
+        assert_eq!(limiter.check(b), decision(true, 1, 600));
+        time.advance(Duration::from_millis(597_500));
+        assert_eq!(limiter.check(a), decision(false, 0, 1));
         time.advance(Duration::from_secs(1));
-        assert!(limiter.check(a).is_ok());
+        assert_eq!(limiter.check(a), decision(true, 1, 600));
     }
 
     #[test]
@@ -257,15 +368,15 @@ mod tests {
         let time = ManualClock::new();
         let limiter = IpRateLimiter::new(2, Duration::from_secs(600), time.clock());
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(limiter.check(ip("2001:db8:1:2::1")).is_ok());
-        assert!(limiter.check(ip("2001:db8:1:2:ffff:1:2:3")).is_ok());
-        assert!(limiter.check(ip("2001:db8:1:2::99")).is_err());
+        assert!(limiter.check(ip("2001:db8:1:2::1")).allowed);
+        assert!(limiter.check(ip("2001:db8:1:2:ffff:1:2:3")).allowed);
+        assert!(!limiter.check(ip("2001:db8:1:2::99")).allowed);
         // The next /64 is another subscriber.
-        assert!(limiter.check(ip("2001:db8:1:3::1")).is_ok());
+        assert!(limiter.check(ip("2001:db8:1:3::1")).allowed);
         // An IPv4-mapped address is its IPv4 address.
-        assert!(limiter.check(ip("192.0.2.7")).is_ok());
-        assert!(limiter.check(ip("::ffff:192.0.2.7")).is_ok());
-        assert!(limiter.check(ip("192.0.2.7")).is_err());
+        assert!(limiter.check(ip("192.0.2.7")).allowed);
+        assert!(limiter.check(ip("::ffff:192.0.2.7")).allowed);
+        assert!(!limiter.check(ip("192.0.2.7")).allowed);
     }
 
     #[test]
@@ -275,27 +386,41 @@ mod tests {
         let (user_a, user_b) = (UserId::new(), UserId::new());
         let a = WriteClient::User(&user_a);
         for _ in 0..3 {
-            assert!(limiter.check(a).is_ok());
+            assert!(limiter.check(a).allowed);
         }
-        assert_eq!(limiter.check(a), Err(1));
+        let refused = limiter.check(a);
+        assert_eq!(
+            refused,
+            Decision {
+                allowed: false,
+                limit: 3,
+                remaining: 0,
+                reset: 1,
+                window: 2,
+            }
+        );
+        assert_eq!(
+            (refused.retry_after(), refused.policy().as_str()),
+            (Some(1), "3;w=2")
+        );
         // Another user has its own bucket; a key and an address too.
-        assert!(limiter.check(WriteClient::User(&user_b)).is_ok());
-        assert!(limiter.check(WriteClient::ApiKey("key_1")).is_ok());
+        assert!(limiter.check(WriteClient::User(&user_b)).allowed);
+        assert!(limiter.check(WriteClient::ApiKey("key_1")).allowed);
         assert!(
             limiter
                 .check(WriteClient::Address([10, 0, 0, 1].into()))
-                .is_ok()
+                .allowed
         );
         // Half a second refills one token at 2 per second, and no more than that.
         time.advance(Duration::from_millis(500));
-        assert!(limiter.check(a).is_ok());
-        assert!(limiter.check(a).is_err());
+        assert!(limiter.check(a).allowed);
+        assert!(!limiter.check(a).allowed);
         // A long pause refills to the burst, not beyond.
         time.advance(Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(limiter.check(a).is_ok());
+            assert!(limiter.check(a).allowed);
         }
-        assert!(limiter.check(a).is_err());
+        assert!(!limiter.check(a).allowed);
     }
 
     #[test]
@@ -305,19 +430,19 @@ mod tests {
         let limiter = WriteRateLimiter::with_capacity(5, 5, time.clock(), capacity).unwrap();
         let spent = WriteClient::ApiKey("key_spent");
         for _ in 0..5 {
-            assert!(limiter.check(spent).is_ok());
+            assert!(limiter.check(spent).allowed);
         }
-        assert!(limiter.check(spent).is_err());
+        assert!(!limiter.check(spent).allowed);
         // 20,000 clients that never come back (every IPv6 network of a /48 the flood has,
         // say), with the spent key writing now and then: the map never holds more than
         // its capacity, and a client in use is not forgotten.
         for n in 0u32..20_000 {
             let network = 0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | (u128::from(n) << 64);
             let client = WriteClient::Address(std::net::Ipv6Addr::from(network).into());
-            assert!(limiter.check(client).is_ok());
+            assert!(limiter.check(client).allowed);
             assert!(limiter.len() <= capacity, "{} clients", limiter.len());
             if n % 100 == 0 {
-                assert!(limiter.check(spent).is_err(), "forgotten at {n}");
+                assert!(!limiter.check(spent).allowed, "forgotten at {n}");
             }
         }
         assert!(limiter.len() >= capacity / 2);
@@ -334,6 +459,68 @@ mod tests {
             });
         }
         assert!(generations.len() <= DEFAULT_CAPACITY);
+    }
+
+    #[test]
+    fn a_bucket_counts_down_and_the_headers_show_the_limit_nearest_to_refusing() {
+        let time = ManualClock::new();
+        let limiter = WriteRateLimiter::new(100, 200, time.clock()).unwrap();
+        let user = UserId::new();
+        let first = limiter.check(WriteClient::User(&user));
+        let expected = Decision {
+            allowed: true,
+            limit: 200,
+            remaining: 199,
+            reset: 1,
+            window: 2,
+        };
+        assert_eq!(first, expected);
+        assert_eq!(
+            (first.policy().as_str(), first.retry_after()),
+            ("200;w=2", None)
+        );
+        let second = limiter.check(WriteClient::User(&user));
+        assert_eq!(second.remaining, 198);
+        // Refilled to the burst: full, nothing to wait for.
+        time.advance(Duration::from_secs(60));
+        assert_eq!(limiter.check(WriteClient::User(&user)).remaining, 199);
+        let full = WriteRateLimiter::new(1, 1, time.clock()).unwrap();
+        time.advance(Duration::from_secs(1));
+        let spent = full.check(WriteClient::ApiKey("k"));
+        assert_eq!((spent.remaining, spent.reset), (0, 1));
+
+        // A sign-in code request is a write too: the headers show the nearer limit.
+        let code = Decision {
+            allowed: true,
+            limit: 30,
+            remaining: 29,
+            reset: 600,
+            window: 600,
+        };
+        let mut headers = HeaderMap::new();
+        apply_headers(&mut headers, &[second, code]);
+        let header = |headers: &HeaderMap, name: &str| {
+            headers.get(name).unwrap().to_str().unwrap().to_owned()
+        };
+        assert_eq!(header(&headers, "ratelimit-limit"), "30");
+        assert_eq!(header(&headers, "ratelimit-remaining"), "29");
+        assert_eq!(header(&headers, "ratelimit-reset"), "600");
+        assert_eq!(header(&headers, "ratelimit-policy"), "30;w=600, 200;w=2");
+        // A refusing limit comes first, whatever the other leaves.
+        let refused = Decision {
+            allowed: false,
+            remaining: 0,
+            reset: 1,
+            ..second
+        };
+        let mut headers = HeaderMap::new();
+        apply_headers(&mut headers, &[code, refused]);
+        assert_eq!(header(&headers, "ratelimit-limit"), "200");
+        assert_eq!(header(&headers, "ratelimit-remaining"), "0");
+        assert_eq!(header(&headers, "ratelimit-policy"), "200;w=2, 30;w=600");
+        let mut headers = HeaderMap::new();
+        apply_headers(&mut headers, &[]);
+        assert!(headers.is_empty());
     }
 
     #[test]

@@ -75,6 +75,8 @@ fn serve_answers_and_stops_gracefully_on_sigterm_keeping_its_data() {
             &format!("127.0.0.1:{port}"),
             "--log-format",
             "json",
+            "--trusted-proxies",
+            "127.0.0.1/32",
         ])
         .arg("--data-dir")
         .arg(dir.path())
@@ -121,7 +123,8 @@ fn serve_answers_and_stops_gracefully_on_sigterm_keeping_its_data() {
         "the database outlives the process"
     );
 
-    // One JSON log line per request, with its id, route, status and latency.
+    // One JSON log line per request, with its id, route, status, latency and client: the
+    // address the trusted proxy (this test, from 127.0.0.1) forwarded.
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut logs).unwrap();
     let request_line = logs
@@ -132,16 +135,18 @@ fn serve_answers_and_stops_gracefully_on_sigterm_keeping_its_data() {
     assert_eq!(request_line["method"], "GET");
     assert_eq!(request_line["request_id"].as_str().map(str::len), Some(26));
     assert!(request_line["latency_ms"].as_f64().is_some());
+    assert_eq!(request_line["client"], "192.0.2.44");
 }
 
-/// A minimal HTTP/1.1 GET, to keep this test free of an async runtime.
+/// A minimal HTTP/1.1 GET, to keep this test free of an async runtime, as a proxy sends it
+/// for the client 192.0.2.44.
 fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 192.0.2.44\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut response = String::new();

@@ -75,18 +75,24 @@ pub struct Session {
     pub user: UserObject,
 }
 
+/// Counts the request against its client address's budget of code requests; 429
+/// `rate_limited` once it is spent. The decision goes to the response's `RateLimit-*`
+/// headers (middleware).
 fn client_ip_allowed(req: &HttpRequest, limiter: &IpRateLimiter) -> Result<(), ApiError> {
-    let Some(ip) = crate::ratelimit::client_address(req) else {
+    let Some(ip) = crate::client_address::of(req) else {
         return Ok(());
     };
-    limiter.check(ip).map_err(|retry_after| {
-        ApiError::new(
+    let decision = limiter.check(ip);
+    crate::ratelimit::record_on(req, decision);
+    match decision.retry_after() {
+        None => Ok(()),
+        Some(retry_after) => Err(ApiError::new(
             feria_kernel::ErrorKind::RateLimited,
             "rate_limited",
             "too many sign-in requests from this address; retry later",
         )
-        .with_retry_after(retry_after)
-    })
+        .with_retry_after(retry_after)),
+    }
 }
 
 /// Sends a 6-digit sign-in code to the email. The account is created when the code is
@@ -101,7 +107,7 @@ fn client_ip_allowed(req: &HttpRequest, limiter: &IpRateLimiter) -> Result<(), A
         (status = 200, description = "The code was sent.", body = CodeSent),
         (status = 404, description = "No such platform.", body = ErrorBody),
         (status = 422, description = "Invalid email or mode.", body = ErrorBody),
-        (status = 429, description = "Too many codes requested (`rate_limited`, with `Retry-After`).", body = ErrorBody)
+        (status = 429, description = "Too many codes requested from this client address (OTP_REQUESTS_PER_IP per 10 minutes) or for this email (`rate_limited`, with `Retry-After`).", body = ErrorBody)
     )
 )]
 pub async fn request_code(

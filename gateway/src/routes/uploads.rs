@@ -95,19 +95,24 @@ pub async fn upload(
     }))
 }
 
-/// 429 `rate_limited` once the client's address has used up its uploads.
+/// 429 `rate_limited` once the client's address has used up its uploads. The decision
+/// goes to the response's `RateLimit-*` headers (middleware).
 fn check_limit(req: &HttpRequest, limiter: &MediaUploadLimiter) -> Result<(), HttpError> {
-    if let Some(ip) = crate::ratelimit::client_address(req) {
-        limiter.0.check(ip).map_err(|retry_after| {
-            ApiError::new(
-                ErrorKind::RateLimited,
-                "rate_limited",
-                "too many uploads from this address; retry later",
-            )
-            .with_retry_after(retry_after)
-        })?;
+    let Some(ip) = crate::client_address::of(req) else {
+        return Ok(());
+    };
+    let decision = limiter.0.check(ip);
+    crate::ratelimit::record_on(req, decision);
+    match decision.retry_after() {
+        None => Ok(()),
+        Some(retry_after) => Err(ApiError::new(
+            ErrorKind::RateLimited,
+            "rate_limited",
+            "too many uploads from this address; retry later",
+        )
+        .with_retry_after(retry_after)
+        .into()),
     }
-    Ok(())
 }
 
 /// The bytes of the form's `file` part, read up to `limit` bytes (one more is an error:
