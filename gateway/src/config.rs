@@ -332,6 +332,51 @@ pub struct Settings {
         global = true
     )]
     pub webhook_allow_private_targets: bool,
+    /// Export the request spans over OTLP/HTTP to this collector (its base URL: spans go
+    /// to `{endpoint}/v1/traces`); unset: no export, no exporter built.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// The OTLP encoding: `http/protobuf` or `http/json` (gRPC is not built in).
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default_value = "http/protobuf",
+        global = true
+    )]
+    pub otel_exporter_otlp_protocol: OtlpProtocol,
+    /// `service.name` of the exported spans.
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "feria",
+        global = true
+    )]
+    pub otel_service_name: String,
+}
+
+/// How spans travel to the OTLP collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OtlpProtocol {
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    #[value(name = "http/json")]
+    HttpJson,
+}
+
+/// Where and how traces are exported (`OTEL_EXPORTER_OTLP_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpSettings {
+    /// The collector's base URL.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    pub service_name: String,
+}
+
+impl OtlpSettings {
+    /// The traces URL of the endpoint, as the OTLP/HTTP specification derives it.
+    pub fn traces_url(&self) -> String {
+        format!("{}/v1/traces", self.endpoint.trim_end_matches('/'))
+    }
 }
 
 /// The resolved configuration of one server.
@@ -383,6 +428,8 @@ pub struct Config {
     /// Where the server reads the time for its rate limits, its credential cache and
     /// sign-in codes: the system's clock; tests hand in a manual one and move it.
     pub clock: feria_kernel::time::Clock,
+    /// Where request spans are exported; `None`: they are not.
+    pub otlp: Option<OtlpSettings>,
 }
 
 /// Where Stripe is and the keys per mode.
@@ -482,6 +529,16 @@ impl Settings {
             subscription_renewal_interval: (self.subscription_renewal_interval_secs > 0)
                 .then(|| Duration::from_secs(self.subscription_renewal_interval_secs)),
             clock: feria_kernel::time::Clock::system(),
+            otlp: self
+                .otel_exporter_otlp_endpoint
+                .as_deref()
+                .map(str::trim)
+                .filter(|endpoint| !endpoint.is_empty())
+                .map(|endpoint| OtlpSettings {
+                    endpoint: endpoint.to_owned(),
+                    protocol: self.otel_exporter_otlp_protocol,
+                    service_name: self.otel_service_name.clone(),
+                }),
         }
     }
 
@@ -558,6 +615,7 @@ impl Config {
             shutdown_timeout_secs: 30,
             subscription_renewal_interval: Some(Duration::from_secs(300)),
             clock: feria_kernel::time::Clock::system(),
+            otlp: None,
             data_dir,
         }
     }
