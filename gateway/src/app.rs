@@ -79,14 +79,17 @@ impl AppState {
             config.write_rate_burst,
             config.clock.clone(),
         ));
+        let metrics = Metrics::new().context("registering metrics")?;
         let onchain = feria_onchain_entitlements::Onchain::new(&config.onchain)
-            .context("configuring the on-chain marketplace")?;
+            .context("configuring the on-chain marketplace")?
+            .with_error_counter(metrics.provider_errors());
         let media =
             feria_platforms::media::MediaStore::new(&config.media_dir, config.media_max_bytes);
         let payments = crate::payments::PaymentProviders::new(
             &config.stripe.api_base,
             config.stripe.test_secret_key.as_deref(),
             config.stripe.live_secret_key.as_deref(),
+            metrics.provider_errors(),
         )
         .context("setting up the Stripe client")?;
         let cors = crate::cors::CorsPolicy::new(&config.cors.allowed_origins);
@@ -107,7 +110,7 @@ impl AppState {
             ),
             media: web::Data::new(media),
             config: Arc::new(config),
-            metrics: web::Data::new(Metrics::new().context("registering metrics")?),
+            metrics: web::Data::new(metrics),
             documents: web::Data::new(documents),
             onchain: web::Data::new(onchain),
             extra_routes,

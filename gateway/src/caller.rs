@@ -36,6 +36,16 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// Records the tenant a request acts in on the request's span (`crate::middleware::observe`),
+/// so that every line logged from here on — domain and database layers included — says
+/// which platform and mode it concerns. Called once the caller is authenticated, and by
+/// the sign-in routes, whose tenant is in the body.
+pub fn record_tenant(tenant: &feria_kernel::Tenant) {
+    let span = tracing::Span::current();
+    span.record("platform", tracing::field::display(&tenant.platform_id));
+    span.record("mode", tenant.mode.as_str());
+}
+
 /// The outcome of authenticating a request's bearer token, kept in the request's
 /// extensions by the middleware that counts writes (it needs to know who is writing) and
 /// by the CORS layer (a platform's origins apply to its own credentials only), so
@@ -62,7 +72,10 @@ pub async fn authenticate(req: &HttpRequest) -> Option<Principal> {
     let db = req.app_data::<web::Data<Db>>()?.clone();
     let credentials = req.app_data::<web::Data<CredentialCache>>()?.clone();
     let outcome = match credentials.authenticate(&db, &token).await {
-        Ok(principal) => Authentication::Valid(principal),
+        Ok(principal) => {
+            record_tenant(&principal.tenant);
+            Authentication::Valid(principal)
+        }
         Err(AuthError::InvalidCredentials) => Authentication::Invalid,
         Err(_) => return None,
     };
@@ -81,6 +94,7 @@ impl FromRequest for Caller {
         // Already authenticated by the middleware (writes): the same answer, at no cost.
         match req.extensions().get::<Authentication>() {
             Some(Authentication::Valid(principal)) => {
+                record_tenant(&principal.tenant);
                 let caller = Caller(principal.clone());
                 return Box::pin(async move { Ok(caller) });
             }
@@ -98,6 +112,7 @@ impl FromRequest for Caller {
                 .zip(credentials)
                 .ok_or_else(feria_kernel::ApiError::internal)?;
             let principal = credentials.authenticate(&db, &token).await?;
+            record_tenant(&principal.tenant);
             Ok(Caller(principal))
         })
     }

@@ -363,6 +363,26 @@ pub struct Settings {
     /// time (a change made on this server applies at once).
     #[arg(long, env = "CORS_REFRESH_MS", default_value_t = 5000, global = true)]
     pub cors_refresh_ms: u64,
+    /// Export the request spans over OTLP/HTTP to this collector (its base URL: spans go
+    /// to `{endpoint}/v1/traces`); unset: no export, no exporter built.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// The OTLP encoding: `http/protobuf` or `http/json` (gRPC is not built in).
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default_value = "http/protobuf",
+        global = true
+    )]
+    pub otel_exporter_otlp_protocol: OtlpProtocol,
+    /// `service.name` of the exported spans.
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "feria",
+        global = true
+    )]
+    pub otel_service_name: String,
 }
 
 /// The server-wide list of allowed browser origins, checked when read.
@@ -372,6 +392,31 @@ pub struct CorsOrigins(pub Vec<String>);
 /// A bad entry stops the server at start-up, naming it.
 fn parse_cors_origins(value: &str) -> Result<CorsOrigins, String> {
     feria_platforms::cors::parse_origin_list(value).map(CorsOrigins)
+}
+
+/// How spans travel to the OTLP collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OtlpProtocol {
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    #[value(name = "http/json")]
+    HttpJson,
+}
+
+/// Where and how traces are exported (`OTEL_EXPORTER_OTLP_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpSettings {
+    /// The collector's base URL.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    pub service_name: String,
+}
+
+impl OtlpSettings {
+    /// The traces URL of the endpoint, as the OTLP/HTTP specification derives it.
+    pub fn traces_url(&self) -> String {
+        format!("{}/v1/traces", self.endpoint.trim_end_matches('/'))
+    }
 }
 
 /// The resolved configuration of one server.
@@ -428,6 +473,8 @@ pub struct Config {
     /// Browser origins allowed to call the API for every platform (CORS), and how often
     /// every platform's own list is reloaded.
     pub cors: CorsSettings,
+    /// Where request spans are exported; `None`: they are not.
+    pub otlp: Option<OtlpSettings>,
 }
 
 /// Server-wide CORS settings (docs/DEPLOYMENT.md, `## CORS`).
@@ -551,6 +598,16 @@ impl Settings {
                 // A floor, so that a mistaken 0 does not turn the reload into a busy loop.
                 refresh: Duration::from_millis(self.cors_refresh_ms.max(100)),
             },
+            otlp: self
+                .otel_exporter_otlp_endpoint
+                .as_deref()
+                .map(str::trim)
+                .filter(|endpoint| !endpoint.is_empty())
+                .map(|endpoint| OtlpSettings {
+                    endpoint: endpoint.to_owned(),
+                    protocol: self.otel_exporter_otlp_protocol,
+                    service_name: self.otel_service_name.clone(),
+                }),
         }
     }
 
@@ -628,6 +685,7 @@ impl Config {
             subscription_renewal_interval: Some(Duration::from_secs(300)),
             clock: feria_kernel::time::Clock::system(),
             trusted_proxies: crate::client_address::TrustedProxies::default(),
+            otlp: None,
             data_dir,
             cors: CorsSettings::default(),
         }

@@ -55,7 +55,8 @@ fn main() -> anyhow::Result<()> {
                     owner_email,
                 },
         } => {
-            feria::telemetry::init_to(config.log_format, feria::telemetry::LogTo::Stderr);
+            let _telemetry =
+                feria::telemetry::init_to(config.log_format, feria::telemetry::LogTo::Stderr, None);
             actix_web::rt::System::new().block_on(async move {
                 let db = feria_kernel::Db::connect(&config.db_config())
                     .await
@@ -74,7 +75,8 @@ fn main() -> anyhow::Result<()> {
         Command::Ledger {
             command: LedgerCommand::Verify,
         } => {
-            feria::telemetry::init_to(config.log_format, feria::telemetry::LogTo::Stderr);
+            let _telemetry =
+                feria::telemetry::init_to(config.log_format, feria::telemetry::LogTo::Stderr, None);
             let report = actix_web::rt::System::new().block_on(async move {
                 let db = feria_kernel::Db::connect(&config.db_config())
                     .await
@@ -123,11 +125,18 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            feria::telemetry::init(config.log_format);
-            actix_web::rt::System::new().block_on(async move {
+            let telemetry = feria::telemetry::init_to(
+                config.log_format,
+                feria::telemetry::LogTo::Stdout,
+                config.otlp.as_ref(),
+            );
+            let served = actix_web::rt::System::new().block_on(async move {
                 let server = Server::build(config).await?;
                 server.run().await.context("serving")
-            })
+            });
+            // After the runtime: the exporter's client blocks while it sends the last spans.
+            telemetry.shutdown();
+            served
         }
     }
 }

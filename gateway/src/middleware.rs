@@ -12,6 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
 use feria_kernel::ApiError;
+use tracing::Instrument;
 
 use crate::client_address::{ClientAddress, TrustedProxies};
 use crate::error::{HttpError, REQUEST_ID, error_for_status, error_response};
@@ -63,11 +64,32 @@ pub async fn observe(
         .unwrap_or(Duration::from_secs(30));
     let method = req.method().to_string();
     let path = req.path().to_owned();
+    // One span for the whole request: every line logged while it is served (the
+    // credential lookup, the handler, the domain and database layers, which run on this
+    // task) carries its id, route, and — once the caller is known — platform and mode
+    // (`crate::caller::record_tenant`). The route is the pattern the path matches, known
+    // before routing runs. `otel.*` name and kind the span when traces are exported.
+    // It is at ERROR level so that whatever `RUST_LOG` lets through (`warn`, `error`)
+    // keeps its request context: a span's level only decides when it is recorded.
+    let route = req.match_pattern();
+    let span = tracing::error_span!(
+        "request",
+        otel.name = %format!("{method} {}", route.as_deref().unwrap_or("unmatched")),
+        otel.kind = "server",
+        request_id = %request_id,
+        method = %method,
+        route = route.as_deref().unwrap_or("unmatched"),
+        platform = tracing::field::Empty,
+        mode = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
     let record = |route: &str, status: u16| {
         let elapsed = started.elapsed();
         if let Some(metrics) = &metrics {
             metrics.observe_request(&method, route, status, elapsed);
         }
+        span.record("status", status);
+        let _inside = span.enter();
         tracing::info!(
             target: "feria::http",
             request_id = %request_id,
@@ -85,6 +107,7 @@ pub async fn observe(
     let deadline = tokio::time::Instant::now() + timeout;
     let counted = REQUEST_ID
         .scope(request_id.clone(), count_write(&req, deadline))
+        .instrument(span.clone())
         .await;
     if let Some(decision) = counted {
         if let Some(retry_after) = decision.retry_after() {
@@ -106,8 +129,11 @@ pub async fn observe(
     let outcome = REQUEST_ID
         .scope(
             request_id.clone(),
-            tokio::time::timeout_at(deadline, next.call(req)),
+            // Called inside the async block, so that routing and the extractors also run
+            // inside the span.
+            tokio::time::timeout_at(deadline, async move { next.call(req).await }),
         )
+        .instrument(span.clone())
         .await;
     let mut response = match outcome {
         Ok(Ok(response)) => response.map_into_boxed_body(),

@@ -9,6 +9,7 @@
 
 use feria_billing::stripe::{StripeClient, StripeConfig, StripeError};
 use feria_kernel::Mode;
+use feria_kernel::provider_errors::ProviderErrors;
 
 /// Stripe clients per mode, when configured.
 #[derive(Clone, Default)]
@@ -18,15 +19,18 @@ pub struct PaymentProviders {
 }
 
 impl PaymentProviders {
-    /// Clients for the keys given, all against `base_url` (`https://api.stripe.com`, or a
+    /// Clients for the keys given, their failed calls counted in `errors` (the server's
+    /// metrics), all against `base_url` (`https://api.stripe.com`, or a
     /// Stripe-compatible server in tests).
     pub fn new(
         base_url: &str,
         test_key: Option<&str>,
         live_key: Option<&str>,
+        errors: ProviderErrors,
     ) -> Result<PaymentProviders, StripeError> {
         let client = |key: &str| {
             StripeClient::new(StripeConfig::new(key.to_owned()).with_base_url(base_url.to_owned()))
+                .map(|client| client.with_error_counter(errors.clone()))
         };
         Ok(PaymentProviders {
             test: test_key.map(client).transpose()?,

@@ -209,3 +209,33 @@ pub async fn redeliver(
     })
     .await
 }
+
+/// How many webhook deliveries, over every tenant, are still to be made (`pending`:
+/// waiting for their first attempt or a retry) and how many were given up (`failed`).
+/// One grouped count, read by the server's `/metrics` at scrape time: an operator watches
+/// a growing backlog or a rise in failures without a worker of its own to count them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryBacklog {
+    pub pending: i64,
+    pub failed: i64,
+}
+
+pub async fn backlog(conn: &mut DbConn) -> Result<DeliveryBacklog, EventsError> {
+    let counts: Vec<(String, i64)> = with_conn!(conn, c => {
+        webhook_deliveries::table
+            .filter(webhook_deliveries::status.eq_any([PENDING, FAILED]))
+            .group_by(webhook_deliveries::status)
+            .select((webhook_deliveries::status, diesel::dsl::count_star()))
+            .load(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    let mut backlog = DeliveryBacklog::default();
+    for (status, count) in counts {
+        match status.as_str() {
+            PENDING => backlog.pending = count,
+            _ => backlog.failed = count,
+        }
+    }
+    Ok(backlog)
+}

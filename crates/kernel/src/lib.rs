@@ -8,6 +8,8 @@
 //! - [`tenant`]: platform and mode, the scope of every tenant row;
 //! - [`secret`]: random tokens stored as SHA-256 digests;
 //! - [`mail`]: outgoing mail as `.eml` files or through SMTP;
+//! - [`provider_errors`]: failed calls to Stripe or a chain node, counted where the
+//!   server says;
 //! - [`web_url`]: the one check of the `http`/`https` URLs clients store;
 //! - [`db`]: one database handle over SQLite or PostgreSQL, write-once queries,
 //!   transactions, embedded migrations.
@@ -24,6 +26,7 @@ pub mod id;
 pub mod mail;
 pub mod money;
 pub mod pagination;
+pub mod provider_errors;
 pub mod secret;
 pub mod tenant;
 #[cfg(feature = "testing")]

@@ -99,6 +99,18 @@ impl Onchain {
         })
     }
 
+    /// Counts the failed JSON-RPC calls of every chain in `errors` (see
+    /// [`RpcClient::with_error_counter`]).
+    pub fn with_error_counter(
+        mut self,
+        errors: feria_kernel::provider_errors::ProviderErrors,
+    ) -> Onchain {
+        for chain in self.chains.values_mut() {
+            chain.rpc = chain.rpc.clone().with_error_counter(errors.clone());
+        }
+        self
+    }
+
     /// The chain with this id; `unsupported_chain` when none is configured.
     pub fn chain(&self, chain_id: i64) -> Result<&Chain, OnchainError> {
         self.chains

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use feria_kernel::provider_errors::ProviderErrors;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -48,6 +49,24 @@ pub struct RpcClient {
     http: reqwest::Client,
     url: String,
     retries: u32,
+    /// Where failed calls are counted (the server's metrics); nowhere by default.
+    errors: ProviderErrors,
+}
+
+/// A failed attempt, and how to count it if it is the call's last: `unreachable`,
+/// `invalid_answer`, or the node's JSON-RPC error code (`-32000`, ...).
+struct Failure {
+    error: RpcError,
+    code: String,
+}
+
+impl Failure {
+    fn unreachable(reason: String) -> Failure {
+        Failure {
+            error: RpcError::Unreachable(reason),
+            code: "unreachable".to_owned(),
+        }
+    }
 }
 
 impl RpcClient {
@@ -62,7 +81,15 @@ impl RpcClient {
             http,
             url: url.to_owned(),
             retries,
+            errors: ProviderErrors::default(),
         })
+    }
+
+    /// Counts each failed call (after its retries) in `errors`: provider `chain_rpc`,
+    /// code `unreachable`, `invalid_answer` or the node's JSON-RPC error code.
+    pub fn with_error_counter(mut self, errors: ProviderErrors) -> Self {
+        self.errors = errors;
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -75,37 +102,45 @@ impl RpcClient {
         let mut attempt = 0;
         loop {
             match self.attempt(&body).await {
-                Err(RpcError::Unreachable(reason)) if attempt < self.retries => {
+                Ok(value) => return Ok(value),
+                Err(Failure {
+                    error: RpcError::Unreachable(reason),
+                    ..
+                }) if attempt < self.retries => {
                     attempt += 1;
                     tracing::warn!(method, attempt, %reason, "JSON-RPC call failed; retrying");
                     tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
                 }
-                other => return other,
+                Err(failure) => {
+                    self.errors.count("chain_rpc", &failure.code);
+                    return Err(failure.error);
+                }
             }
         }
     }
 
-    async fn attempt(&self, body: &Value) -> Result<Value, RpcError> {
+    async fn attempt(&self, body: &Value) -> Result<Value, Failure> {
         let response = self
             .http
             .post(&self.url)
             .json(body)
             .send()
             .await
-            .map_err(|e| RpcError::Unreachable(e.to_string()))?;
+            .map_err(|e| Failure::unreachable(e.to_string()))?;
         let status = response.status();
         if status.is_server_error() {
-            return Err(RpcError::Unreachable(format!("HTTP {status}")));
+            return Err(Failure::unreachable(format!("HTTP {status}")));
         }
-        let envelope: Envelope = response
-            .json()
-            .await
-            .map_err(|e| RpcError::Node(format!("not a JSON-RPC answer (HTTP {status}): {e}")))?;
+        let envelope: Envelope = response.json().await.map_err(|e| Failure {
+            error: RpcError::Node(format!("not a JSON-RPC answer (HTTP {status}): {e}")),
+            code: "invalid_answer".to_owned(),
+        })?;
         if let Some(error) = envelope.error {
-            return Err(RpcError::Node(format!(
-                "{} ({})",
-                error.message, error.code
-            )));
+            return Err(Failure {
+                error: RpcError::Node(format!("{} ({})", error.message, error.code)),
+                // An integer: a bounded label whatever the node sends.
+                code: error.code.to_string(),
+            });
         }
         Ok(envelope.result.unwrap_or(Value::Null))
     }

@@ -25,7 +25,7 @@ mod service;
 
 pub use error::SubscriptionError;
 pub use service::{
-    Actor, Cycle, NewSubscription, RenewalReport, SubscriptionChargeId, SubscriptionId,
-    SubscriptionObject, SubscriptionStatus, end, get, list_for_user, mrr, pause, resume,
-    run_due_renewals, subscribe,
+    Actor, Cycle, NewSubscription, RenewalBacklog, RenewalReport, SubscriptionChargeId,
+    SubscriptionId, SubscriptionObject, SubscriptionStatus, end, get, list_for_user, mrr, pause,
+    renewal_backlog, resume, run_due_renewals, subscribe,
 };

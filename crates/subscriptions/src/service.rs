@@ -1243,6 +1243,48 @@ pub async fn run_due_renewals(db: &Db, now: Timestamp) -> Result<RenewalReport, 
 
 // ---- metrics -------------------------------------------------------------------------
 
+/// Renewals over every tenant, for the server's `/metrics` (read at scrape time): `due`
+/// are owed now and not yet charged (running, renewal time come, before the end: what the
+/// next worker run charges; a growing number says the worker is not keeping up or not
+/// running), `failed` are subscriptions whose last renewal could not be charged
+/// (`payment_failed`, retried on each run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenewalBacklog {
+    pub due: i64,
+    pub failed: i64,
+}
+
+pub async fn renewal_backlog(
+    conn: &mut DbConn,
+    now: Timestamp,
+) -> Result<RenewalBacklog, SubscriptionError> {
+    let (due, failed) = with_conn!(conn, c => async {
+        let due = subscriptions::table
+            .filter(subscriptions::status.eq_any([
+                SubscriptionStatus::Active.as_str(),
+                SubscriptionStatus::PaymentFailed.as_str(),
+            ]))
+            .filter(subscriptions::next_renewal_at.le(now))
+            .filter(
+                subscriptions::ends_at
+                    .is_null()
+                    .or(subscriptions::ends_at.gt(subscriptions::next_renewal_at.nullable())),
+            )
+            .count()
+            .get_result::<i64>(c)
+            .await?;
+        let failed = subscriptions::table
+            .filter(subscriptions::status.eq(SubscriptionStatus::PaymentFailed.as_str()))
+            .count()
+            .get_result::<i64>(c)
+            .await?;
+        Ok::<_, diesel::result::Error>((due, failed))
+    }
+    .await)
+    .map_err(DbError::from)?;
+    Ok(RenewalBacklog { due, failed })
+}
+
 /// Monthly recurring revenue of the tenant's running subscriptions (active or with a
 /// failed renewal being retried; paused and ended ones bring nothing), per currency:
 /// weekly prices × 52 / 12, monthly as they are, yearly / 12, rounded half-up to the

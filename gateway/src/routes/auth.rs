@@ -121,6 +121,7 @@ pub async fn request_code(
     client_ip_allowed(&req, &limiter)?;
     let body = body.into_inner();
     let tenant = Tenant::new(body.platform_id, body.mode.unwrap_or(Mode::Live));
+    crate::caller::record_tenant(&tenant);
     let mut conn = db.conn().await?;
     feria_auth::otp::request_code(&mut conn, &mailer, &settings, &tenant, &body.email).await?;
     Ok(HttpResponse::Ok().json(CodeSent {
@@ -149,13 +150,16 @@ pub async fn verify_code(
     db: web::Data<Db>,
     settings: web::Data<AuthSettings>,
     media: web::Data<MediaUrls>,
+    metrics: web::Data<crate::metrics::Metrics>,
 ) -> Result<HttpResponse, HttpError> {
     let body = body.into_inner();
     let tenant = Tenant::new(body.platform_id, body.mode.unwrap_or(Mode::Live));
+    crate::caller::record_tenant(&tenant);
     let mut conn = db.conn().await?;
     let (user, tokens) =
         feria_auth::otp::verify_code(&mut conn, &settings, &tenant, &body.email, &body.code)
             .await?;
+    metrics.signed_in();
     let user = feria_users::user::object(&mut conn, &tenant, &user, &media).await?;
     Ok(HttpResponse::Ok().json(Session { tokens, user }))
 }

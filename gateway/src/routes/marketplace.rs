@@ -397,6 +397,7 @@ pub async fn purchase(
     id: web::Path<String>,
     db: web::Data<Db>,
     config: web::Data<Config>,
+    metrics: web::Data<crate::metrics::Metrics>,
 ) -> Result<HttpResponse, HttpError> {
     let user = caller.require_user()?;
     let key = idempotency_key(&req)?;
@@ -413,6 +414,9 @@ pub async fn purchase(
         },
     )
     .await?;
+    if !purchased.replayed {
+        metrics.purchased(crate::metrics::Marketplace::Templates);
+    }
     // A replay answers exactly as the first time (the design card's idempotency rule).
     Ok(HttpResponse::Created().json(purchased.result))
 }

@@ -81,7 +81,8 @@ pub async fn docs(documents: web::Data<ApiDocuments>) -> HttpResponse {
 }
 
 /// Metrics in the Prometheus text format: requests by route and status, latency
-/// histograms, database pool use.
+/// histograms, database pool use, the process, and business counters and backlogs
+/// (docs/DEPLOYMENT.md, Observability).
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -92,11 +93,15 @@ pub async fn docs(documents: web::Data<ApiDocuments>) -> HttpResponse {
 pub async fn metrics(
     metrics: web::Data<Metrics>,
     db: web::Data<Db>,
+    config: web::Data<crate::config::Config>,
 ) -> Result<HttpResponse, HttpError> {
-    let text = metrics.render(&db).map_err(|error| {
-        tracing::error!(%error, "cannot render metrics");
-        ApiError::internal()
-    })?;
+    let text = metrics
+        .render(&db, config.clock.now())
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "cannot render metrics");
+            ApiError::internal()
+        })?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))

@@ -8,6 +8,8 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use feria_kernel::provider_errors::ProviderErrors;
+
 use super::form::Form;
 use super::{STRIPE_API_VERSION, StripeApiError, StripeConfig, StripeError};
 
@@ -18,6 +20,8 @@ pub struct StripeClient {
     http: reqwest::Client,
     base_url: String,
     test_mode: bool,
+    /// Where failed calls are counted (the server's metrics); nowhere by default.
+    errors: ProviderErrors,
 }
 
 impl std::fmt::Debug for StripeClient {
@@ -117,7 +121,15 @@ impl StripeClient {
             http,
             base_url,
             test_mode: config.is_test_mode(),
+            errors: ProviderErrors::default(),
         })
+    }
+
+    /// Counts each failed call in `errors` (provider `stripe`, code
+    /// [`StripeError::metric_code`]).
+    pub fn with_error_counter(mut self, errors: ProviderErrors) -> Self {
+        self.errors = errors;
+        self
     }
 
     /// The base URL requests go to.
@@ -175,6 +187,9 @@ impl StripeClient {
             Err(error) => Err(transport(error)),
         };
         let elapsed_ms = started.elapsed().as_millis();
+        if let Err(error) = &result {
+            self.errors.count("stripe", &error.metric_code());
+        }
         match &result {
             Ok(_) => tracing::debug!(%method, path, elapsed_ms, "stripe request"),
             Err(StripeError::Api(error)) => tracing::info!(

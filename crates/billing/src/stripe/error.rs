@@ -88,6 +88,36 @@ impl StripeError {
         self.api_error().and_then(|e| e.code.as_deref())
     }
 
+    /// How the call failed, for counting (`feria_provider_errors_total{code}`): Stripe's
+    /// `error.code` (`card_declined`, `resource_missing`), else its `error.type`
+    /// (`api_error`), else what went wrong on the way (`timeout`, `unreachable`,
+    /// `unreadable_answer`, `invalid_input`, `config`). Stripe's values are kept to
+    /// lower-case letters, digits and `_`, at most 64 of them; the server bounds how many
+    /// distinct ones it keeps.
+    pub fn metric_code(&self) -> String {
+        match self {
+            StripeError::Api(error) => {
+                let raw = error.code.as_deref().unwrap_or(&error.kind);
+                let code: String = raw
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .take(64)
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                if code.is_empty() {
+                    format!("http_{}", error.status)
+                } else {
+                    code
+                }
+            }
+            StripeError::Timeout => "timeout".to_owned(),
+            StripeError::Transport(_) => "unreachable".to_owned(),
+            StripeError::Decode { .. } => "unreadable_answer".to_owned(),
+            StripeError::InvalidInput { .. } => "invalid_input".to_owned(),
+            StripeError::Config(_) => "config".to_owned(),
+        }
+    }
+
     /// Stripe's `error.decline_code`, if any.
     pub fn decline_code(&self) -> Option<&str> {
         self.api_error().and_then(|e| e.decline_code.as_deref())

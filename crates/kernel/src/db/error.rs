@@ -139,16 +139,29 @@ impl From<DieselError> for DbError {
 
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
+        // A request turned away because of the database is the operator's business (lock
+        // contention, a full pool, an outage), not the client's: it is logged here, where
+        // every such answer passes, with the database's reason (the client gets none). Inside
+        // a request the line carries the request's id, route, platform and mode.
         match error {
             DbError::NotFound => ApiError::not_found("resource"),
-            DbError::Conflict(_) => ApiError::unavailable(
-                "database_busy",
-                "the database is busy with a conflicting change; retry the request",
-            ),
-            DbError::Unavailable(_) => ApiError::unavailable(
-                "database_unavailable",
-                "the database is unavailable; retry the request shortly",
-            ),
+            DbError::Conflict(reason) => {
+                tracing::warn!(%reason, "database busy; the request is answered 503 database_busy");
+                ApiError::unavailable(
+                    "database_busy",
+                    "the database is busy with a conflicting change; retry the request",
+                )
+            }
+            DbError::Unavailable(reason) => {
+                tracing::warn!(
+                    %reason,
+                    "database unavailable; the request is answered 503 database_unavailable"
+                );
+                ApiError::unavailable(
+                    "database_unavailable",
+                    "the database is unavailable; retry the request shortly",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "database error");
                 ApiError::internal()
