@@ -9,9 +9,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::Server;
 use feria_kernel::db::Backend;
 use feria_kernel::testing::{TestDatabase, backend_from_env};
 use serde_json::{Value, json};
@@ -29,41 +29,6 @@ fn script(name: &str, database_url: &str, file: &Path) -> std::process::Output {
         .env("DATABASE_URL", database_url)
         .output()
         .unwrap()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(dir: &Path, database_url: &str) -> Server {
-        let port = common::free_port();
-        let child = feria(dir, database_url)
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while reqwest::get(format!("{base}/readyz"))
-            .await
-            .map(|r| !r.status().is_success())
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "the server did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Server { child, base }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn credits(client: &reqwest::Client, base: &str, key: &str, user: &str) -> Value {
@@ -107,7 +72,7 @@ async fn a_backup_taken_while_serving_restores_into_an_empty_database() {
     let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
     let key = platform["api_keys"]["live"].as_str().unwrap().to_owned();
     let client = reqwest::Client::new();
-    let server = Server::start(dir.path(), database.url()).await;
+    let server = Server::start(feria(dir.path(), database.url())).await;
     let base = server.base.clone();
 
     let user: Value = client
@@ -189,7 +154,7 @@ async fn a_backup_taken_while_serving_restores_into_an_empty_database() {
     );
 
     // The restored server knows the key, the user and the balance of the backup's moment.
-    let server = Server::start(dir.path(), &target).await;
+    let server = Server::start(feria(dir.path(), &target)).await;
     let after = credits(&client, &server.base, &key, &user_id).await;
     assert_eq!(after, before);
 }

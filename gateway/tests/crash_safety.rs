@@ -23,14 +23,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use feria_kernel::testing::{TestDatabase, backend_from_env};
 
 mod common;
-use common::six_digit_code;
+use common::{Server, six_digit_code};
 use serde_json::{Value, json};
 
 const BUYERS: usize = 6;
@@ -164,50 +164,6 @@ fn feria(data_dir: &Path, database_url: &str) -> Command {
     command
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(dir: &Path, database_url: &str) -> Server {
-        let port = common::free_port();
-        let child = feria(dir, database_url)
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .map(|r| !r.status().is_success())
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "the server did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Server { child, base }
-    }
-
-    /// SIGKILL: no shutdown, no flush, no rollback but the database's own.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn sign_in(
     client: &reqwest::Client,
     base: &str,
@@ -274,7 +230,7 @@ async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let mut server = Server::start(dir.path(), database.url()).await;
+    let mut server = Server::start(feria(dir.path(), database.url())).await;
     let base = server.base.clone();
 
     // A seller with listings; buyers with credits.
@@ -438,7 +394,7 @@ async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
         for task in tasks {
             task.await.unwrap();
         }
-        server = Server::start(dir.path(), database.url()).await;
+        server = Server::start(feria(dir.path(), database.url())).await;
     }
     let base = server.base.clone();
 

@@ -44,3 +44,57 @@ pub fn free_port() -> u16 {
         .map(|address| address.port())
         .expect("a free port on loopback")
 }
+
+/// `feria serve` started from `command` on a free port of loopback, its output discarded,
+/// answering `/readyz`; killed (SIGKILL) when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Server {
+    /// Runs `command serve --bind 127.0.0.1:PORT` and waits (at most 60 s) until it is ready.
+    pub async fn start(mut command: Command) -> Server {
+        let port = free_port();
+        let child = command
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("feria serve starts");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while client
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not come up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    /// SIGKILL: no shutdown, no flush, no rollback but the database's own.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
