@@ -181,14 +181,24 @@ impl CorsPolicy {
     }
 }
 
-/// Reads every platform's origins again every `every`, for as long as the server runs;
-/// a failed read keeps the last snapshot.
+/// Reads every platform's origins again when a platform's settings change on any node
+/// (`feria_kernel::coherence`), and every `every` in any case, for as long as the server
+/// runs; a failed read keeps the last snapshot.
 pub async fn refresh(policy: web::Data<CorsPolicy>, db: Db, every: Duration) {
+    let mut changes = feria_kernel::coherence::platform_changes();
     // Loaded at start-up: the first reload is one period later.
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    // The sender is a static: it never closes; keep the timer alone.
+                    interval.tick().await;
+                }
+            }
+        }
         if let Err(error) = policy.reload(&db).await {
             tracing::warn!(%error, "reloading the platforms' CORS origins failed; keeping the last ones");
         }

@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_kernel::coherence::{self, Topic};
 use feria_kernel::secret;
 use feria_kernel::{DbConn, DbError, Mode, PlatformId, Tenant, Timestamp, with_conn};
 use serde::Serialize;
@@ -70,8 +71,8 @@ pub async fn issue(
 }
 
 /// Revokes the mode's active keys and issues a new one, in one transaction: the old key
-/// stops working the moment the new one exists (on other instances, once their
-/// [`crate::CredentialCache`] entry expires).
+/// stops working the moment the new one exists, on every node (their
+/// [`crate::CredentialCache`]s hear of it through `feria_kernel::coherence`).
 pub async fn roll(
     conn: &mut DbConn,
     platform_id: &PlatformId,
@@ -93,6 +94,8 @@ pub async fn roll(
                 .await
             })
             .map_err(DbError::from)?;
+            // Delivered to the other nodes when this transaction commits.
+            coherence::announce(c, Topic::Credentials).await?;
             issue(c, &platform_id, mode).await
         })
         .await;

@@ -8,26 +8,27 @@
 //!   `SESSION_CACHE_MS`; default 2 s; 0 turns that kind off), and never past its access
 //!   token's expiry;
 //! - every change that can end a credential or lower what it may do, made through the
-//!   domain crates, bumps a process-wide epoch once it has committed: rolling a key, a
-//!   logout, a reused refresh token, revoking a user's sessions (this crate), and a change
-//!   of a user's role or a scheduled deletion (`feria_users::user::authorization_epoch`).
-//!   Rotating one session bumps only the epoch of its access token's shard, so sign-ins
-//!   elsewhere do not empty the cache;
+//!   domain crates, moves an epoch of `feria_kernel::coherence` once it has committed:
+//!   rolling a key, a logout, a reused refresh token, revoking a user's sessions (this
+//!   crate), and a change of a user's role or a scheduled deletion (feria-users). Rotating
+//!   one session moves only the epoch of its access token's shard, so sign-ins elsewhere
+//!   do not empty the cache. The change's transaction also announces it, and every other
+//!   node listening on the database moves the same epoch when the notification arrives;
 //! - an entry remembers the epochs read *before* its credential was looked up, and is
 //!   trusted only while they are unchanged: a lookup that raced a change is never trusted
 //!   afterwards.
 //!
-//! So a revoked credential or a demoted user stops working at once on the instance that
-//! made the change, and within the time to live on other instances serving the same
-//! database. Failed lookups are not cached: a wrong credential always costs a database
+//! So a revoked credential or a demoted user stops working at once on the node that made
+//! the change, and on the other nodes serving the same PostgreSQL database as soon as the
+//! notification reaches them (milliseconds; `gateway/tests/multi_node.rs` measures it).
+//! A node whose listener is down trusts no entry until it is back. Failed lookups are not cached: a wrong credential always costs a database
 //! read.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use feria_kernel::coherence::{self, Topic};
 use feria_kernel::time::Clock;
 use feria_kernel::{Db, secret};
 
@@ -35,31 +36,16 @@ use crate::error::AuthError;
 use crate::principal::Principal;
 use crate::{api_keys, sessions};
 
-/// Bumped after a change that may end many credentials (keys rolled, sessions revoked).
-static CREDENTIALS_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-/// How many epochs rotations are spread over: a rotation invalidates 1/64 of the cache.
-const SHARDS: usize = 64;
-
-/// Bumped after an access token of the shard was rotated away.
-static SHARD_EPOCHS: [AtomicU64; SHARDS] = [const { AtomicU64::new(0) }; SHARDS];
-
-/// Called after a transaction that revoked keys or sessions has committed.
+/// Called after a transaction that revoked keys or sessions has committed (the
+/// transaction itself announced it to the other nodes, [`coherence::announce`]).
 pub(crate) fn credentials_changed() {
-    CREDENTIALS_EPOCH.fetch_add(1, Ordering::AcqRel);
+    coherence::changed(Topic::Credentials);
 }
 
 /// Called after the rotation of the session whose access token has `access_digest` has
 /// committed.
 pub(crate) fn access_token_rotated(access_digest: &str) {
-    SHARD_EPOCHS[shard_of(access_digest)].fetch_add(1, Ordering::AcqRel);
-}
-
-fn shard_of(digest: &str) -> usize {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    digest.hash(&mut hasher);
-    // The remainder is below SHARDS, so it fits a usize.
-    (hasher.finish() % SHARDS as u64) as usize
+    coherence::changed(Topic::access_shard(access_digest));
 }
 
 /// The epochs an entry depends on, read before its credential is looked up.
@@ -73,9 +59,9 @@ struct Stamp {
 impl Stamp {
     fn now(digest: &str) -> Stamp {
         Stamp {
-            credentials: CREDENTIALS_EPOCH.load(Ordering::Acquire),
-            shard: SHARD_EPOCHS[shard_of(digest)].load(Ordering::Acquire),
-            users: feria_users::user::authorization_epoch(),
+            credentials: coherence::epoch(Topic::Credentials),
+            shard: coherence::epoch(Topic::access_shard(digest)),
+            users: coherence::epoch(Topic::Authorization),
         }
     }
 }
@@ -161,6 +147,10 @@ impl CredentialCache {
     }
 
     fn get(&self, digest: &str, stamp: Stamp) -> Option<Principal> {
+        // A node that cannot hear the others' changes answers nothing from memory.
+        if !coherence::trusted() {
+            return None;
+        }
         // A poisoned lock only means another request panicked mid-insert: the map is
         // still a valid map, and the worst it holds is an entry that expires.
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());

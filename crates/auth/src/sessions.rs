@@ -4,6 +4,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_kernel::coherence::{self, Topic};
 use feria_kernel::secret;
 use feria_kernel::{DbConn, DbError, Mode, PlatformId, Tenant, Timestamp, UserId, with_conn};
 use serde::{Deserialize, Serialize};
@@ -176,6 +177,7 @@ pub async fn refresh(
             if claimed == 0 {
                 return Ok(RefreshOutcome::Reused(row.family_id));
             }
+            coherence::announce(c, Topic::access_shard(&row.access_digest)).await?;
             Ok(RefreshOutcome::Rotated(
                 Tenant::new(row.platform_id, row.mode),
                 row.user_id,
@@ -202,17 +204,22 @@ pub async fn refresh(
 
 async fn revoke_family(conn: &mut DbConn, family_id: &str) -> Result<(), AuthError> {
     let now = Timestamp::now();
-    with_conn!(conn, c => {
-        diesel::update(
-            sessions::table
-                .filter(sessions::family_id.eq(family_id))
-                .filter(sessions::revoked_at.is_null()),
-        )
-        .set(sessions::revoked_at.eq(now))
-        .execute(c)
-        .await
+    conn.transaction(async |c| -> Result<(), AuthError> {
+        with_conn!(c, c => {
+            diesel::update(
+                sessions::table
+                    .filter(sessions::family_id.eq(family_id))
+                    .filter(sessions::revoked_at.is_null()),
+            )
+            .set(sessions::revoked_at.eq(now))
+            .execute(c)
+            .await
+        })
+        .map_err(DbError::from)?;
+        coherence::announce(c, Topic::Credentials).await?;
+        Ok(())
     })
-    .map_err(DbError::from)?;
+    .await?;
     // Committed on its own (never called inside a transaction).
     crate::credential_cache::credentials_changed();
     Ok(())
@@ -246,6 +253,7 @@ pub async fn revoke_all_for_user(conn: &mut DbConn, user_id: &UserId) -> Result<
         .await
     })
     .map_err(DbError::from)?;
+    coherence::announce(conn, Topic::Credentials).await?;
     sessions_revoked();
     Ok(())
 }

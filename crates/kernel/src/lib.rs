@@ -11,6 +11,7 @@
 //! - [`provider_errors`]: failed calls to Stripe or a chain node, counted where the
 //!   server says;
 //! - [`web_url`]: the one check of the `http`/`https` URLs clients store;
+//! - [`coherence`]: caches kept true across nodes (PostgreSQL `LISTEN`/`NOTIFY`);
 //! - [`db`]: one database handle over SQLite or PostgreSQL, write-once queries,
 //!   transactions, embedded migrations.
 //!
@@ -20,6 +21,7 @@
 //! diesel keeps its `__diesel_schema_migrations` there. Calls no Feria crate: it is the
 //! bottom of the ladder in docs/ARCHITECTURE.md.
 
+pub mod coherence;
 pub mod db;
 pub mod error;
 pub mod id;

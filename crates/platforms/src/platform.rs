@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_kernel::coherence::{self, Topic};
 use feria_kernel::{DbConn, DbError, Mode, PlatformId, Timestamp, UserId, with_conn};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -316,15 +317,29 @@ pub async fn update(
             .transpose()?,
         updated_at: Timestamp::now(),
     };
-    let updated = with_conn!(conn, c => {
-        diesel::update(platforms::table.find(id))
-            .set(&changeset)
-            .execute(c)
-            .await
-    })
-    .map_err(|e| domain_conflict(e.into(), domain.as_deref().unwrap_or_default()))?;
+    // Nodes keep every platform's CORS origins in memory: a change to them is announced
+    // to all of them, delivered when the update commits.
+    let kept_by_nodes = changeset.cors_allowed_origins.is_some();
+    let updated = conn
+        .transaction(async |c| -> Result<usize, PlatformError> {
+            let updated = with_conn!(c, c => {
+                diesel::update(platforms::table.find(id))
+                    .set(&changeset)
+                    .execute(c)
+                    .await
+            })
+            .map_err(|e| domain_conflict(e.into(), domain.as_deref().unwrap_or_default()))?;
+            if updated > 0 && kept_by_nodes {
+                coherence::announce(c, Topic::Platforms).await?;
+            }
+            Ok(updated)
+        })
+        .await?;
     if updated == 0 {
         return Err(PlatformError::NotFound);
+    }
+    if kept_by_nodes {
+        coherence::changed(Topic::Platforms);
     }
     get(conn, id).await
 }

@@ -1,9 +1,8 @@
 //! Users: one account per platform, mode and email.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_kernel::coherence::{self, Topic};
 use feria_kernel::{DbConn, DbError, Mode, PlatformId, Tenant, Timestamp, UserId, with_conn};
 use feria_platforms::media::{MediaId, MediaUrls};
 use serde::{Deserialize, Serialize};
@@ -313,23 +312,14 @@ pub async fn get(conn: &mut DbConn, tenant: &Tenant, id: &UserId) -> Result<User
     found.ok_or(UserError::NotFound)
 }
 
-/// Counts changes to what authentication reads of a user (the role, a scheduled
-/// deletion) made by this process: caches of authenticated callers (feria-auth's) stamp
-/// their entries with it and stop trusting them when it moves.
-static AUTHORIZATION_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-/// The current count of authorization changes (see [`authorization_changed`]).
-pub fn authorization_epoch() -> u64 {
-    // Spelled out: diesel-async's `RunQueryDsl::load` is in scope too.
-    AtomicU64::load(&AUTHORIZATION_EPOCH, Ordering::Acquire)
-}
-
-/// Tells this process that a user's role or standing changed. [`update`] and
-/// [`schedule_deletion`] call it after their statement; a caller running them inside a
-/// transaction calls it again once the transaction has committed, since until then a
-/// concurrent request still reads (and may cache) the old role.
+/// Tells this process that a user's role or standing changed (the epoch of
+/// `feria_kernel::coherence::Topic::Authorization`, which caches of authenticated callers
+/// stamp their entries with). [`update`] and [`schedule_deletion`] call it after their
+/// statement, and announce the change to other nodes from inside it; a caller running
+/// them inside a transaction calls it again once the transaction has committed, since
+/// until then a concurrent request still reads (and may cache) the old role.
 pub fn authorization_changed() {
-    AUTHORIZATION_EPOCH.fetch_add(1, Ordering::AcqRel);
+    coherence::changed(Topic::Authorization);
 }
 
 /// Applies profile changes; returns the updated user.
@@ -367,6 +357,8 @@ pub async fn update(
     })
     .map_err(|e| UserError::from_write(e.into()))?;
     if role_changes {
+        // Delivered to the other nodes when the caller's transaction commits.
+        coherence::announce(conn, Topic::Authorization).await?;
         authorization_changed();
     }
     if updated == 0 {
@@ -687,6 +679,7 @@ async fn mark_for_deletion(
         .await
     })
     .map_err(DbError::from)?;
+    coherence::announce(conn, Topic::Authorization).await?;
     authorization_changed();
     let user = get(conn, tenant, id).await?;
     if updated == 0 && user.scheduled_deletion_at.is_none() {

@@ -32,7 +32,7 @@ mod dynamic;
 mod error;
 mod full_text;
 mod migrate;
-mod postgres;
+pub(crate) mod postgres;
 mod sqlite_runtime;
 mod sqlite_writer;
 
@@ -359,6 +359,15 @@ impl Db {
         let db = Db { pools };
         db.ping().await?;
         Ok(db)
+    }
+
+    /// The connector of a PostgreSQL database, for connections outside the pool (the
+    /// cache-change listener, `crate::coherence`).
+    pub(crate) fn pg_connector(&self) -> Option<Arc<PgConnector>> {
+        match &self.pools {
+            Pools::Sqlite { .. } => None,
+            Pools::Postgres { connector, .. } => Some(connector.clone()),
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -232,6 +232,27 @@ impl PgConnector {
         &self.settings
     }
 
+    /// One new tokio-postgres connection, not wrapped for diesel: the caller drives it
+    /// (and so receives its notifications; `crate::coherence`). Its
+    /// `application_name` names it in `pg_stat_activity`.
+    pub(crate) async fn connect_raw(
+        &self,
+        application_name: &str,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<Socket, RustlsStream>,
+        ),
+        String,
+    > {
+        let mut config = self.config.clone();
+        config.application_name(application_name);
+        config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| describe(&e, &self.settings))
+    }
+
     /// One new connection, its driver task spawned; errors say what went wrong in an
     /// operator's terms ([`describe`]) and never carry the password.
     pub(crate) async fn connect(&self) -> Result<PgConn, String> {
@@ -535,7 +556,7 @@ impl TlsConnect<Socket> for RustlsHandshake {
 
 /// The encrypted stream. Boxed: rustls's connection state is large, and the plaintext
 /// variant of tokio-postgres's stream enum would otherwise be as large.
-struct RustlsStream(Box<tokio_rustls::client::TlsStream<Socket>>);
+pub(crate) struct RustlsStream(Box<tokio_rustls::client::TlsStream<Socket>>);
 
 impl TlsStream for RustlsStream {
     /// No channel binding (SCRAM-SHA-256 without `-PLUS`): tls-server-end-point hashes the
