@@ -62,23 +62,38 @@ impl AppState {
         let mailer = config.mailer().context("setting up outgoing mail")?;
         // One clock for everything the server times (tests hand in a manual one).
         config.auth.clock = config.clock.clone();
+        // With REDIS_URL, every node counts against the same budgets.
+        let quota = config
+            .redis_url
+            .as_deref()
+            .map(crate::shared_quota::SharedQuota::new)
+            .transpose()
+            .context("REDIS_URL")?
+            .map(Arc::new);
         let otp_ip_limiter = crate::ratelimit::IpRateLimiter::new(
             config.otp_requests_per_ip,
             std::time::Duration::from_secs(600),
             config.clock.clone(),
-        );
-        let media_ip_limiter =
-            crate::routes::uploads::MediaUploadLimiter(crate::ratelimit::IpRateLimiter::new(
+        )
+        .shared(quota.clone(), "otp");
+        let media_ip_limiter = crate::routes::uploads::MediaUploadLimiter(
+            crate::ratelimit::IpRateLimiter::new(
                 config.media_uploads_per_ip,
                 std::time::Duration::from_secs(600),
                 config.clock.clone(),
-            ));
-        // One limiter for all workers: a credential's budget is per server, not per thread.
-        let write_limit = crate::middleware::WriteLimit(crate::ratelimit::WriteRateLimiter::new(
-            config.write_rate_limit,
-            config.write_rate_burst,
-            config.clock.clone(),
-        ));
+            )
+            .shared(quota.clone(), "media"),
+        );
+        // One limiter for all workers: a credential's budget is per server, not per thread
+        // (and per deployment with REDIS_URL).
+        let write_limit = crate::middleware::WriteLimit(
+            crate::ratelimit::WriteRateLimiter::new(
+                config.write_rate_limit,
+                config.write_rate_burst,
+                config.clock.clone(),
+            )
+            .map(|limiter| limiter.shared(quota.clone())),
+        );
         let metrics = Metrics::new().context("registering metrics")?;
         let onchain = feria_onchain_entitlements::Onchain::new(&config.onchain)
             .context("configuring the on-chain marketplace")?
@@ -217,6 +232,7 @@ pub struct Server {
     renewals: Option<tokio::task::JoinHandle<()>>,
     webhooks: tokio::task::JoinHandle<()>,
     cors_refresh: tokio::task::JoinHandle<()>,
+    coherence: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// How often accounts due for deletion are erased.
@@ -357,6 +373,8 @@ impl Server {
         let renewals =
             renewal_interval.map(|every| tokio::spawn(renew_subscriptions(db.clone(), every)));
         let webhooks = tokio::spawn(worker.run());
+        // Other nodes' credential and settings changes (PostgreSQL; none on SQLite).
+        let coherence = feria_kernel::coherence::listen(&db);
         Ok(Server {
             server: server.run(),
             addr,
@@ -365,6 +383,7 @@ impl Server {
             renewals,
             webhooks,
             cors_refresh,
+            coherence,
         })
     }
 
@@ -393,6 +412,9 @@ impl Server {
         }
         self.webhooks.abort();
         self.cors_refresh.abort();
+        if let Some(coherence) = &self.coherence {
+            coherence.abort();
+        }
         self.db.close();
         tracing::info!("stopped");
         result

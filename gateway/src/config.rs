@@ -171,15 +171,20 @@ pub struct Settings {
     /// Writes one credential may make at once before the sustained rate applies.
     #[arg(long, env = "WRITE_RATE_BURST", default_value_t = 200, global = true)]
     pub write_rate_burst: u32,
+    /// Redis holding the rate limits every node shares (redis://; no TLS yet); unset:
+    /// each node counts alone (docs/SCALING.md).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
     /// Milliseconds an authenticated API key is trusted without reading it again. A key
-    /// rolled on this server stops working at once; one rolled on another server sharing
-    /// the database, within this time. 0 reads the key on every request.
+    /// rolled on any node stops working at once on every node listening on the same
+    /// PostgreSQL database (docs/SCALING.md); this bounds how long a node trusts it
+    /// otherwise. 0 reads the key on every request.
     #[arg(long, env = "API_KEY_CACHE_MS", default_value_t = 2000, global = true)]
     pub api_key_cache_ms: u64,
     /// Milliseconds a session's access token (with its user's role) is trusted without
-    /// reading it again. A logout, refresh, role change or deletion made on this server
-    /// takes effect at once; one made on another server sharing the database, within this
-    /// time. 0 reads the session on every request.
+    /// reading it again. A logout, refresh, role change or deletion made on any node takes
+    /// effect at once on every node listening on the same PostgreSQL database; this bounds
+    /// how long a node trusts it otherwise. 0 reads the session on every request.
     #[arg(long, env = "SESSION_CACHE_MS", default_value_t = 2000, global = true)]
     pub session_cache_ms: u64,
     /// The operator's service fee, percent of each payment (the seed's "Candle fees").
@@ -445,6 +450,8 @@ pub struct Config {
     /// Writes per second per credential (0: no limit), and the burst.
     pub write_rate_limit: u32,
     pub write_rate_burst: u32,
+    /// The Redis of the shared rate limits (`None`: each node counts alone).
+    pub redis_url: Option<String>,
     /// How long an authenticated API key is trusted without reading it again.
     pub api_key_cache_ttl: Duration,
     /// How long a session (and its user's role) is trusted without reading it again.
@@ -561,6 +568,7 @@ impl Settings {
             media_uploads_per_ip: self.media_uploads_per_ip,
             write_rate_limit: self.write_rate_limit,
             write_rate_burst: self.write_rate_burst,
+            redis_url: self.redis_url.clone().filter(|url| !url.is_empty()),
             api_key_cache_ttl: Duration::from_millis(self.api_key_cache_ms),
             session_cache_ttl: Duration::from_millis(self.session_cache_ms),
             public_url: self
@@ -672,6 +680,7 @@ impl Config {
             media_uploads_per_ip: 60,
             write_rate_limit: 100,
             write_rate_burst: 200,
+            redis_url: None,
             api_key_cache_ttl: Duration::from_secs(2),
             session_cache_ttl: Duration::from_secs(2),
             public_url: None,

@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod payments;
 pub mod ratelimit;
 pub mod routes;
+pub mod shared_quota;
 pub mod telemetry;
 
 pub use app::{AppState, ExtraRoutes, Server, build_app};

@@ -239,8 +239,8 @@ async fn count_write(req: &ServiceRequest, deadline: tokio::time::Instant) -> Op
         .ok()
         .flatten();
     match (&principal, crate::client_address::of(req.request())) {
-        (Some(principal), _) => Some(limiter.check(WriteClient::of(principal))),
-        (None, Some(address)) => Some(limiter.check(WriteClient::Address(address))),
+        (Some(principal), _) => Some(limiter.decide(WriteClient::of(principal)).await),
+        (None, Some(address)) => Some(limiter.decide(WriteClient::Address(address)).await),
         (None, None) => None,
     }
 }

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpMessage;
@@ -26,6 +26,8 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use feria_auth::{Actor, Principal};
 use feria_kernel::UserId;
 use feria_kernel::time::Clock;
+
+use crate::shared_quota::SharedQuota;
 
 /// What a limiter decided for one request, and the quota it leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +185,8 @@ pub struct IpRateLimiter {
     hasher: RandomState,
     clock: Clock,
     windows: Mutex<Generations<(Instant, u32)>>,
+    /// Every node's count, in Redis under this name (`REDIS_URL`).
+    shared: Option<(Arc<SharedQuota>, &'static str)>,
 }
 
 impl IpRateLimiter {
@@ -193,10 +197,36 @@ impl IpRateLimiter {
             hasher: RandomState::new(),
             clock,
             windows: Mutex::new(Generations::new(DEFAULT_CAPACITY)),
+            shared: None,
         }
     }
 
-    /// Counts one request from `ip`, unless it is refused.
+    /// The same limit counted for all nodes together in `quota`, under `name`.
+    pub fn shared(mut self, quota: Option<Arc<SharedQuota>>, name: &'static str) -> Self {
+        self.shared = quota.map(|quota| (quota, name));
+        self
+    }
+
+    /// Counts one request from `ip`, unless it is refused: against every node's count
+    /// when the limit is shared (and Redis answers), else this node's ([`Self::check`]).
+    pub async fn decide(&self, ip: IpAddr) -> Decision {
+        if let Some((quota, name)) = &self.shared {
+            let key = format!("{name}:{}", address_key(ip));
+            if let Ok((count, left)) = quota.count(&key, self.window).await {
+                let counted = u32::try_from(count).unwrap_or(u32::MAX);
+                return Decision {
+                    allowed: counted <= self.limit,
+                    limit: self.limit,
+                    remaining: self.limit.saturating_sub(counted),
+                    reset: ceil_secs(left).max(1),
+                    window: ceil_secs(self.window),
+                };
+            }
+        }
+        self.check(ip)
+    }
+
+    /// Counts one request from `ip` on this node alone, unless it is refused.
     pub fn check(&self, ip: IpAddr) -> Decision {
         let now = self.clock.instant();
         let key = self.hasher.hash_one(address_key(ip));
@@ -239,6 +269,15 @@ impl<'a> WriteClient<'a> {
         }
     }
 
+    /// The key it is kept under in the shared store: the same on every node.
+    fn shared_key(self) -> String {
+        match self {
+            WriteClient::ApiKey(key_id) => format!("w:k:{key_id}"),
+            WriteClient::User(user_id) => format!("w:u:{user_id}"),
+            WriteClient::Address(ip) => format!("w:a:{}", address_key(ip)),
+        }
+    }
+
     /// The key it is remembered by: addresses by their network ([`address_key`]).
     fn key(self, hasher: &RandomState) -> u64 {
         match self {
@@ -258,6 +297,8 @@ pub struct WriteRateLimiter {
     hasher: RandomState,
     clock: Clock,
     buckets: Mutex<Generations<Bucket>>,
+    /// Every node's buckets, in Redis (`REDIS_URL`).
+    shared: Option<Arc<SharedQuota>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -285,10 +326,31 @@ impl WriteRateLimiter {
             hasher: RandomState::new(),
             clock,
             buckets: Mutex::new(Generations::new(capacity)),
+            shared: None,
         })
     }
 
-    /// Takes one token for `client`, unless it is refused.
+    /// The same buckets kept for all nodes together in `quota`.
+    pub fn shared(mut self, quota: Option<Arc<SharedQuota>>) -> Self {
+        self.shared = quota;
+        self
+    }
+
+    /// Takes one token for `client`, unless it is refused: from the bucket every node
+    /// shares when there is one (and Redis answers), else from this node's
+    /// ([`Self::check`]).
+    pub async fn decide(&self, client: WriteClient<'_>) -> Decision {
+        if let Some(quota) = &self.shared
+            && let Ok((allowed, tokens)) = quota
+                .take_token(&client.shared_key(), self.per_second, self.burst)
+                .await
+        {
+            return self.decision(allowed, tokens);
+        }
+        self.check(client)
+    }
+
+    /// Takes one token for `client` from this node's bucket, unless it is refused.
     pub fn check(&self, client: WriteClient<'_>) -> Decision {
         let now = self.clock.instant();
         let key = client.key(&self.hasher);
@@ -304,12 +366,19 @@ impl WriteRateLimiter {
         if allowed {
             bucket.tokens -= 1.0;
         }
-        let whole = bucket.tokens.floor();
+        let tokens = bucket.tokens;
+        drop(buckets);
+        self.decision(allowed, tokens)
+    }
+
+    /// The decision for a bucket left with `tokens` after a take that was `allowed`.
+    fn decision(&self, allowed: bool, tokens: f64) -> Decision {
+        let whole = tokens.floor();
         // Seconds until the next whole token, in whole seconds, never 0 unless full.
         let reset = if whole >= self.burst {
             0
         } else {
-            (((whole + 1.0 - bucket.tokens) / self.per_second).ceil() as u64).max(1)
+            (((whole + 1.0 - tokens) / self.per_second).ceil() as u64).max(1)
         };
         Decision {
             allowed,

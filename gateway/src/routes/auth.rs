@@ -78,11 +78,11 @@ pub struct Session {
 /// Counts the request against its client address's budget of code requests; 429
 /// `rate_limited` once it is spent. The decision goes to the response's `RateLimit-*`
 /// headers (middleware).
-fn client_ip_allowed(req: &HttpRequest, limiter: &IpRateLimiter) -> Result<(), ApiError> {
+async fn client_ip_allowed(req: &HttpRequest, limiter: &IpRateLimiter) -> Result<(), ApiError> {
     let Some(ip) = crate::client_address::of(req) else {
         return Ok(());
     };
-    let decision = limiter.check(ip);
+    let decision = limiter.decide(ip).await;
     crate::ratelimit::record_on(req, decision);
     match decision.retry_after() {
         None => Ok(()),
@@ -118,7 +118,7 @@ pub async fn request_code(
     settings: web::Data<AuthSettings>,
     limiter: web::Data<IpRateLimiter>,
 ) -> Result<HttpResponse, HttpError> {
-    client_ip_allowed(&req, &limiter)?;
+    client_ip_allowed(&req, &limiter).await?;
     let body = body.into_inner();
     let tenant = Tenant::new(body.platform_id, body.mode.unwrap_or(Mode::Live));
     crate::caller::record_tenant(&tenant);

@@ -78,7 +78,7 @@ pub async fn upload(
     limiter: web::Data<MediaUploadLimiter>,
     media: web::Data<MediaUrls>,
 ) -> Result<HttpResponse, HttpError> {
-    check_limit(&req, &limiter)?;
+    check_limit(&req, &limiter).await?;
     let body = WatchedBody::new(payload);
     let ended = body.ended.clone();
     let mut form = Multipart::new(req.headers(), body);
@@ -97,11 +97,11 @@ pub async fn upload(
 
 /// 429 `rate_limited` once the client's address has used up its uploads. The decision
 /// goes to the response's `RateLimit-*` headers (middleware).
-fn check_limit(req: &HttpRequest, limiter: &MediaUploadLimiter) -> Result<(), HttpError> {
+async fn check_limit(req: &HttpRequest, limiter: &MediaUploadLimiter) -> Result<(), HttpError> {
     let Some(ip) = crate::client_address::of(req) else {
         return Ok(());
     };
-    let decision = limiter.0.check(ip);
+    let decision = limiter.0.decide(ip).await;
     crate::ratelimit::record_on(req, decision);
     match decision.retry_after() {
         None => Ok(()),
