@@ -16,7 +16,7 @@ endif
 # cores: `make -j test` still runs SQLite, then PostgreSQL, then the doc tests.
 .NOTPARALLEL:
 
-.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean localstripe evm-node fuzz fuzz-long crash-long
+.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean localstripe evm-node fuzz fuzz-long crash-long chaos-long
 
 ## Build and run the server on the embedded default (SQLite under ./data).
 run:
@@ -59,6 +59,11 @@ crash-long:
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		CRASH_STORM_ROUNDS=10 FERIA_TEST_BACKEND=postgres $(CARGO) nextest run -p feria --test crash_safety --no-capture; \
 	fi
+
+## The multi-node chaos test (gateway/tests/chaos.rs, docs/SCALING.md) with a 3-minute
+## storm instead of the suite's 20 s; PostgreSQL only (its own cluster, started by the test).
+chaos-long:
+	CHAOS_SECONDS=180 FERIA_TEST_BACKEND=postgres $(CARGO) nextest run -p feria --test chaos --no-capture
 
 ## Start the local Stripe-compatible server the Stripe client's tests use (docs/STRIPE.md);
 ## the tests start it themselves when STRIPE_TEST_BASE_URL is unset.

@@ -245,7 +245,7 @@ async fn a_logout_and_a_demotion_on_one_node_hold_on_the_others() {
     // A reused refresh token revokes the family everywhere: sign in again, refresh
     // through node 0, replay the old refresh token through node 0, and node 1 refuses
     // the new access token it had cached.
-    let session = cluster.sign_in(0, "ada@nodes.example").await;
+    let session = cluster.sign_in(0, "grace@nodes.example").await;
     let refresh = session["refresh_token"].as_str().unwrap();
     let refreshed: Value = cluster
         .client

@@ -55,8 +55,12 @@ pub struct Server {
 
 impl Server {
     /// Runs `command serve --bind 127.0.0.1:PORT` and waits (at most 60 s) until it is ready.
-    pub async fn start(mut command: Command) -> Server {
-        let port = free_port();
+    pub async fn start(command: Command) -> Server {
+        Server::start_on(command, free_port()).await
+    }
+
+    /// [`Server::start`] on a given port (a node a balancer finds again after a restart).
+    pub async fn start_on(mut command: Command, port: u16) -> Server {
         let child = command
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .stdout(std::process::Stdio::null())
