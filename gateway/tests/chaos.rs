@@ -340,10 +340,11 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
         let (listings, counts) = (listings.clone(), counts.clone());
         let (purchases, top_ups) = (purchases.clone(), top_ups.clone());
         tasks.push(tokio::spawn(async move {
-            let mut step = 0;
-            while Instant::now() < storm_ends && step < LISTINGS {
-                // A top-up every fourth step, then a purchase.
-                if step % 4 == 0 {
+            // Until the storm ends: a top-up every fourth step (every step once this
+            // buyer owns every listing), and a purchase while there is one to buy.
+            let (mut step, mut bought) = (0, 0);
+            while Instant::now() < storm_ends {
+                if step % 4 == 0 || bought == LISTINGS {
                     let idempotency = format!("top-up-{buyer}-{step}");
                     counts.sent.fetch_add(1, Ordering::Relaxed);
                     let (status, body, failed) = until_answered(
@@ -362,8 +363,12 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
                     counts.acknowledged.fetch_add(1, Ordering::Relaxed);
                     top_ups.lock().unwrap().insert(idempotency, TOP_UP_CENTS);
                 }
-                let listing = &listings[(buyer * 7 + step) % LISTINGS];
-                let idempotency = format!("purchase-{buyer}-{step}");
+                if bought == LISTINGS {
+                    step += 1;
+                    continue;
+                }
+                let listing = &listings[(buyer * 7 + bought) % LISTINGS];
+                let idempotency = format!("purchase-{buyer}-{bought}");
                 counts.sent.fetch_add(1, Ordering::Relaxed);
                 let (status, body, failed) = until_answered(
                     || {
@@ -382,6 +387,7 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
                     .lock()
                     .unwrap()
                     .insert(idempotency, body["purchase"]["id"].as_str().unwrap().to_owned());
+                bought += 1;
                 step += 1;
             }
         }));
@@ -413,8 +419,8 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
     let verify_deadline = Instant::now() + Duration::from_secs(120);
     for (idempotency, id) in &purchases {
         let buyer: usize = idempotency.split('-').nth(1).unwrap().parse().unwrap();
-        let step: usize = idempotency.split('-').nth(2).unwrap().parse().unwrap();
-        let listing = &listings[(buyer * 7 + step) % LISTINGS];
+        let bought: usize = idempotency.split('-').nth(2).unwrap().parse().unwrap();
+        let listing = &listings[(buyer * 7 + bought) % LISTINGS];
         let (status, body, _) = until_answered(
             || {
                 client
