@@ -12,11 +12,11 @@ else
 TEST_RUN = $(CARGO) test --workspace --no-fail-fast
 endif
 
-# The suites share the local stand-ins (localstripe, the EVM node) and the machine's two
+# The suites share the local stand-ins (localstripe, the EVM node, the S3 server) and the machine's two
 # cores: `make -j test` still runs SQLite, then PostgreSQL, then the doc tests.
 .NOTPARALLEL:
 
-.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean localstripe evm-node fuzz fuzz-long crash-long chaos-long
+.PHONY: run build test test-sqlite test-postgres test-doc lint fmt openapi bench migrate clean localstripe evm-node s3-server fuzz fuzz-long crash-long chaos-long
 
 ## Build and run the server on the embedded default (SQLite under ./data).
 run:
@@ -74,6 +74,12 @@ localstripe:
 ## start it themselves when EVM_TEST_RPC_URL is unset.
 evm-node:
 	bash scripts/evm-node.sh
+
+## Start the local S3-compatible server (moto) the media store's tests use
+## (docs/DEPLOYMENT.md, "Media storage"); the tests start it themselves when
+## S3_TEST_ENDPOINT is unset.
+s3-server:
+	bash scripts/s3-server.sh
 
 ## Formatting, unused dependencies (cargo-machete; .ci/run installs the pinned version),
 ## and clippy with warnings as errors.

@@ -98,8 +98,9 @@ impl AppState {
         let onchain = feria_onchain_entitlements::Onchain::new(&config.onchain)
             .context("configuring the on-chain marketplace")?
             .with_error_counter(metrics.provider_errors());
-        let media =
-            feria_platforms::media::MediaStore::new(&config.media_dir, config.media_max_bytes);
+        let media = config
+            .media_store()
+            .context("configuring the media store")?;
         let payments = crate::payments::PaymentProviders::new(
             &config.stripe.api_base,
             config.stripe.test_secret_key.as_deref(),
@@ -342,6 +343,12 @@ impl Server {
         let blocking_threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
         let cors_refresh_every = config.cors.refresh;
         let state = AppState::new(db.clone(), config, extra_routes)?;
+        // A store that does not answer (unreachable, no such bucket, refused credentials)
+        // stops the start here rather than failing every upload later.
+        state.media.check().await.with_context(|| {
+            format!("the media store {} cannot be used", state.media.describe())
+        })?;
+        tracing::info!(store = %state.media.describe(), "media store ready");
         state
             .cors
             .reload(&db)

@@ -24,6 +24,11 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
+    /// Uploaded images and where they are stored.
+    Media {
+        #[command(subcommand)]
+        command: MediaCommand,
+    },
     /// Manage platforms (tenants) without any HTTP secret.
     Platform {
         #[command(subcommand)]
@@ -48,6 +53,15 @@ pub enum LedgerCommand {
     /// Check that every journal entry balances, every balance equals its postings and no
     /// account that may not go negative is; prints a JSON report and exits 1 on a problem.
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MediaCommand {
+    /// Copy every uploaded image from DATA_DIR/media into the object store MEDIA_STORE
+    /// names (`s3://...`), verifying each one's SHA-256; images already there are left
+    /// alone, so it can run again. Prints a JSON report and exits 1 when any image was not
+    /// copied (docs/DEPLOYMENT.md, "Media storage").
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +178,40 @@ pub struct Settings {
         global = true
     )]
     pub media_uploads_per_ip: u32,
+    /// Where uploaded images are stored: `file` (DATA_DIR/media on this server) or
+    /// `s3://bucket[/prefix]` (an S3-compatible object store that every server shares).
+    #[arg(
+        long,
+        env = "MEDIA_STORE",
+        default_value = "file",
+        value_parser = parse_media_store,
+        global = true
+    )]
+    pub media_store: feria_platforms::media::MediaLocation,
+    /// The S3-compatible server of `MEDIA_STORE=s3://...` (`https://minio.internal:9000`);
+    /// unset: AWS S3 in MEDIA_S3_REGION. Plain http only when written `http://`.
+    #[arg(long, env = "MEDIA_S3_ENDPOINT", global = true)]
+    pub media_s3_endpoint: Option<String>,
+    /// The region S3 requests are signed for.
+    #[arg(
+        long,
+        env = "MEDIA_S3_REGION",
+        default_value = "us-east-1",
+        global = true
+    )]
+    pub media_s3_region: String,
+    /// The access key of the media store (with AWS_SECRET_ACCESS_KEY; neither: the
+    /// machine's credentials from the EC2 instance metadata).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true, global = true)]
+    pub aws_access_key_id: Option<String>,
+    /// The secret of that access key; never printed.
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub aws_secret_access_key: Option<String>,
     /// Writes (POST, PUT, PATCH, DELETE) per second one credential may make, sustained; an
     /// unauthenticated write counts against its address. 0 turns the limit off.
     #[arg(long, env = "WRITE_RATE_LIMIT", default_value_t = 100, global = true)]
@@ -399,6 +447,11 @@ fn parse_cors_origins(value: &str) -> Result<CorsOrigins, String> {
     feria_platforms::cors::parse_origin_list(value).map(CorsOrigins)
 }
 
+/// A bad `MEDIA_STORE` stops the server at start-up, saying what to write.
+fn parse_media_store(value: &str) -> Result<feria_platforms::media::MediaLocation, String> {
+    value.parse().map_err(|error| format!("{error}"))
+}
+
 /// How spans travel to the OTLP collector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OtlpProtocol {
@@ -445,6 +498,9 @@ pub struct Config {
     pub body_limit_bytes: usize,
     pub workers: Option<usize>,
     pub media_dir: PathBuf,
+    /// Where uploads are stored (`MEDIA_STORE`), and how the S3 store is reached.
+    pub media_store: feria_platforms::media::MediaLocation,
+    pub media_s3: feria_platforms::media::S3Settings,
     pub media_max_bytes: usize,
     pub media_uploads_per_ip: u32,
     /// Writes per second per credential (0: no limit), and the burst.
@@ -564,6 +620,16 @@ impl Settings {
             body_limit_bytes: self.body_limit_bytes,
             workers: self.workers,
             media_dir: self.data_dir.join("media"),
+            media_store: self.media_store.clone(),
+            media_s3: feria_platforms::media::S3Settings {
+                endpoint: self
+                    .media_s3_endpoint
+                    .clone()
+                    .filter(|url| !url.trim().is_empty()),
+                region: self.media_s3_region.clone(),
+                access_key_id: self.aws_access_key_id.clone().filter(|k| !k.is_empty()),
+                secret_access_key: self.aws_secret_access_key.clone().filter(|k| !k.is_empty()),
+            },
             media_max_bytes: self.media_max_bytes,
             media_uploads_per_ip: self.media_uploads_per_ip,
             write_rate_limit: self.write_rate_limit,
@@ -676,6 +742,11 @@ impl Config {
             body_limit_bytes: 256 * 1024,
             workers: None,
             media_dir: data_dir.join("media"),
+            media_store: feria_platforms::media::MediaLocation::File,
+            media_s3: feria_platforms::media::S3Settings {
+                region: "us-east-1".into(),
+                ..Default::default()
+            },
             media_max_bytes: 5 * 1024 * 1024,
             media_uploads_per_ip: 60,
             write_rate_limit: 100,
@@ -706,6 +777,19 @@ impl Config {
             Some(url) => feria_kernel::mail::Mailer::smtp(url, &self.mail_from),
             None => feria_kernel::mail::Mailer::directory(&self.mail_dir, &self.mail_from),
         }
+    }
+
+    /// The media store the settings name; not yet checked to answer
+    /// ([`feria_platforms::media::MediaStore::check`]).
+    pub fn media_store(
+        &self,
+    ) -> Result<feria_platforms::media::MediaStore, feria_platforms::media::MediaConfigError> {
+        feria_platforms::media::MediaStore::configured(
+            &self.media_store,
+            &self.media_dir,
+            &self.media_s3,
+            self.media_max_bytes,
+        )
     }
 
     pub fn db_config(&self) -> feria_kernel::DbConfig {
@@ -817,6 +901,42 @@ mod tests {
             let error = Cli::try_parse_from(["feria", "--cors-allowed-origins", bad]).unwrap_err();
             assert!(error.to_string().contains(bad), "{error}");
         }
+    }
+
+    #[test]
+    fn the_media_store_is_a_directory_by_default_or_a_checked_s3_location() {
+        use feria_platforms::media::MediaLocation;
+        let config = Cli::try_parse_from(["feria"]).unwrap().settings.resolve();
+        assert_eq!(config.media_store, MediaLocation::File);
+        assert!(!config.media_store().unwrap().is_object_store());
+        let cli = Cli::try_parse_from([
+            "feria",
+            "media",
+            "migrate",
+            "--media-store",
+            "s3://feria-media/prod",
+            "--media-s3-endpoint",
+            "http://127.0.0.1:9000",
+            "--aws-access-key-id",
+            "AKID",
+            "--aws-secret-access-key",
+            "SECRET",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Media {
+                command: MediaCommand::Migrate
+            })
+        ));
+        let config = cli.settings.resolve();
+        assert_eq!(config.media_store.to_string(), "s3://feria-media/prod");
+        assert!(config.media_store().unwrap().is_object_store());
+        assert!(!format!("{config:?}").contains("SECRET"));
+        let error = Cli::try_parse_from(["feria", "--media-store", "/srv/media"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("s3://bucket"), "{error}");
     }
 
     #[test]

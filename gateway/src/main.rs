@@ -1,8 +1,8 @@
-//! `feria`: serve (default), migrate, openapi, platform create, ledger verify, seed,
-//! bench-baseline.
+//! `feria`: serve (default), migrate, openapi, platform create, ledger verify, media
+//! migrate, seed, bench-baseline.
 
 use anyhow::Context;
-use feria::config::{LedgerCommand, PlatformCommand};
+use feria::config::{LedgerCommand, MediaCommand, PlatformCommand};
 use feria::{Command, Server};
 
 /// mimalloc instead of the system allocator: under a burst of sign-ins glibc kept the
@@ -91,6 +91,53 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             } else {
                 eprintln!("the ledger does not verify");
+                std::process::exit(1)
+            }
+        }
+        Command::Media {
+            command: MediaCommand::Migrate,
+        } => {
+            let _telemetry =
+                feria::telemetry::init_to(config.log_format, feria::telemetry::LogTo::Stderr, None);
+            let report = actix_web::rt::System::new().block_on(async move {
+                let store = config
+                    .media_store()
+                    .context("configuring the media store")?;
+                if !store.is_object_store() {
+                    anyhow::bail!(
+                        "MEDIA_STORE is `file`: name the object store to copy {} into \
+                         (MEDIA_STORE=s3://bucket[/prefix], with MEDIA_S3_ENDPOINT and the \
+                         AWS_* credentials it needs)",
+                        config.media_dir.display()
+                    );
+                }
+                store.check().await.with_context(|| {
+                    format!("the media store {} cannot be used", store.describe())
+                })?;
+                let db = feria_kernel::Db::connect(&config.db_config())
+                    .await
+                    .context("connecting to the database")?;
+                let mut conn = db.conn().await.context("connecting to the database")?;
+                feria_platforms::media::migrate::copy_directory_to_store(
+                    &mut conn,
+                    &config.media_dir,
+                    &store,
+                )
+                .await
+                .context("reading the media rows")
+            })?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            eprintln!(
+                "{} image(s): {} copied, {} already there, {} failed",
+                report.rows,
+                report.copied,
+                report.already_present,
+                report.failed.len()
+            );
+            if report.is_ok() {
+                Ok(())
+            } else {
+                eprintln!("some images were not migrated (see `failed`)");
                 std::process::exit(1)
             }
         }

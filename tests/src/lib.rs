@@ -712,21 +712,84 @@ fn decode_quoted_printable(body: &str) -> String {
 /// otherwise the script is run to install and start it. Panics with the reason when no
 /// server answers: tests that need Stripe fail, they never skip.
 pub fn localstripe_url() -> String {
-    if let Ok(url) = std::env::var("STRIPE_TEST_BASE_URL")
+    local_service_url("STRIPE_TEST_BASE_URL", "localstripe.sh", "localstripe")
+}
+
+/// The endpoint of the local S3-compatible server (moto's server mode,
+/// `scripts/s3-server.sh`): `S3_TEST_ENDPOINT` when set (CI sets it), otherwise the script
+/// is run to install and start it. Panics with the reason when no server answers: tests
+/// that need S3 fail, they never skip.
+pub fn s3_endpoint() -> String {
+    local_service_url("S3_TEST_ENDPOINT", "s3-server.sh", "the S3 server")
+}
+
+/// The credentials the tests give the S3 server (moto takes any).
+pub const S3_TEST_ACCESS_KEY: &str = "feria-test-key";
+pub const S3_TEST_SECRET: &str = "feria-test-secret-do-not-log";
+
+/// A new, empty bucket of its own on the S3 test server (`feria-test-...`).
+pub async fn s3_bucket(endpoint: &str) -> String {
+    let bucket = format!(
+        "feria-test-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let response = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the S3 server at {endpoint}: {e}"));
+    assert!(
+        response.status().is_success(),
+        "creating the bucket {bucket} at {endpoint}: {}",
+        response.status()
+    );
+    bucket
+}
+
+/// A request to the S3 test server behind the server's back (to read or delete an object
+/// directly). moto refuses anonymous requests to objects but does not check signatures,
+/// so an `Authorization` header naming the test key is enough.
+pub fn s3_request(method: Method, url: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new().request(method, url).header(
+        "Authorization",
+        format!(
+            "AWS4-HMAC-SHA256 Credential={S3_TEST_ACCESS_KEY}/20260101/us-east-1/s3/aws4_request, \
+             SignedHeaders=host, Signature=00"
+        ),
+    )
+}
+
+/// Points a server's configuration at `location` (`s3://bucket/prefix`) on the S3 server
+/// at `endpoint`, with the test credentials.
+pub fn use_s3(config: &mut Config, endpoint: &str, location: &str) {
+    config.media_store = location
+        .parse()
+        .unwrap_or_else(|e| panic!("{location}: {e}"));
+    config.media_s3 = feria_platforms::media::S3Settings {
+        endpoint: Some(endpoint.to_owned()),
+        region: "us-east-1".to_owned(),
+        access_key_id: Some(S3_TEST_ACCESS_KEY.to_owned()),
+        secret_access_key: Some(S3_TEST_SECRET.to_owned()),
+    };
+}
+
+/// `variable` when set, otherwise the URL the last line of `scripts/<script>` prints.
+fn local_service_url(variable: &str, script: &str, what: &str) -> String {
+    if let Ok(url) = std::env::var(variable)
         && !url.trim().is_empty()
     {
         return url.trim().trim_end_matches('/').to_owned();
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/localstripe.sh");
+    let script = format!("{}/../scripts/{script}", env!("CARGO_MANIFEST_DIR"));
     let output = std::process::Command::new("bash")
-        .arg(script)
+        .arg(&script)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     match stdout.lines().last().map(str::trim) {
         Some(url) if output.status.success() && url.starts_with("http") => url.to_owned(),
         _ => panic!(
-            "STRIPE_TEST_BASE_URL is unset and {script} could not start localstripe ({}):\n{}{}",
+            "{variable} is unset and {script} could not start {what} ({}):\n{}{}",
             output.status,
             stdout,
             String::from_utf8_lossy(&output.stderr)

@@ -6,6 +6,9 @@ feria_kernel::error_codes! {
     pub enum PlatformCode {
         DomainTaken = Conflict "domain_taken",
         AlreadyOnWaitlist = Conflict "already_on_waitlist",
+        /// The media store (`MEDIA_STORE`) failed or did not answer: an upload is not
+        /// recorded, an image is not served; retry later.
+        MediaUnavailable = Unavailable "media_unavailable",
     }
 }
 

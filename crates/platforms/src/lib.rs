@@ -7,6 +7,11 @@
 //! the mode (test or live) it was written in; this crate is the source of truth for
 //! platforms.
 //!
+//! Uploaded images ([`media`]) keep their bytes in a [`media::MediaStore`]: a local
+//! directory (the embedded default, for one server) or a bucket of an S3-compatible object
+//! store that several servers share (`MEDIA_STORE=s3://bucket/prefix`), reached through
+//! the `object_store` crate; [`media::migrate`] copies a directory's images into a bucket.
+//!
 //! Owns `platforms`, `waitlist_entries` and `media`. The lowest of the domain crates:
 //! calls only `events` (to record a waitlist grant).
 

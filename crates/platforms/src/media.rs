@@ -4,24 +4,31 @@
 //! from its name or the client's content type, and it is accepted only when its header
 //! decodes (image-rs's readers: a signature alone, a header cut short or with a wrong
 //! checksum is no image) and declares a bounded size ([`MAX_SIDE`], [`MAX_PIXELS`]).
-//! Files are written under a temporary name, synced, then renamed into place, and only
-//! then recorded: a crash leaves at worst an orphaned temporary file, never a row pointing
-//! at half a file.
+//! The bytes go to a [`MediaStore`]: a local directory (the embedded default; files are
+//! written under a temporary name, synced, then renamed into place) or a bucket of an
+//! S3-compatible object store shared by several servers (`MEDIA_STORE=s3://...`; see
+//! [`storage`]). They are stored first and only then recorded: a crash leaves at worst an
+//! orphaned file or object, never a row pointing at half a file. [`migrate`] copies the
+//! uploads a directory holds into an object store (`feria media migrate`).
 //!
 //! What other tables keep of an image (a user's picture, a platform's logo) is its media
 //! id, never a URL: [`MediaUrls`] makes the URL when an object is shown.
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use feria_kernel::{ApiError, DbConn, DbError, Timestamp, with_conn};
+use feria_kernel::{ApiError, Db, DbConn, DbError, Timestamp, with_conn};
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
+use crate::PlatformCode;
 use crate::schema::media;
+
+pub mod migrate;
+pub mod storage;
+
+pub use storage::{MediaConfigError, MediaLocation, MediaStore, S3Settings, Stored};
 
 feria_kernel::define_id!(
     /// An uploaded image.
@@ -125,6 +132,9 @@ pub enum MediaError {
     TooLarge { limit: usize },
     #[error("media storage failed: {0}")]
     Storage(#[from] std::io::Error),
+    /// The object store failed or did not answer (503 `media_unavailable`).
+    #[error("the media store is unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -161,6 +171,13 @@ impl From<MediaError> for ApiError {
                 tracing::error!(%error, "media storage failed");
                 ApiError::internal()
             }
+            MediaError::Unavailable(error) => {
+                tracing::error!(%error, "the media store is unavailable");
+                ApiError::coded(
+                    PlatformCode::MediaUnavailable,
+                    "the media store is unavailable; retry later",
+                )
+            }
             MediaError::Db(db) => db.into(),
         }
     }
@@ -181,38 +198,17 @@ pub struct Media {
     pub created_at: Timestamp,
 }
 
-/// Where uploaded files live: one file per media id in one directory.
-#[derive(Debug, Clone)]
-pub struct MediaStore {
-    dir: PathBuf,
-    max_bytes: usize,
-}
-
 impl MediaStore {
-    pub fn new(dir: impl Into<PathBuf>, max_bytes: usize) -> MediaStore {
-        MediaStore {
-            dir: dir.into(),
-            max_bytes,
-        }
-    }
-
-    pub fn max_bytes(&self) -> usize {
-        self.max_bytes
-    }
-
-    /// The file holding a media id's bytes.
-    pub fn path_of(&self, id: &MediaId) -> PathBuf {
-        self.dir.join(id.as_str())
-    }
-
-    /// Checks, writes and records an upload.
-    pub async fn save(&self, conn: &mut DbConn, bytes: &[u8]) -> Result<Media, MediaError> {
+    /// Checks, stores and records an upload: the bytes first, then the row; when the row
+    /// cannot be written, the bytes are taken away again. No database connection is held
+    /// while the bytes travel to the store.
+    pub async fn save(&self, db: &Db, bytes: &[u8]) -> Result<Media, MediaError> {
         if bytes.is_empty() {
             return Err(MediaError::Empty);
         }
-        if bytes.len() > self.max_bytes {
+        if bytes.len() > self.max_bytes() {
             return Err(MediaError::TooLarge {
-                limit: self.max_bytes,
+                limit: self.max_bytes(),
             });
         }
         let kind = ImageKind::sniff(bytes).ok_or(MediaError::UnsupportedType)?;
@@ -224,27 +220,38 @@ impl MediaStore {
             sha256: feria_kernel::secret::digest_bytes(bytes),
             created_at: Timestamp::now(),
         };
-        let path = self.path_of(&record.id);
-        write_durably(&self.dir, &path, bytes).await?;
-        let inserted = with_conn!(conn, c => {
-            diesel::insert_into(media::table).values(&record).execute(c).await
-        });
+        self.put(&record.id, bytes, &record.content_type).await?;
+        let inserted = async {
+            let mut conn = db.conn().await?;
+            with_conn!(&mut conn, c => {
+                diesel::insert_into(media::table).values(&record).execute(c).await
+            })
+            .map_err(DbError::from)
+        }
+        .await;
         if let Err(error) = inserted {
-            // Nothing points at the file: take it away again.
-            let _ = tokio::fs::remove_file(&path).await;
-            return Err(DbError::from(error).into());
+            // Nothing points at the bytes: take them away again.
+            self.remove(&record.id).await;
+            return Err(error.into());
         }
         Ok(record)
     }
 
-    /// A recorded upload and the path of its bytes.
-    pub async fn open(
-        &self,
-        conn: &mut DbConn,
-        id: &MediaId,
-    ) -> Result<(Media, PathBuf), MediaError> {
-        let record = get(conn, id).await?;
-        Ok((record, self.path_of(id)))
+    /// A recorded upload and its bytes. A row whose bytes the store does not hold is
+    /// logged as an error and answered as not found. The database connection is given
+    /// back before the bytes are fetched.
+    pub async fn read(&self, db: &Db, id: &MediaId) -> Result<(Media, bytes::Bytes), MediaError> {
+        let record = {
+            let mut conn = db.conn().await?;
+            get(&mut conn, id).await?
+        };
+        match self.get(id).await? {
+            Stored::Present(bytes) => Ok((record, bytes)),
+            Stored::Absent => {
+                tracing::error!(media = %id, store = %self.describe(), "media row without its bytes");
+                Err(MediaError::NotFound)
+            }
+        }
     }
 }
 
@@ -314,29 +321,6 @@ pub async fn get(conn: &mut DbConn, id: &MediaId) -> Result<Media, MediaError> {
     })
     .map_err(DbError::from)?
     .ok_or(MediaError::NotFound)
-}
-
-/// Writes `bytes` to `path` so that the file is either absent or complete: a temporary
-/// file in the same directory, synced, then renamed over the final name.
-async fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".partial");
-    let temporary = PathBuf::from(temporary);
-    let written = async {
-        let mut file = tokio::fs::File::create(&temporary).await?;
-        file.write_all(bytes).await?;
-        file.sync_all().await?;
-        drop(file);
-        tokio::fs::rename(&temporary, path).await?;
-        // The rename itself is durable once the directory is synced.
-        tokio::fs::File::open(dir).await?.sync_all().await
-    }
-    .await;
-    if written.is_err() {
-        let _ = tokio::fs::remove_file(&temporary).await;
-    }
-    written
 }
 
 #[cfg(test)]

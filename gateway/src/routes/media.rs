@@ -55,7 +55,8 @@ pub async fn uploaded_image(
     params(("id" = String, Path, description = "The media id (`med_...`).")),
     responses(
         (status = 200, description = "The image bytes, with their content type.", content_type = "image/*"),
-        (status = 404, description = "No such media.", body = ErrorBody)
+        (status = 404, description = "No such media.", body = ErrorBody),
+        (status = 503, description = "The media store (`MEDIA_STORE`) failed or did not answer (`media_unavailable`), the database is unreachable or busy, or the request took too long (`database_unavailable`, `database_busy`, `request_timeout`); retry after `Retry-After` seconds.", body = ErrorBody)
     )
 )]
 pub async fn serve(
@@ -64,17 +65,7 @@ pub async fn serve(
     store: web::Data<MediaStore>,
 ) -> Result<HttpResponse, HttpError> {
     let id: MediaId = id.parse().map_err(|_| MediaError::NotFound)?;
-    let mut conn = db.conn().await?;
-    let (media, path) = store.open(&mut conn, &id).await?;
-    drop(conn);
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            tracing::error!(media = %id, "media row without its file");
-            return Err(MediaError::NotFound.into());
-        }
-        Err(error) => return Err(MediaError::Storage(error).into()),
-    };
+    let (media, bytes) = store.read(&db, &id).await?;
     Ok(HttpResponse::Ok()
         .content_type(media.content_type)
         .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))

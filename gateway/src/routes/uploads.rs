@@ -67,7 +67,8 @@ pub struct UploadForm {
         (status = 413, description = "Larger than the limit (`payload_too_large`).", body = ErrorBody),
         (status = 415, description = "Not multipart, or not a JPEG, PNG or GIF (`unsupported_media_type`).", body = ErrorBody),
         (status = 422, description = "No `file` part, an empty one, an image whose header does not decode (truncated, damaged), or one over 16384 pixels a side or 50 megapixels.", body = ErrorBody),
-        (status = 429, description = "Too many uploads from this address (`rate_limited`).", body = ErrorBody)
+        (status = 429, description = "Too many uploads from this address (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "The media store (`MEDIA_STORE`) failed or did not answer (`media_unavailable`; nothing was recorded), the database is unreachable or busy, or the request took too long (`database_unavailable`, `database_busy`, `request_timeout`); retry after `Retry-After` seconds.", body = ErrorBody)
     )
 )]
 pub async fn upload(
@@ -83,8 +84,7 @@ pub async fn upload(
     let ended = body.ended.clone();
     let mut form = Multipart::new(req.headers(), body);
     let bytes = read_file_part(&mut form, &ended, store.max_bytes()).await?;
-    let mut conn = db.conn().await?;
-    let stored = store.save(&mut conn, &bytes).await?;
+    let stored = store.save(&db, &bytes).await?;
     Ok(HttpResponse::Created().json(MediaObject {
         url: media.url(&stored.id),
         id: stored.id,
