@@ -57,9 +57,9 @@ impl Reads {
         } else {
             None
         };
-        let (value, source) = self.db.read(after, f).await?;
+        let (outcome, source) = self.db.read(after, f).await;
         self.metrics.read_served(source);
-        Ok(value)
+        outcome
     }
 
     /// The store of the clients' write positions.

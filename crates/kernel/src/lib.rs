@@ -12,7 +12,8 @@
 //!   server says;
 //! - [`web_url`]: the one check of the `http`/`https` URLs clients store;
 //! - [`db`]: one database handle over SQLite or PostgreSQL, write-once queries,
-//!   transactions, embedded migrations.
+//!   transactions, embedded migrations, and PostgreSQL read replicas with read-your-writes
+//!   ([`Db::read`], [`db::WritePositions`]).
 //!
 //! The kernel knows no HTTP framework: statuses are plain numbers, mapped by the gateway.
 //!

@@ -27,6 +27,11 @@
 //! the write lock is taken up front and a read-then-write cannot fail half-way with
 //! "database is locked"; the process's writers queue for it in order
 //! (`sqlite_writer.rs`).
+//!
+//! On PostgreSQL a `Db` may also hold streaming read replicas ([`DbConfig::replicas`]):
+//! [`Db::read`] runs a read-only call on a replica that is fresh enough and has replayed
+//! the caller's last write ([`Lsn`], kept per client by a [`WritePositions`] store), or on
+//! the primary; `replicas.rs` has the rules. [`Db::conn`] is always the primary.
 
 mod dynamic;
 mod error;

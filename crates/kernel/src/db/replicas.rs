@@ -646,8 +646,9 @@ impl Db {
     /// Runs the read-only `f` on a connection from [`Db::read_conn`]; when it fails on a
     /// replica with an error that [falls back](ReplicaFallback) (the replica went away,
     /// or cancelled the statement), the replica is set aside until its next good check
-    /// and `f` runs again on the primary. Answers where it was served. `f` must not write.
-    pub async fn read<R, E, F>(&self, after: Option<Lsn>, mut f: F) -> Result<(R, ReadSource), E>
+    /// and `f` runs again on the primary. Answers `f`'s outcome (a refusal such as "not
+    /// found" included) and where it was served. `f` must not write.
+    pub async fn read<R, E, F>(&self, after: Option<Lsn>, mut f: F) -> (Result<R, E>, ReadSource)
     where
         F: AsyncFnMut(&mut DbConn) -> Result<R, E>,
         E: From<DbError> + ReplicaFallback,
@@ -660,11 +661,14 @@ impl Db {
                 Err(error) if error.falls_back() => {
                     replicas.failed(index, "a read failed with a database error");
                 }
-                outcome => return outcome.map(|value| (value, ReadSource::Replica(index))),
+                outcome => return (outcome, ReadSource::Replica(index)),
             }
         }
-        let mut conn = self.conn().await?;
-        f(&mut conn).await.map(|value| (value, ReadSource::Primary))
+        let outcome = match self.conn().await {
+            Ok(mut conn) => f(&mut conn).await,
+            Err(error) => Err(E::from(error)),
+        };
+        (outcome, ReadSource::Primary)
     }
 
     /// The primary's WAL insert position now: after a write has committed, what a replica
@@ -677,7 +681,7 @@ impl Db {
             return Ok(None);
         };
         let mut conn = pool.get().await.map_err(super::pool_error)?;
-        ask_position(&mut *conn, "pg_current_wal_insert_lsn()")
+        ask_position(&mut conn, "pg_current_wal_insert_lsn()")
             .await
             .map_err(DbError::Unavailable)
     }
