@@ -44,6 +44,9 @@ pub struct AppState {
     /// The allowed browser origins, shared by all workers (an admin's change applies to
     /// every worker at once).
     cors: web::Data<crate::cors::CorsPolicy>,
+    /// Read-only handlers' database: replicas when configured, and the clients' write
+    /// positions (read-your-writes).
+    reads: web::Data<crate::replicas::Reads>,
 }
 
 impl AppState {
@@ -109,7 +112,16 @@ impl AppState {
         )
         .context("setting up the Stripe client")?;
         let cors = crate::cors::CorsPolicy::new(&config.cors.allowed_origins);
+        // The one place the store of write positions is chosen: the one the configuration
+        // hands in (shared by the nodes), or this process's.
+        let positions = config.write_positions.clone().unwrap_or_else(|| {
+            Arc::new(feria_kernel::db::InProcessWritePositions::default())
+                as Arc<dyn feria_kernel::db::WritePositions>
+        });
+        let metrics = web::Data::new(metrics);
+        let reads = crate::replicas::Reads::new(db.clone(), positions, metrics.clone());
         Ok(AppState {
+            reads: web::Data::new(reads),
             db,
             cors: web::Data::new(cors),
             payments: web::Data::new(payments),
@@ -126,7 +138,7 @@ impl AppState {
             ),
             media: web::Data::new(media),
             config: Arc::new(config),
-            metrics: web::Data::new(metrics),
+            metrics,
             documents: web::Data::new(documents),
             onchain: web::Data::new(onchain),
             extra_routes,
@@ -149,6 +161,8 @@ pub fn build_app(
     let extra_routes = state.extra_routes.clone();
     let body_limit = state.config.body_limit_bytes;
     App::new()
+        // Inside `observe` (its span and deadline): a write's position for read-your-writes.
+        .wrap(from_fn(crate::replicas::remember_writes))
         // Preflights inside `observe` (logged and counted like any request); the CORS
         // headers of other answers outside it, so that its own refusals carry them too.
         .wrap(from_fn(crate::cors::preflight))
@@ -157,6 +171,7 @@ pub fn build_app(
         .app_data(state.cors.clone())
         .app_data(web::Data::new(state.db.clone()))
         .app_data(state.metrics.clone())
+        .app_data(state.reads.clone())
         .app_data(state.documents.clone())
         .app_data(state.mailer.clone())
         .app_data(state.otp_ip_limiter.clone())
@@ -307,12 +322,14 @@ impl Server {
         config: Config,
         extra_routes: Option<ExtraRoutes>,
     ) -> anyhow::Result<Server> {
-        let db = Db::connect(&config.db_config()).await.with_context(|| {
-            format!(
-                "connecting to the database at {}",
-                feria_kernel::db::redact(&config.database_url)
-            )
-        })?;
+        let db = Db::connect(&config.server_db_config())
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to the database at {}",
+                    feria_kernel::db::redact(&config.database_url)
+                )
+            })?;
         let applied = db.migrate().await.context("applying database migrations")?;
         tracing::info!(
             backend = %db.backend(),

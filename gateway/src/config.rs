@@ -137,6 +137,32 @@ pub struct Settings {
     /// at least 8 on PostgreSQL).
     #[arg(long, env = "DATABASE_POOL_SIZE", global = true)]
     pub database_pool_size: Option<usize>,
+    /// PostgreSQL streaming replicas of DATABASE_URL's database that read-only routes may
+    /// read from: comma-separated postgres:// URLs (sslmode and sslrootcert as in
+    /// DATABASE_URL). Empty: every read goes to the primary (docs/DEPLOYMENT.md, "Read
+    /// replicas").
+    #[arg(
+        long,
+        env = "DATABASE_REPLICA_URLS",
+        hide_env_values = true,
+        hide_default_value = true,
+        default_value = "",
+        value_parser = parse_replica_urls,
+        global = true
+    )]
+    pub database_replica_urls: ReplicaUrls,
+    /// Milliseconds a replica may lag: one that has not replayed what the primary had
+    /// written this long ago is not read from.
+    #[arg(
+        long,
+        env = "REPLICA_MAX_LAG_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub replica_max_lag_ms: u64,
+    /// Connections per read replica (default: as DATABASE_POOL_SIZE).
+    #[arg(long, env = "REPLICA_POOL_SIZE", global = true)]
+    pub replica_pool_size: Option<usize>,
     /// Seconds a request waits for a database connection before answering 503.
     #[arg(
         long,
@@ -438,6 +464,38 @@ pub struct Settings {
     pub otel_service_name: String,
 }
 
+/// The read replicas' URLs; its `Debug` hides their passwords.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ReplicaUrls(pub Vec<String>);
+
+impl std::fmt::Debug for ReplicaUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|url| feria_kernel::db::redact(url)))
+            .finish()
+    }
+}
+
+/// Comma-separated PostgreSQL URLs (a comma inside a URL is written `%2C`). Anything but a
+/// `postgres://` URL stops the start, named without its password.
+fn parse_replica_urls(value: &str) -> Result<ReplicaUrls, String> {
+    let mut urls = Vec::new();
+    for url in value
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+    {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(format!(
+                "`{}` is not a PostgreSQL URL (postgres://...)",
+                feria_kernel::db::redact(url)
+            ));
+        }
+        urls.push(url.to_owned());
+    }
+    Ok(ReplicaUrls(urls))
+}
+
 /// The server-wide list of allowed browser origins, checked when read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CorsOrigins(pub Vec<String>);
@@ -492,6 +550,13 @@ pub struct Config {
     pub log_format: LogFormat,
     pub database_pool_size: Option<usize>,
     pub database_acquire_timeout: Duration,
+    /// PostgreSQL read replicas (none by default); used by the server only, not by the
+    /// other commands.
+    pub replicas: feria_kernel::db::ReplicaConfig,
+    /// Where the clients' write positions are kept for read-your-writes on replicas;
+    /// `None`: in this process ([`feria_kernel::db::InProcessWritePositions`]). A store
+    /// shared by several nodes is handed in here.
+    pub write_positions: Option<std::sync::Arc<dyn feria_kernel::db::WritePositions>>,
     pub request_timeout: Duration,
     /// Time a client has to send a request's headers.
     pub client_header_timeout: Duration,
@@ -615,6 +680,13 @@ impl Settings {
             log_format: self.log_format,
             database_pool_size: self.database_pool_size,
             database_acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
+            replicas: feria_kernel::db::ReplicaConfig {
+                urls: self.database_replica_urls.0.clone(),
+                max_lag: Duration::from_millis(self.replica_max_lag_ms),
+                pool_size: self.replica_pool_size,
+                ..feria_kernel::db::ReplicaConfig::default()
+            },
+            write_positions: None,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             client_header_timeout: Duration::from_secs(self.client_header_timeout_secs),
             body_limit_bytes: self.body_limit_bytes,
@@ -737,6 +809,8 @@ impl Config {
             log_format: LogFormat::Pretty,
             database_pool_size: None,
             database_acquire_timeout: Duration::from_secs(5),
+            replicas: feria_kernel::db::ReplicaConfig::default(),
+            write_positions: None,
             request_timeout: Duration::from_secs(30),
             client_header_timeout: Duration::from_secs(5),
             body_limit_bytes: 256 * 1024,
@@ -796,6 +870,14 @@ impl Config {
         let mut db = feria_kernel::DbConfig::new(self.database_url.clone());
         db.max_connections = self.database_pool_size;
         db.acquire_timeout = self.database_acquire_timeout;
+        db
+    }
+
+    /// [`Config::db_config`] with the read replicas: the server's database (the other
+    /// commands read and write the primary only).
+    pub fn server_db_config(&self) -> feria_kernel::DbConfig {
+        let mut db = self.db_config();
+        db.replicas = self.replicas.clone();
         db
     }
 }
@@ -937,6 +1019,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("s3://bucket"), "{error}");
+    }
+
+    #[test]
+    fn replica_urls_are_a_comma_separated_list_of_postgres_urls() {
+        let config = Cli::try_parse_from(["feria"]).unwrap().settings.resolve();
+        assert!(config.replicas.urls.is_empty());
+        assert_eq!(config.replicas.max_lag, Duration::from_millis(1000));
+        let cli = Cli::try_parse_from([
+            "feria",
+            "--database-replica-urls",
+            "postgres://feria:hunter2@r1/feria?sslmode=require, postgres://feria@r2/feria",
+            "--replica-max-lag-ms",
+            "250",
+        ])
+        .unwrap();
+        let config = cli.settings.resolve();
+        assert_eq!(
+            config.replicas.urls,
+            [
+                "postgres://feria:hunter2@r1/feria?sslmode=require",
+                "postgres://feria@r2/feria"
+            ]
+        );
+        assert_eq!(config.replicas.max_lag, Duration::from_millis(250));
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(config.db_config().replicas.urls.is_empty());
+        assert_eq!(config.server_db_config().replicas.urls.len(), 2);
+        let error = Cli::try_parse_from([
+            "feria",
+            "--database-replica-urls",
+            "sqlite://x.db,mysql://u:pw@h/db",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("sqlite://x.db"), "{error}");
     }
 
     #[test]

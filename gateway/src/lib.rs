@@ -19,6 +19,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod payments;
 pub mod ratelimit;
+pub mod replicas;
 pub mod routes;
 pub mod shared_quota;
 pub mod telemetry;

@@ -59,6 +59,8 @@ pub struct Metrics {
     provider_codes: Arc<Mutex<HashSet<(&'static str, String)>>>,
     webhook_deliveries: IntGaugeVec,
     subscription_renewals: IntGaugeVec,
+    reads: IntCounterVec,
+    replicas: IntGaugeVec,
 }
 
 impl Metrics {
@@ -126,7 +128,24 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let reads = IntCounterVec::new(
+            Opts::new(
+                "feria_db_reads_total",
+                "Read-only requests' database work, by where it was served (replica or \
+                 primary), since the server started.",
+            ),
+            &["served_by"],
+        )?;
+        let replicas = IntGaugeVec::new(
+            Opts::new(
+                "feria_db_replicas",
+                "Read replicas by state: usable, lagging (past REPLICA_MAX_LAG_MS) or down.",
+            ),
+            &["state"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(reads.clone()))?;
+        registry.register(Box::new(replicas.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool.clone()))?;
         registry.register(Box::new(signins.clone()))?;
@@ -151,6 +170,8 @@ impl Metrics {
             provider_codes: Arc::default(),
             webhook_deliveries,
             subscription_renewals,
+            reads,
+            replicas,
         })
     }
 
@@ -163,6 +184,11 @@ impl Metrics {
         self.latency
             .with_label_values(&[method, route])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// One read-only request's database work, served by `source`.
+    pub fn read_served(&self, source: feria_kernel::db::ReadSource) {
+        self.reads.with_label_values(&[source.label()]).inc();
     }
 
     /// One successful sign-in.
@@ -221,6 +247,15 @@ impl Metrics {
             self.pool
                 .with_label_values(&[state])
                 .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+        if db.has_replicas() {
+            let statuses = db.replica_statuses();
+            for state in ["usable", "lagging", "down"] {
+                let count = statuses.iter().filter(|s| s.state == state).count();
+                self.replicas
+                    .with_label_values(&[state])
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
         }
         self.read_backlogs(db, now).await;
         let mut buffer = Vec::new();

@@ -7,7 +7,9 @@
 //! programs run as the `postgres` user.
 //!
 //! [`PostgresServer::start_new_tls`] makes a cluster that accepts TLS connections only,
-//! for the tests of `DATABASE_URL`'s sslmode (tests/tests/postgres_tls.rs).
+//! for the tests of `DATABASE_URL`'s sslmode (tests/tests/postgres_tls.rs);
+//! [`PostgresServer::start_new_primary`] and [`PostgresServer::start_replica_of`] a
+//! primary and its streaming replica (tests/tests/read_replicas.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,7 +54,115 @@ impl PostgresServer {
         PostgresServer::start_with(Some(tls))
     }
 
+    /// Creates a cluster that streaming replicas can follow (`wal_level = replica`, WAL
+    /// senders, replication connections from loopback trusted) and starts it; see
+    /// [`PostgresServer::start_replica_of`].
+    pub fn start_new_primary() -> PostgresServer {
+        let server = PostgresServer::create(None);
+        std::fs::write(
+            server.data_dir.join("pg_hba.conf"),
+            "local all all trust\n\
+             host all all 127.0.0.1/32 trust\n\
+             host all all ::1/128 trust\n\
+             local replication all trust\n\
+             host replication all 127.0.0.1/32 trust\n\
+             host replication all ::1/128 trust\n",
+        )
+        .expect("pg_hba.conf is writable");
+        server.append_settings(
+            "wal_level = replica\nmax_wal_senders = 10\nwal_keep_size = '256MB'\n",
+        );
+        server.start();
+        server
+    }
+
+    /// A streaming replica (hot standby) of `primary`, made from a base backup of it
+    /// (`pg_basebackup -R`, which writes `standby.signal` and `primary_conninfo`) and
+    /// started on its own port. `primary` must come from
+    /// [`PostgresServer::start_new_primary`].
+    pub fn start_replica_of(primary: &PostgresServer) -> PostgresServer {
+        let server = PostgresServer::empty();
+        server.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &server.data_dir.display().to_string(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                "-c",
+                "fast",
+            ],
+        );
+        server.start();
+        server
+    }
+
+    /// Runs `sql` with `psql` on `database` of this cluster; its rows, unaligned, one a
+    /// line.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        let output = self
+            .command("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-U", "postgres", "-d", database, "-X", "-A", "-t", "-c", sql,
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+        assert!(
+            output.status.success(),
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    fn append_settings(&self, settings: &str) {
+        let conf = self.data_dir.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+        text.push('\n');
+        text.push_str(settings);
+        std::fs::write(&conf, text).expect("postgresql.conf is writable");
+    }
+
     fn start_with(tls: Option<&ServerTls>) -> PostgresServer {
+        let server = PostgresServer::create(tls);
+        server.start();
+        server
+    }
+
+    /// A new cluster (initdb), TLS configured if asked, not started.
+    fn create(tls: Option<&ServerTls>) -> PostgresServer {
+        let server = PostgresServer::empty();
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &server.data_dir.display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        if let Some(tls) = tls {
+            server.configure_tls(tls);
+        }
+        server
+    }
+
+    /// A temporary directory (owned by the user that runs the cluster) and a free port,
+    /// with no cluster yet.
+    fn empty() -> PostgresServer {
         let bin_dir = find_bin_dir().unwrap_or_else(|| {
             panic!(
                 "the PostgreSQL server programs (initdb, pg_ctl) are not installed: \
@@ -78,31 +188,13 @@ impl PostgresServer {
             );
         }
         let port = free_port();
-        let server = PostgresServer {
+        PostgresServer {
             bin_dir,
             data_dir,
             port,
             run_as_postgres,
             dir: Some(dir),
-        };
-        server.run(
-            "initdb",
-            &[
-                "-D",
-                &server.data_dir.display().to_string(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-        );
-        if let Some(tls) = tls {
-            server.configure_tls(tls);
         }
-        server.start();
-        server
     }
 
     /// Writes the certificate and key beside the configuration, turns `ssl` on and

@@ -13,7 +13,8 @@
 //! - [`web_url`]: the one check of the `http`/`https` URLs clients store;
 //! - [`coherence`]: caches kept true across nodes (PostgreSQL `LISTEN`/`NOTIFY`);
 //! - [`db`]: one database handle over SQLite or PostgreSQL, write-once queries,
-//!   transactions, embedded migrations.
+//!   transactions, embedded migrations, and PostgreSQL read replicas with read-your-writes
+//!   ([`Db::read`], [`db::WritePositions`]).
 //!
 //! The kernel knows no HTTP framework: statuses are plain numbers, mapped by the gateway.
 //!

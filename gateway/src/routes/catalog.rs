@@ -17,6 +17,7 @@ use feria_users::{Role, UserError};
 use crate::caller::Caller;
 use crate::error::HttpError;
 use crate::extract::{Json, Pagination, Query};
+use crate::replicas::Reads;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Static segments (`categories`, `user`, `usage`) before `{id}` and `{price_id}`.
@@ -117,12 +118,16 @@ pub async fn list(
     caller: Caller,
     filter: Query<ProductFilter>,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
-    let mut conn = db.conn().await?;
-    let products =
-        feria_catalog::search::list(&mut conn, &caller.tenant, &actor(&caller), &filter, page.0)
-            .await?;
+    let products = reads
+        .run(&caller, async |conn| {
+            Ok(
+                feria_catalog::search::list(conn, &caller.tenant, &actor(&caller), &filter, page.0)
+                    .await?,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(products))
 }
 
@@ -150,20 +155,26 @@ pub async fn list_by_user(
     user_id: web::Path<String>,
     filter: Query<ProductFilter>,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     let user_id: UserId = user_id
         .parse()
         .map_err(|_| HttpError::from(UserError::NotFound))?;
-    let mut conn = db.conn().await?;
-    feria_users::user::get(&mut conn, &caller.tenant, &user_id).await?;
     let filter = ProductFilter {
         user_id: Some(user_id),
         ..filter.0
     };
-    let products =
-        feria_catalog::search::list(&mut conn, &caller.tenant, &actor(&caller), &filter, page.0)
-            .await?;
+    let products = reads
+        .run(&caller, async |conn| {
+            if let Some(seller) = &filter.user_id {
+                feria_users::user::get(conn, &caller.tenant, seller).await?;
+            }
+            Ok(
+                feria_catalog::search::list(conn, &caller.tenant, &actor(&caller), &filter, page.0)
+                    .await?,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(products))
 }
 
@@ -185,12 +196,16 @@ pub async fn list_by_user(
 pub async fn categories(
     caller: Caller,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
-    let mut conn = db.conn().await?;
-    let categories =
-        feria_catalog::search::categories(&mut conn, &caller.tenant, &actor(&caller), page.0)
-            .await?;
+    let categories = reads
+        .run(&caller, async |conn| {
+            Ok(
+                feria_catalog::search::categories(conn, &caller.tenant, &actor(&caller), page.0)
+                    .await?,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(categories))
 }
 
@@ -211,12 +226,14 @@ pub async fn categories(
 pub async fn get(
     caller: Caller,
     id: web::Path<String>,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     let id = product_id(&id)?;
-    let mut conn = db.conn().await?;
-    let product =
-        feria_catalog::product::read(&mut conn, &caller.tenant, &actor(&caller), &id).await?;
+    let product = reads
+        .run(&caller, async |conn| {
+            Ok(feria_catalog::product::read(conn, &caller.tenant, &actor(&caller), &id).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(product))
 }
 
@@ -309,13 +326,17 @@ pub async fn list_prices(
     caller: Caller,
     id: web::Path<String>,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     let id = product_id(&id)?;
-    let mut conn = db.conn().await?;
-    let prices =
-        feria_catalog::pricing::list(&mut conn, &caller.tenant, &actor(&caller), &id, page.0)
-            .await?;
+    let prices = reads
+        .run(&caller, async |conn| {
+            Ok(
+                feria_catalog::pricing::list(conn, &caller.tenant, &actor(&caller), &id, page.0)
+                    .await?,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(prices))
 }
 

@@ -15,6 +15,7 @@ use crate::caller::Caller;
 use crate::config::Config;
 use crate::error::HttpError;
 use crate::extract::{Json, Pagination, Query};
+use crate::replicas::Reads;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/events").route(web::get().to(list_events)))
@@ -84,19 +85,22 @@ pub struct EventsQuery {
 pub async fn list_events(
     caller: Caller,
     query: Query<EventsQuery>,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_api_key()?;
     let query = query.0;
-    let mut conn = db.conn().await?;
-    let list = feria_events::outbox::list(
-        &mut conn,
-        &caller.tenant,
-        query.after.unwrap_or(0),
-        query.event_type.as_deref(),
-        query.limit.unwrap_or(DEFAULT_LIMIT),
-    )
-    .await?;
+    let list = reads
+        .run(&caller, async |conn| {
+            Ok(feria_events::outbox::list(
+                conn,
+                &caller.tenant,
+                query.after.unwrap_or(0),
+                query.event_type.as_deref(),
+                query.limit.unwrap_or(DEFAULT_LIMIT),
+            )
+            .await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -118,12 +122,15 @@ pub async fn list_events(
 pub async fn get_event(
     caller: Caller,
     id: web::Path<String>,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_api_key()?;
     let id = event_id(&id)?;
-    let mut conn = db.conn().await?;
-    let event = feria_events::outbox::get(&mut conn, &caller.tenant, &id).await?;
+    let event = reads
+        .run(&caller, async |conn| {
+            Ok(feria_events::outbox::get(conn, &caller.tenant, &id).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(event))
 }
 
@@ -178,11 +185,14 @@ pub async fn create_endpoint(
 pub async fn list_endpoints(
     caller: Caller,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_api_key()?;
-    let mut conn = db.conn().await?;
-    let page = feria_events::endpoints::list(&mut conn, &caller.tenant, page.0).await?;
+    let page = reads
+        .run(&caller, async |conn| {
+            Ok(feria_events::endpoints::list(conn, &caller.tenant, page.0).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -204,12 +214,15 @@ pub async fn list_endpoints(
 pub async fn get_endpoint(
     caller: Caller,
     id: web::Path<String>,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_api_key()?;
     let id = endpoint_id(&id)?;
-    let mut conn = db.conn().await?;
-    let endpoint = feria_events::endpoints::get(&mut conn, &caller.tenant, &id).await?;
+    let endpoint = reads
+        .run(&caller, async |conn| {
+            Ok(feria_events::endpoints::get(conn, &caller.tenant, &id).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(endpoint))
 }
 
@@ -301,12 +314,15 @@ pub async fn deliveries(
     caller: Caller,
     id: web::Path<String>,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_api_key()?;
     let id = endpoint_id(&id)?;
-    let mut conn = db.conn().await?;
-    let page = feria_events::deliveries::attempts(&mut conn, &caller.tenant, &id, page.0).await?;
+    let page = reads
+        .run(&caller, async |conn| {
+            Ok(feria_events::deliveries::attempts(conn, &caller.tenant, &id, page.0).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 

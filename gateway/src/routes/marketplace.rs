@@ -24,6 +24,7 @@ use crate::caller::Caller;
 use crate::config::Config;
 use crate::error::HttpError;
 use crate::extract::{Json, Pagination, Query, idempotency_key};
+use crate::replicas::Reads;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/workspaces").route(web::get().to(list_workspaces)))
@@ -201,13 +202,17 @@ pub async fn create_character(
 pub async fn list_characters(
     caller: Caller,
     filter: Query<CharacterFilter>,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     let user = caller.require_user()?;
-    let mut conn = db.conn().await?;
-    let list =
-        feria_template_marketplace::character::list(&mut conn, &caller.tenant, user, &filter)
-            .await?;
+    let list = reads
+        .run(&caller, async |conn| {
+            Ok(
+                feria_template_marketplace::character::list(conn, &caller.tenant, user, &filter)
+                    .await?,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -229,15 +234,19 @@ pub async fn list_characters(
 pub async fn get_character(
     caller: Caller,
     id: web::Path<String>,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     let user = caller.require_user()?;
     let id = character_id(&id)?;
-    let mut conn = db.conn().await?;
-    let character =
-        feria_template_marketplace::character::owned(&mut conn, &caller.tenant, user, &id)
-            .await?
-            .to_object();
+    let character = reads
+        .run(&caller, async |conn| {
+            Ok(
+                feria_template_marketplace::character::owned(conn, &caller.tenant, user, &id)
+                    .await?
+                    .to_object(),
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(CharacterEnvelope { character }))
 }
 
@@ -330,13 +339,17 @@ pub async fn browse(
     caller: Caller,
     filter: Query<ListingFilter>,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_user()?;
-    let mut conn = db.conn().await?;
-    let listings =
-        feria_template_marketplace::listing::browse(&mut conn, &caller.tenant, &filter, page.0)
-            .await?;
+    let listings = reads
+        .run(&caller, async |conn| {
+            Ok(
+                feria_template_marketplace::listing::browse(conn, &caller.tenant, &filter, page.0)
+                    .await?,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(listings))
 }
 
@@ -358,13 +371,15 @@ pub async fn browse(
 pub async fn get_listing(
     caller: Caller,
     id: web::Path<String>,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     let user = caller.require_user()?;
     let id = listing_id(&id)?;
-    let mut conn = db.conn().await?;
-    let listing =
-        feria_template_marketplace::listing::read(&mut conn, &caller.tenant, user, &id).await?;
+    let listing = reads
+        .run(&caller, async |conn| {
+            Ok(feria_template_marketplace::listing::read(conn, &caller.tenant, user, &id).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(ListingEnvelope { listing }))
 }
 
@@ -537,12 +552,17 @@ pub async fn delete_listing(
 pub async fn my_listings(
     caller: Caller,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     let user = caller.require_user()?;
-    let mut conn = db.conn().await?;
-    let listings =
-        feria_template_marketplace::listing::mine(&mut conn, &caller.tenant, user, page.0).await?;
+    let listings = reads
+        .run(&caller, async |conn| {
+            Ok(
+                feria_template_marketplace::listing::mine(conn, &caller.tenant, user, page.0)
+                    .await?,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(listings))
 }
 
@@ -565,12 +585,17 @@ pub async fn my_listings(
 pub async fn my_purchases(
     caller: Caller,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     let user = caller.require_user()?;
-    let mut conn = db.conn().await?;
-    let purchases =
-        feria_template_marketplace::purchase::mine(&mut conn, &caller.tenant, user, page.0).await?;
+    let purchases = reads
+        .run(&caller, async |conn| {
+            Ok(
+                feria_template_marketplace::purchase::mine(conn, &caller.tenant, user, page.0)
+                    .await?,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(purchases))
 }
 
@@ -635,13 +660,17 @@ pub async fn list_reviews(
     caller: Caller,
     id: web::Path<String>,
     page: Pagination,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
     let user = caller.require_user()?;
     let id = listing_id(&id)?;
-    let mut conn = db.conn().await?;
-    let reviews =
-        feria_template_marketplace::review::list(&mut conn, &caller.tenant, user, &id, page.0)
-            .await?;
+    let reviews = reads
+        .run(&caller, async |conn| {
+            Ok(
+                feria_template_marketplace::review::list(conn, &caller.tenant, user, &id, page.0)
+                    .await?,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(reviews))
 }

@@ -23,6 +23,7 @@ use validator::Validate;
 use crate::caller::Caller;
 use crate::error::HttpError;
 use crate::extract::{Json, Query};
+use crate::replicas::Reads;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -76,9 +77,15 @@ pub struct WalletQuery {
         (status = 401, description = "No or invalid credentials.", body = ErrorBody)
     )
 )]
-pub async fn list_offers(caller: Caller, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {
-    let mut conn = db.conn().await?;
-    let offers = feria_onchain_entitlements::offer::list(&mut conn, &caller.tenant, false).await?;
+pub async fn list_offers(
+    caller: Caller,
+    reads: web::Data<Reads>,
+) -> Result<HttpResponse, HttpError> {
+    let offers = reads
+        .run(&caller, async |conn| {
+            Ok(feria_onchain_entitlements::offer::list(conn, &caller.tenant, false).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(OfferList {
         offers: offers.iter().map(|o| o.to_object()).collect(),
     }))
@@ -289,15 +296,18 @@ fn confirmation_response(outcome: Confirmation) -> HttpResponse {
 pub async fn entitlements(
     caller: Caller,
     query: Query<WalletQuery>,
-    db: web::Data<Db>,
+    reads: web::Data<Reads>,
 ) -> Result<HttpResponse, HttpError> {
-    let mut conn = db.conn().await?;
-    let list = feria_onchain_entitlements::entitlement::of_wallet(
-        &mut conn,
-        &caller.tenant,
-        &query.0.wallet,
-    )
-    .await?;
+    let list = reads
+        .run(&caller, async |conn| {
+            Ok(feria_onchain_entitlements::entitlement::of_wallet(
+                conn,
+                &caller.tenant,
+                &query.0.wallet,
+            )
+            .await?)
+        })
+        .await?;
     let now = Timestamp::now();
     Ok(HttpResponse::Ok().json(EntitlementList {
         entitlements: list.iter().map(|e| e.to_object(now)).collect(),

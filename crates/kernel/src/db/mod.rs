@@ -27,12 +27,18 @@
 //! the write lock is taken up front and a read-then-write cannot fail half-way with
 //! "database is locked"; the process's writers queue for it in order
 //! (`sqlite_writer.rs`).
+//!
+//! On PostgreSQL a `Db` may also hold streaming read replicas ([`DbConfig::replicas`]):
+//! [`Db::read`] runs a read-only call on a replica that is fresh enough and has replayed
+//! the caller's last write ([`Lsn`], kept per client by a [`WritePositions`] store), or on
+//! the primary; `replicas.rs` has the rules. [`Db::conn`] is always the primary.
 
 mod dynamic;
 mod error;
 mod full_text;
 mod migrate;
 pub(crate) mod postgres;
+mod replicas;
 mod sqlite_runtime;
 mod sqlite_writer;
 
@@ -56,6 +62,10 @@ pub use self::full_text::FullText;
 pub use self::migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 use self::postgres::PgConnector;
 pub use self::postgres::{RootCert, SslMode, TlsSettings};
+pub use self::replicas::{
+    InProcessWritePositions, Lsn, LsnError, ReadConn, ReadSource, ReplicaConfig, ReplicaFallback,
+    ReplicaStatus, WritePositions,
+};
 pub use self::sqlite_writer::WriteTurn;
 use self::sqlite_writer::WriterQueue;
 
@@ -101,6 +111,9 @@ pub struct DbConfig {
     pub busy_timeout: Duration,
     /// PostgreSQL: server-side limit for one statement.
     pub statement_timeout: Duration,
+    /// PostgreSQL: streaming read replicas for read-only requests ([`Db::read`]); none
+    /// by default.
+    pub replicas: ReplicaConfig,
 }
 
 impl std::fmt::Debug for DbConfig {
@@ -111,6 +124,7 @@ impl std::fmt::Debug for DbConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("busy_timeout", &self.busy_timeout)
             .field("statement_timeout", &self.statement_timeout)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }
@@ -123,6 +137,7 @@ impl DbConfig {
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            replicas: ReplicaConfig::default(),
         }
     }
 }
@@ -209,10 +224,13 @@ enum Pools {
     },
 }
 
-/// The database handle: a connection pool over one backend. Cheap to clone.
+/// The database handle: a connection pool over one backend (and, on PostgreSQL, a pool
+/// per streaming read replica). Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     pools: Pools,
+    /// `None` without replicas: reads cost nothing more than [`Db::conn`].
+    replicas: Option<Arc<replicas::Replicas>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -310,38 +328,6 @@ impl Db {
             }
             DatabaseTarget::Postgres { url } => {
                 let connector = Arc::new(PgConnector::new(&url)?);
-                let statement_timeout_ms = config.statement_timeout.as_millis();
-                let mut manager_config = ManagerConfig::<PgConn>::default();
-                // Checked-out connections are not pinged (diesel-async's default runs
-                // `SELECT 1` first, a round trip per checkout: 2 of S2's 5). A connection
-                // whose socket the server closed is still dropped at checkout
-                // (`is_closed`), and one that fails mid-request is broken and discarded;
-                // tests/tests/db_faults.rs restarts PostgreSQL under load to hold us to it.
-                manager_config.recycling_method = RecyclingMethod::Fast;
-                let setup_connector = connector.clone();
-                // diesel-async's own establish knows no TLS; the connector makes the
-                // connection (its URL is the one the manager would pass here).
-                manager_config.custom_setup = Box::new(move |_url| {
-                    let connector = setup_connector.clone();
-                    Box::pin(async move {
-                        let mut conn = connector
-                            .connect()
-                            .await
-                            .map_err(diesel::ConnectionError::BadConnection)?;
-                        conn.batch_execute(&format!(
-                            "SET statement_timeout = {statement_timeout_ms}; SET TIME ZONE 'UTC'"
-                        ))
-                        .await
-                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                        Ok(conn)
-                    })
-                });
-                // The manager keeps its URL only to hand it to `custom_setup`, which does
-                // not read it: hand it none, so no copy of the password lives there.
-                let manager = AsyncDieselConnectionManager::<PgConn>::new_with_config(
-                    String::new(),
-                    manager_config,
-                );
                 let size = config
                     .max_connections
                     .unwrap_or_else(|| default_pool_size(Backend::Postgres));
@@ -351,12 +337,31 @@ impl Db {
                     "PostgreSQL TLS settings"
                 );
                 Pools::Postgres {
-                    pool: build_pool(manager, size, config.acquire_timeout)?,
+                    pool: postgres_pool(
+                        connector.clone(),
+                        config.statement_timeout,
+                        size,
+                        config.acquire_timeout,
+                        config.acquire_timeout,
+                    )?,
                     connector,
                 }
             }
         };
-        let db = Db { pools };
+        let replicas = match (&pools, config.replicas.urls.is_empty()) {
+            (_, true) => None,
+            (Pools::Sqlite { .. }, false) => {
+                return Err(DbError::Config(
+                    "read replicas (DATABASE_REPLICA_URLS) need a PostgreSQL primary; \
+                     DATABASE_URL names a SQLite database"
+                        .into(),
+                ));
+            }
+            (Pools::Postgres { connector, .. }, false) => Some(Arc::new(
+                replicas::Replicas::start(connector.clone(), config)?,
+            )),
+        };
+        let db = Db { pools, replicas };
         db.ping().await?;
         Ok(db)
     }
@@ -439,6 +444,9 @@ impl Db {
             Pools::Sqlite { pool, .. } => pool.close(),
             Pools::Postgres { pool, .. } => pool.close(),
         }
+        if let Some(replicas) = &self.replicas {
+            replicas.close();
+        }
     }
 }
 
@@ -449,6 +457,53 @@ fn sqlite_pragmas(busy_timeout: Duration) -> String {
         "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         busy_timeout.as_millis()
     )
+}
+
+/// A pool of PostgreSQL connections made by `connector`, each with the statement timeout
+/// and UTC; the primary's and each read replica's.
+pub(crate) fn postgres_pool(
+    connector: Arc<PgConnector>,
+    statement_timeout: Duration,
+    size: usize,
+    acquire_timeout: Duration,
+    create_timeout: Duration,
+) -> Result<Pool<PgConn>, DbError> {
+    let statement_timeout_ms = statement_timeout.as_millis();
+    let mut manager_config = ManagerConfig::<PgConn>::default();
+    // Checked-out connections are not pinged (diesel-async's default runs `SELECT 1`
+    // first, a round trip per checkout: 2 of S2's 5). A connection whose socket the server
+    // closed is still dropped at checkout (`is_closed`), and one that fails mid-request is
+    // broken and discarded; tests/tests/db_faults.rs restarts PostgreSQL under load to
+    // hold us to it.
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    // diesel-async's own establish knows no TLS; the connector makes the connection (its
+    // URL is the one the manager would pass here).
+    manager_config.custom_setup = Box::new(move |_url| {
+        let connector = connector.clone();
+        Box::pin(async move {
+            let mut conn = connector
+                .connect()
+                .await
+                .map_err(diesel::ConnectionError::BadConnection)?;
+            conn.batch_execute(&format!(
+                "SET statement_timeout = {statement_timeout_ms}; SET TIME ZONE 'UTC'"
+            ))
+            .await
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    // The manager keeps its URL only to hand it to `custom_setup`, which does not read it:
+    // hand it none, so no copy of the password lives there.
+    let manager =
+        AsyncDieselConnectionManager::<PgConn>::new_with_config(String::new(), manager_config);
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .wait_timeout(Some(acquire_timeout))
+        .create_timeout(Some(create_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Config(format!("cannot build the connection pool: {e}")))
 }
 
 fn build_pool<C>(
