@@ -114,10 +114,20 @@ impl AppState {
         let cors = crate::cors::CorsPolicy::new(&config.cors.allowed_origins);
         // The one place the store of write positions is chosen: the one the configuration
         // hands in (shared by the nodes), or this process's.
-        let positions = config.write_positions.clone().unwrap_or_else(|| {
-            Arc::new(feria_kernel::db::InProcessWritePositions::default())
-                as Arc<dyn feria_kernel::db::WritePositions>
-        });
+        // With REDIS_URL every node knows every client's last write.
+        let positions = config
+            .write_positions
+            .clone()
+            .or_else(|| {
+                quota.clone().map(|quota| {
+                    Arc::new(crate::shared_quota::SharedWritePositions(quota))
+                        as Arc<dyn feria_kernel::db::WritePositions>
+                })
+            })
+            .unwrap_or_else(|| {
+                Arc::new(feria_kernel::db::InProcessWritePositions::default())
+                    as Arc<dyn feria_kernel::db::WritePositions>
+            });
         let metrics = web::Data::new(metrics);
         let reads = crate::replicas::Reads::new(db.clone(), positions, metrics.clone());
         Ok(AppState {

@@ -245,8 +245,9 @@ pub struct Settings {
     /// Writes one credential may make at once before the sustained rate applies.
     #[arg(long, env = "WRITE_RATE_BURST", default_value_t = 200, global = true)]
     pub write_rate_burst: u32,
-    /// Redis holding the rate limits every node shares (redis://; no TLS yet); unset:
-    /// each node counts alone (docs/SCALING.md).
+    /// Redis holding what every node shares (redis://; no TLS yet): rate limits, and the
+    /// clients' last write positions for replica reads; unset: each node alone
+    /// (docs/SCALING.md).
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<String>,
     /// Milliseconds an authenticated API key is trusted without reading it again. A key

@@ -1,4 +1,6 @@
-//! Rate-limit state shared by every node through Redis, when `REDIS_URL` is set.
+//! State every node shares through Redis, when `REDIS_URL` is set: rate-limit budgets,
+//! and each client's last write position for reading its own writes from replicas
+//! ([`SharedQuota::write_positions`]).
 //!
 //! A limit kept in each process lets N nodes behind a balancer give a client N times its
 //! budget. With `REDIS_URL`, every check is one Redis script run instead (a token bucket
@@ -17,14 +19,20 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use feria_kernel::db::{Lsn, WritePositions};
+use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// The longest a check waits for Redis before the node's own limiter answers.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long Redis is not asked after a failure.
 pub const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
-/// Prefix of every key Feria writes.
+/// Prefix of the rate limits' keys.
 const PREFIX: &str = "feria:rl:";
+/// Prefix of the write positions' keys.
+const POSITIONS: &str = "feria:wp:";
 
 /// A token bucket: refills at `ARGV[1]` tokens a second up to `ARGV[2]`, takes one if it
 /// can. Returns `{allowed, tokens left as a string}` (a Lua number would be truncated).
@@ -62,6 +70,24 @@ end
 return {count, left}
 ";
 
+/// Keeps the larger of the stored and the given WAL position (16 hex digits, so that
+/// string order is number order; a Lua number would round a 64-bit position) for
+/// `ARGV[2]` milliseconds.
+const RAISE_POSITION: &str = r"
+local current = redis.call('GET', KEYS[1])
+if (not current) or current < ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+";
+
+/// How long a client's last write position is kept: far past any replica lag a read
+/// would accept (`REPLICA_MAX_LAG_MS`), after which the lag rule alone keeps the client
+/// off a replica that has not replayed it.
+const POSITION_TTL: Duration = Duration::from_secs(300);
+
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
     #[error("Redis: {0}")]
@@ -79,6 +105,7 @@ pub struct SharedQuota {
     connection: ConnectionManager,
     bucket: redis::Script,
     window: redis::Script,
+    position: redis::Script,
     /// Set after a failure: Redis is not asked again before this instant.
     paused_until: Mutex<Option<Instant>>,
 }
@@ -105,6 +132,7 @@ impl SharedQuota {
             connection,
             bucket: redis::Script::new(TOKEN_BUCKET),
             window: redis::Script::new(FIXED_WINDOW),
+            position: redis::Script::new(RAISE_POSITION),
             paused_until: Mutex::new(None),
         })
     }
@@ -150,6 +178,43 @@ impl SharedQuota {
         Ok((count, left))
     }
 
+    /// Raises the client's last write position to `position`.
+    pub async fn record_position(&self, client: &str, position: Lsn) -> Result<(), QuotaError> {
+        let mut invocation = self.position.prepare_invoke();
+        invocation
+            .key(format!("{POSITIONS}{client}"))
+            .arg(format!("{:016x}", position.0))
+            .arg(u64::try_from(POSITION_TTL.as_millis()).unwrap_or(u64::MAX));
+        let _: i64 = self
+            .guarded(async {
+                let mut connection = self.connection.clone();
+                invocation.invoke_async(&mut connection).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The client's last write position, if one is kept.
+    pub async fn position(&self, client: &str) -> Result<Option<Lsn>, QuotaError> {
+        let key = format!("{POSITIONS}{client}");
+        let stored: Option<String> = self
+            .guarded(async {
+                let mut connection = self.connection.clone();
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        stored
+            .map(|hex| {
+                u64::from_str_radix(&hex, 16)
+                    .map(Lsn)
+                    .map_err(|_| QuotaError::Answer(hex.clone()))
+            })
+            .transpose()
+    }
+
     /// Runs `call` unless Redis is paused, within [`RESPONSE_TIMEOUT`]; a failure pauses
     /// Redis for [`PAUSE_AFTER_FAILURE`] and is logged once per pause.
     async fn guarded<T>(
@@ -180,5 +245,26 @@ impl SharedQuota {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_some_and(|until| until > Instant::now())
+    }
+}
+
+/// Each client's last write position kept in Redis, so that a client's reads stay off a
+/// replica that has not replayed its write whichever node served the write (the
+/// in-process store knows only this node's writes). A Redis that cannot answer sends the
+/// client's reads to the primary ([`Lsn::MAX`]): never a stale read.
+#[derive(Debug)]
+pub struct SharedWritePositions(pub Arc<SharedQuota>);
+
+impl WritePositions for SharedWritePositions {
+    fn record<'a>(&'a self, client: &'a str, position: Lsn) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // A failure is logged by `guarded`; the next read of this client goes to
+            // the primary only if Redis is still down (`get`).
+            let _ = self.0.record_position(client, position).await;
+        })
+    }
+
+    fn get<'a>(&'a self, client: &'a str) -> BoxFuture<'a, Option<Lsn>> {
+        Box::pin(async move { self.0.position(client).await.unwrap_or(Some(Lsn::MAX)) })
     }
 }

@@ -46,12 +46,23 @@ struct Setup {
 }
 
 async fn setup(max_lag: Duration) -> Setup {
+    setup_with(max_lag, None).await
+}
+
+/// The Redis of the tests that share write positions between nodes.
+fn redis_url() -> String {
+    std::env::var("REDIS_TEST_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// [`setup`] with the nodes' shared state in the Redis at `redis` (`REDIS_URL`).
+async fn setup_with(max_lag: Duration, redis: Option<String>) -> Setup {
     let primary = PostgresServer::start_new_primary();
     let replica = PostgresServer::start_replica_of(&primary);
     let (primary_port, replica_port) = (primary.port(), replica.port());
     let app = TestApp::builder()
         .postgres_server(&primary.admin_url())
         .config(move |c| {
+            c.redis_url = redis;
             let url = c
                 .database_url
                 .replace(&format!(":{primary_port}/"), &format!(":{replica_port}/"));
@@ -246,6 +257,79 @@ async fn reads_go_to_the_replica_and_each_client_reads_its_own_writes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(s.primary);
+}
+
+/// With `REDIS_URL`, a client's last write is known to every node: a write through one
+/// node and a read through another still reads the write (from the primary while the
+/// replica has not replayed it); a node that only knows its own writes would read the
+/// replica and miss it.
+#[tokio::test]
+async fn a_client_reads_its_own_writes_through_another_node_with_redis() {
+    if !on_postgres("a_client_reads_its_own_writes_through_another_node_with_redis") {
+        return;
+    }
+    let setup = setup_with(Duration::from_secs(60), Some(redis_url())).await;
+    let (database_url, primary_port, replica_port) = (
+        setup.app.database_url().to_owned(),
+        setup.primary.port(),
+        setup.replica.port(),
+    );
+    // Two more nodes on the same database and replica: one sharing the Redis, one not.
+    let other_node = |redis: Option<String>| {
+        let database_url = database_url.clone();
+        TestApp::builder()
+            .postgres_server(&setup.primary.admin_url())
+            .config(move |c| {
+                c.replicas = ReplicaConfig {
+                    urls: vec![
+                        database_url
+                            .replace(&format!(":{primary_port}/"), &format!(":{replica_port}/")),
+                    ],
+                    max_lag: Duration::from_secs(60),
+                    pool_size: Some(4),
+                    check_interval: Duration::from_millis(100),
+                };
+                c.database_url = database_url;
+                c.redis_url = redis;
+            })
+            .spawn()
+    };
+    let shared = other_node(Some(redis_url())).await;
+    let alone = other_node(None).await;
+    for node in [&shared, &alone] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !node
+            .get("/metrics")
+            .await
+            .text()
+            .contains("feria_db_replicas{state=\"usable\"} 1")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the other node's replica is not usable"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    setup.pause_replay().await;
+    // Written through the first node; read through the others at once.
+    let product = setup.create_product("Written on one node").await;
+    assert!(!setup.on_replica(&product));
+    let path = format!("/api/v1/products/{product}");
+    assert_eq!(
+        shared.get_as(&setup.writer, &path).await.status.as_u16(),
+        200,
+        "a node sharing the write positions reads the writer's write"
+    );
+    assert_eq!(
+        alone.get_as(&setup.writer, &path).await.status.as_u16(),
+        404,
+        "a node that does not know the write reads the paused replica"
+    );
+    setup.resume_replay();
+    setup
+        .wait_until_seen(&setup.reader, &product, Duration::from_secs(30))
+        .await;
 }
 
 #[tokio::test]
