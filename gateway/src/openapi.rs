@@ -393,6 +393,7 @@ pub const COMMON_ERROR_CODES: &[(u16, &[&str])] = &[
         &[
             KernelCode::DatabaseUnavailable.as_str(),
             KernelCode::DatabaseBusy.as_str(),
+            KernelCode::DatabaseReadOnly.as_str(),
             GatewayCode::RequestTimeout.as_str(),
         ],
     ),

@@ -26,6 +26,9 @@ impl ReplicaFallback for HttpError {
     fn falls_back(&self) -> bool {
         self.error.falls_back()
     }
+    fn retries_on_primary(&self) -> bool {
+        self.error.retries_on_primary()
+    }
 }
 
 /// The database for read-only handlers, shared by every worker.

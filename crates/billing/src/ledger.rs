@@ -290,18 +290,31 @@ fn balanced(postings: &[(AccountKey, Money)]) -> Result<BTreeMap<AccountKey, i64
 /// [`BillingError::IdempotencyKeyReused`]. A non-negative account that would go below
 /// zero fails the whole entry with [`BillingError::InsufficientFunds`]; an account that
 /// would pass its bound ([`AccountKind::limits`]) with
-/// [`BillingError::BalanceLimitExceeded`].
+/// [`BillingError::BalanceLimitExceeded`]. Inside a caller's transaction this is a
+/// savepoint: a failed entry leaves the caller's transaction usable.
 pub async fn post(
     conn: &mut DbConn,
     tenant: &Tenant,
     entry: NewEntry,
 ) -> Result<Posted, BillingError> {
+    conn.transaction(async |c| post_in(c, tenant, &entry).await)
+        .await
+}
+
+/// [`post`] inside the caller's open transaction, without a savepoint of its own: when it
+/// fails, the caller must roll back (a settlement does, a purchase does), since the
+/// entry's row may already be written.
+///
+/// The entry's row goes first, `ON CONFLICT DO NOTHING`: an entry already written under
+/// the key (or being written by a concurrent transaction, whose outcome PostgreSQL waits
+/// for) makes it write nothing, and then the existing entry is the answer. No look-up
+/// before, and no savepoint to recover from a unique violation.
+pub(crate) async fn post_in(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    entry: &NewEntry,
+) -> Result<Posted, BillingError> {
     let changes = balanced(&entry.postings)?;
-    if let Some(key) = &entry.idempotency_key
-        && let Some(existing) = find_by_key(conn, tenant, key).await?
-    {
-        return replay(existing, entry.fingerprint.as_deref());
-    }
     let now = Timestamp::now();
     let row = EntryRow {
         id: EntryId::new(),
@@ -313,41 +326,57 @@ pub async fn post(
         fingerprint: entry.fingerprint.clone(),
         created_at: now,
     };
-    let written = conn
-        .transaction(async |c| -> Result<EntryId, BillingError> {
-            with_conn!(c, c => diesel::insert_into(journal_entries::table).values(&row).execute(c).await)
-                .map_err(DbError::from)?;
-            // BTreeMap order: kind, owner, currency — the same lock order for every writer.
-            for (key, delta) in &changes {
-                let account_id = ensure_account(c, tenant, key, now).await?;
-                apply(c, &account_id, key, *delta, now).await?;
-                let posting = PostingRow {
-                    id: PostingId::new(),
-                    entry_id: row.id.clone(),
-                    account_id,
-                    amount: *delta,
-                    currency: key.currency.code().to_owned(),
-                    created_at: now,
-                };
-                with_conn!(c, c => diesel::insert_into(ledger_postings::table).values(&posting).execute(c).await)
-                    .map_err(DbError::from)?;
-            }
-            Ok(row.id.clone())
-        })
-        .await;
-    match written {
-        Ok(id) => Ok(Posted::New(id)),
-        // Another writer took the key between our look-up and insert (PostgreSQL; on
-        // SQLite the write lock serialises us): its entry is the answer.
-        Err(BillingError::Db(error)) if error.is_unique_violation("idempotency_key") => {
-            let key = entry.idempotency_key.as_deref().unwrap_or_default();
-            match find_by_key(conn, tenant, key).await? {
-                Some(existing) => replay(existing, entry.fingerprint.as_deref()),
-                None => Err(BillingError::Db(error)),
-            }
-        }
-        Err(other) => Err(other),
+    let inserted = with_conn!(conn, c => {
+        diesel::insert_into(journal_entries::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    if inserted == 0 {
+        let key = entry.idempotency_key.as_deref().ok_or_else(|| {
+            BillingError::Corrupt("a journal entry without a key was not written".into())
+        })?;
+        let existing = find_by_key(conn, tenant, key)
+            .await?
+            .ok_or_else(|| BillingError::Corrupt(format!("journal entry `{key}` vanished")))?;
+        return replay(existing, entry.fingerprint.as_deref());
     }
+    let accounts = account_ids(conn, tenant, &changes, now).await?;
+    // BTreeMap order: kind, owner, currency — the same lock order for every writer.
+    let mut postings = Vec::with_capacity(changes.len());
+    for (key, delta) in &changes {
+        let account_id = accounts
+            .get(key)
+            .ok_or_else(|| BillingError::Corrupt("a ledger account vanished".into()))?;
+        apply(conn, account_id, key, *delta, now).await?;
+        postings.push(PostingRow {
+            id: PostingId::new(),
+            entry_id: row.id.clone(),
+            account_id: account_id.clone(),
+            amount: *delta,
+            currency: key.currency.code().to_owned(),
+            created_at: now,
+        });
+    }
+    with_conn!(conn,
+        sqlite: c => async {
+            // diesel-async sends SQLite one row per INSERT (in-process: microseconds).
+            for posting in &postings {
+                diesel::insert_into(ledger_postings::table).values(posting).execute(c).await?;
+            }
+            Ok::<_, diesel::result::Error>(())
+        }
+        .await,
+        postgres: c => diesel::insert_into(ledger_postings::table)
+            .values(&postings)
+            .execute(c)
+            .await
+            .map(|_| ()),
+    )
+    .map_err(DbError::from)?;
+    Ok(Posted::New(row.id))
 }
 
 fn replay(existing: EntryRow, fingerprint: Option<&str>) -> Result<Posted, BillingError> {
@@ -376,60 +405,98 @@ async fn find_by_key(
     .map_err(DbError::from)?)
 }
 
-/// The account's id, creating the account (balance zero) on first use.
-async fn ensure_account(
+/// The ids of the entry's accounts, creating those used for the first time (balance
+/// zero): one look-up for all of them, and one insert for the new ones (a concurrent
+/// first use may create one too: the unique key keeps one, and a second look-up finds it).
+async fn account_ids(
     conn: &mut DbConn,
     tenant: &Tenant,
-    key: &AccountKey,
+    changes: &BTreeMap<AccountKey, i64>,
     now: Timestamp,
-) -> Result<AccountId, BillingError> {
-    if let Some(id) = find_account(conn, tenant, key).await? {
-        return Ok(id);
+) -> Result<BTreeMap<AccountKey, AccountId>, BillingError> {
+    let mut found = find_accounts(conn, tenant, changes).await?;
+    let missing: Vec<AccountRow> = changes
+        .keys()
+        .filter(|key| !found.contains_key(*key))
+        .map(|key| AccountRow {
+            id: AccountId::new(),
+            platform_id: tenant.platform_id.clone(),
+            mode: tenant.mode,
+            kind: key.kind.as_str().to_owned(),
+            owner_id: key.owner_id.clone(),
+            currency: key.currency.code().to_owned(),
+            balance: 0,
+            allow_negative: key.kind.allows_negative(),
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(found);
     }
-    let row = AccountRow {
-        id: AccountId::new(),
-        platform_id: tenant.platform_id.clone(),
-        mode: tenant.mode,
-        kind: key.kind.as_str().to_owned(),
-        owner_id: key.owner_id.clone(),
-        currency: key.currency.code().to_owned(),
-        balance: 0,
-        allow_negative: key.kind.allows_negative(),
-        created_at: now,
-        updated_at: now,
-    };
-    // A concurrent first use may create it too: the unique key keeps one.
-    with_conn!(conn, c => {
-        diesel::insert_into(ledger_accounts::table)
-            .values(&row)
+    with_conn!(conn,
+        sqlite: c => async {
+            for row in &missing {
+                diesel::insert_into(ledger_accounts::table)
+                    .values(row)
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+            }
+            Ok::<_, diesel::result::Error>(())
+        }
+        .await,
+        postgres: c => diesel::insert_into(ledger_accounts::table)
+            .values(&missing)
             .on_conflict_do_nothing()
             .execute(c)
             .await
-    })
+            .map(|_| ()),
+    )
     .map_err(DbError::from)?;
-    find_account(conn, tenant, key)
-        .await?
-        .ok_or_else(|| BillingError::Corrupt("a ledger account vanished".into()))
+    found = find_accounts(conn, tenant, changes).await?;
+    if found.len() != changes.len() {
+        return Err(BillingError::Corrupt("a ledger account vanished".into()));
+    }
+    Ok(found)
 }
 
-async fn find_account(
+/// The existing accounts among `changes`' keys, by key.
+async fn find_accounts(
     conn: &mut DbConn,
     tenant: &Tenant,
-    key: &AccountKey,
-) -> Result<Option<AccountId>, BillingError> {
-    Ok(with_conn!(conn, c => {
+    changes: &BTreeMap<AccountKey, i64>,
+) -> Result<BTreeMap<AccountKey, AccountId>, BillingError> {
+    // Kinds and owners both, so the look-up is a few probes of the accounts' unique index
+    // (platform, mode, kind, owner, currency), not a scan of the tenant's accounts.
+    let kinds: Vec<&str> = changes.keys().map(|k| k.kind.as_str()).collect();
+    let owners: Vec<&str> = changes.keys().map(|k| k.owner_id.as_str()).collect();
+    let rows: Vec<(AccountId, String, String, String)> = with_conn!(conn, c => {
         ledger_accounts::table
             .filter(ledger_accounts::platform_id.eq(&tenant.platform_id))
             .filter(ledger_accounts::mode.eq(tenant.mode))
-            .filter(ledger_accounts::kind.eq(key.kind.as_str()))
-            .filter(ledger_accounts::owner_id.eq(&key.owner_id))
-            .filter(ledger_accounts::currency.eq(key.currency.code()))
-            .select(ledger_accounts::id)
-            .first(c)
+            .filter(ledger_accounts::kind.eq_any(&kinds))
+            .filter(ledger_accounts::owner_id.eq_any(&owners))
+            .select((
+                ledger_accounts::id,
+                ledger_accounts::kind,
+                ledger_accounts::owner_id,
+                ledger_accounts::currency,
+            ))
+            .load(c)
             .await
-            .optional()
     })
-    .map_err(DbError::from)?)
+    .map_err(DbError::from)?;
+    let mut found = BTreeMap::new();
+    for (id, kind, owner_id, currency) in rows {
+        // Other kinds and currencies of the same owners come back too: keep the asked.
+        if let Some(key) = changes.keys().find(|k| {
+            k.kind.as_str() == kind && k.owner_id == owner_id && k.currency.code() == currency
+        }) {
+            found.insert(key.clone(), id);
+        }
+    }
+    Ok(found)
 }
 
 /// Adds `delta` to the balance unless that takes the account outside its limits (below

@@ -210,6 +210,19 @@ pub async fn settle(
     tenant: &Tenant,
     settlement: Settlement,
 ) -> Result<Settled, BillingError> {
+    conn.transaction(async |c| settle_in(c, tenant, settlement).await)
+        .await
+}
+
+/// [`settle`] inside the caller's open transaction, without a savepoint of its own: when
+/// it fails the caller must roll back (what it wrote is not undone here). For use cases
+/// whose every error ends their transaction (a purchase, a contract's settle): it saves
+/// them the savepoint's two statements.
+pub async fn settle_in(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    settlement: Settlement,
+) -> Result<Settled, BillingError> {
     check(&settlement)?;
     let currency = settlement.currency;
     let print = fingerprint(&settlement);
@@ -247,75 +260,72 @@ pub async fn settle(
         release_postings.push((AccountKey::new(kind, owner, currency), fee));
     }
 
-    conn.transaction(async |c| -> Result<Settled, BillingError> {
-        let charged = crate::ledger::post(
-            c,
-            tenant,
-            NewEntry {
-                kind: EntryKind::Settlement,
-                reference: Some(settlement.escrow_owner.clone()),
-                idempotency_key: Some(format!("settle:{}:charge", settlement.key)),
-                fingerprint: Some(print.clone()),
-                postings: charge_postings,
-            },
-        )
-        .await?;
-        let released = crate::ledger::post(
-            c,
-            tenant,
-            NewEntry {
-                kind: EntryKind::Settlement,
-                reference: Some(settlement.escrow_owner.clone()),
-                idempotency_key: Some(format!("settle:{}:release", settlement.key)),
-                fingerprint: Some(print.clone()),
-                postings: release_postings,
-            },
-        )
-        .await?;
-        match (charged, released) {
-            (Posted::New(charge_entry), Posted::New(release_entry)) => {
-                let with_contract = |t: NewTransaction| NewTransaction {
-                    contract_id: settlement.contract_id.clone(),
-                    description: settlement.description.clone(),
-                    ..t
-                };
-                let charges = settlement
-                    .charges
-                    .iter()
-                    .map(|(buyer, amount)| {
-                        with_contract(NewTransaction {
-                            buyer_user_id: Some(buyer.clone()),
-                            ..NewTransaction::new(TransactionKind::Charge, INTERNAL, *amount)
-                        })
+    let c = conn;
+    let charged = crate::ledger::post_in(
+        c,
+        tenant,
+        &NewEntry {
+            kind: EntryKind::Settlement,
+            reference: Some(settlement.escrow_owner.clone()),
+            idempotency_key: Some(format!("settle:{}:charge", settlement.key)),
+            fingerprint: Some(print.clone()),
+            postings: charge_postings,
+        },
+    )
+    .await?;
+    let released = crate::ledger::post_in(
+        c,
+        tenant,
+        &NewEntry {
+            kind: EntryKind::Settlement,
+            reference: Some(settlement.escrow_owner.clone()),
+            idempotency_key: Some(format!("settle:{}:release", settlement.key)),
+            fingerprint: Some(print.clone()),
+            postings: release_postings,
+        },
+    )
+    .await?;
+    match (charged, released) {
+        (Posted::New(charge_entry), Posted::New(release_entry)) => {
+            let with_contract = |t: NewTransaction| NewTransaction {
+                contract_id: settlement.contract_id.clone(),
+                description: settlement.description.clone(),
+                ..t
+            };
+            let charges = settlement
+                .charges
+                .iter()
+                .map(|(buyer, amount)| {
+                    with_contract(NewTransaction {
+                        buyer_user_id: Some(buyer.clone()),
+                        ..NewTransaction::new(TransactionKind::Charge, INTERNAL, *amount)
                     })
-                    .collect();
-                let mut recorded =
-                    crate::transactions::record(c, tenant, &charge_entry, charges).await?;
-                let releases = release_transactions(&settlement, INTERNAL);
-                recorded.extend(
-                    crate::transactions::record(c, tenant, &release_entry, releases).await?,
-                );
-                Ok(Settled {
-                    transactions: recorded,
-                    replayed: false,
                 })
-            }
-            (Posted::Replayed(charge_entry), Posted::Replayed(release_entry)) => Ok(Settled {
-                transactions: crate::transactions::for_entries(
-                    c,
-                    tenant,
-                    &[charge_entry, release_entry],
-                )
-                .await?,
-                replayed: true,
-            }),
-            _ => Err(BillingError::Corrupt(format!(
-                "settlement `{}` is half recorded",
-                settlement.key
-            ))),
+                .collect();
+            let mut recorded =
+                crate::transactions::record(c, tenant, &charge_entry, charges).await?;
+            let releases = release_transactions(&settlement, INTERNAL);
+            recorded
+                .extend(crate::transactions::record(c, tenant, &release_entry, releases).await?);
+            Ok(Settled {
+                transactions: recorded,
+                replayed: false,
+            })
         }
-    })
-    .await
+        (Posted::Replayed(charge_entry), Posted::Replayed(release_entry)) => Ok(Settled {
+            transactions: crate::transactions::for_entries(
+                c,
+                tenant,
+                &[charge_entry, release_entry],
+            )
+            .await?,
+            replayed: true,
+        }),
+        _ => Err(BillingError::Corrupt(format!(
+            "settlement `{}` is half recorded",
+            settlement.key
+        ))),
+    }
 }
 
 /// Refunds a charge the way it was paid (admins only): a credits charge to the buyer's

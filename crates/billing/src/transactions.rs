@@ -228,22 +228,29 @@ pub(crate) async fn record(
             created_at: now,
         })
         .collect();
-    // One statement per row: SQLite has no DEFAULT keyword for multi-row inserts with
-    // optional columns, and a settlement writes a handful of rows.
-    for row in &rows {
-        with_conn!(conn, c => diesel::insert_into(transactions::table).values(row).execute(c).await)
-            .map_err(DbError::from)?;
-    }
+    // One statement on PostgreSQL; one per row on SQLite (diesel-async cannot send it a
+    // multi-row INSERT, and in-process statements cost microseconds).
+    with_conn!(conn,
+        sqlite: c => async {
+            for row in &rows {
+                diesel::insert_into(transactions::table).values(row).execute(c).await?;
+            }
+            Ok::<_, diesel::result::Error>(())
+        }
+        .await,
+        postgres: c => diesel::insert_into(transactions::table)
+            .values(&rows)
+            .execute(c)
+            .await
+            .map(|_| ()),
+    )
+    .map_err(DbError::from)?;
     let recorded = in_canonical_order(rows)?;
-    for transaction in &recorded {
-        feria_events::record(
-            conn,
-            tenant,
-            feria_events::EventType::TransactionCreated,
-            transaction,
-        )
-        .await?;
-    }
+    let events = recorded
+        .iter()
+        .map(|t| feria_events::NewEvent::new(feria_events::EventType::TransactionCreated, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    feria_events::record_all(conn, tenant, events).await?;
     Ok(recorded)
 }
 

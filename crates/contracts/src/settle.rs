@@ -164,14 +164,15 @@ async fn return_stock(
     Ok(())
 }
 
-/// Marks the contract settled and records `contract.paid` and `contract.settled`.
+/// Marks the contract settled and records `contract.paid` and `contract.settled`;
+/// answers the contract as they show it.
 async fn mark_settled(
     conn: &mut DbConn,
     tenant: &Tenant,
     schedule: &FeeSchedule,
     id: &ContractId,
     idempotency_key: &Option<String>,
-) -> Result<(), ContractError> {
+) -> Result<ContractObject, ContractError> {
     let now = Timestamp::now();
     with_conn!(conn, c => {
         diesel::update(contracts::table.find(id))
@@ -188,15 +189,16 @@ async fn mark_settled(
     .map_err(DbError::from)?;
     // Payment and settlement are one step here: both events, in this order.
     let object = service::render(conn, tenant, schedule, id).await?;
-    feria_events::record(conn, tenant, feria_events::EventType::ContractPaid, &object).await?;
-    feria_events::record(
+    feria_events::record_all(
         conn,
         tenant,
-        feria_events::EventType::ContractSettled,
-        &object,
+        vec![
+            feria_events::NewEvent::new(feria_events::EventType::ContractPaid, &object)?,
+            feria_events::NewEvent::new(feria_events::EventType::ContractSettled, &object)?,
+        ],
     )
     .await?;
-    Ok(())
+    Ok(object)
 }
 
 /// Remembers that payment was tried (the contract stays open).
@@ -244,11 +246,11 @@ pub async fn settle(
 ) -> Result<SettleOutcome, ContractError> {
     let percent = platform_percent(conn, tenant).await?;
     let result = conn
-        .transaction(async |c| -> Result<bool, ContractError> {
+        .transaction(async |c| -> Result<Option<ContractObject>, ContractError> {
             lock(c, id).await?;
             let loaded = load(c, tenant, id).await?;
             if settleable(&loaded, &idempotency_key)? {
-                return Ok(true);
+                return Ok(None);
             }
             // Stripe may already have charged a pending card settlement: finish that one
             // (repeat the settle without `provider=internal`), never pay twice.
@@ -261,15 +263,21 @@ pub async fn settle(
             // rows, the order a product's disable takes them in too (its row, then its
             // event), so a settle racing a disable waits instead of deadlocking.
             take_stock(c, tenant, &loaded).await?;
-            feria_billing::settlement::settle(c, tenant, settlement).await?;
-            mark_settled(c, tenant, schedule, id, &idempotency_key).await?;
-            Ok(false)
+            // Every error rolls the whole settle back: no savepoint of billing's own.
+            feria_billing::settlement::settle_in(c, tenant, settlement).await?;
+            Ok(Some(
+                mark_settled(c, tenant, schedule, id, &idempotency_key).await?,
+            ))
         })
         .await;
     match result {
-        Ok(replayed) => Ok(SettleOutcome {
+        Ok(Some(contract)) => Ok(SettleOutcome {
+            contract,
+            replayed: false,
+        }),
+        Ok(None) => Ok(SettleOutcome {
             contract: service::render(conn, tenant, schedule, id).await?,
-            replayed,
+            replayed: true,
         }),
         Err(error) if error.is_payment_failure() => {
             // Nothing moved; remember that payment was tried.

@@ -24,5 +24,5 @@ pub mod worker;
 
 pub use endpoints::{DeliveryId, EndpointId};
 pub use error::{EventsCode, EventsError};
-pub use outbox::{EventId, EventObject, EventType, record};
+pub use outbox::{EventId, EventObject, EventType, NewEvent, record, record_all};
 pub use worker::{WebhookSettings, Worker};

@@ -1,6 +1,7 @@
 //! The delivery worker: runs inside the server, polling the database.
 //!
-//! Each round it (1) fans new events out — one delivery row per matching enabled endpoint
+//! Each round it (0) numbers the events committed since the last round
+//! ([`sequence_all`](crate::outbox::sequence_all)), (1) fans new events out — one delivery row per matching enabled endpoint
 //! of the event's platform and mode, marking the event done in the same transaction —
 //! (2) claims due deliveries with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite:
 //! the `BEGIN IMMEDIATE` write lock serialises claimers), (3) POSTs each one with no
@@ -171,9 +172,10 @@ impl Worker {
         }
     }
 
-    /// One round: fan out, claim, deliver (concurrently), record. Returns the number of
-    /// attempts made.
+    /// One round: number new events, fan out, claim, deliver (concurrently), record.
+    /// Returns the number of attempts made.
     pub async fn round(&self) -> Result<usize, DbError> {
+        crate::outbox::sequence_all(&mut self.db.conn().await?).await?;
         self.fan_out().await?;
         let claimed = self.claim().await?;
         let count = claimed.len();
@@ -198,6 +200,8 @@ impl Worker {
         let pending: Vec<EventRow> = with_conn!(&mut conn, c => {
             events::table
                 .filter(events::fanned_out.eq(false))
+                // Numbered events only: a delivery carries the event's sequence.
+                .filter(events::sequence.gt(0_i64))
                 .order((events::created_at.asc(), events::id.asc()))
                 .limit(self.settings.batch_size * 4)
                 .select(EventRow::as_select())

@@ -188,6 +188,9 @@ error_codes! {
         DatabaseBusy = Unavailable "database_busy",
         /// Answered by `From<DbError>` (`db/error.rs`) and the readiness probe.
         DatabaseUnavailable = Unavailable "database_unavailable",
+        /// Answered by `From<DbError>` (`db/error.rs`): the primary refused a write as
+        /// read-only (a replica's refusal is retried on the primary, never answered).
+        DatabaseReadOnly = Unavailable "database_read_only",
         MailUnavailable = Unavailable "mail_unavailable",
     }
 }

@@ -3,18 +3,23 @@
 //! In order, each with its own error: the listing exists and the buyer may see it
 //! (404); the buyer is not its seller (`own_listing`); it is available (active, and not
 //! an exclusive license already sold: `listing_unavailable`); the buyer has not bought
-//! it (`already_purchased`); the buyer's credits cover the price (billing's
-//! `insufficient_funds`); the buyer's default workspace has room (`workspace_full`).
-//! Then the money settles through billing's ledger (buyer's credits → escrow → seller
-//! less the platform's fee, and the fee to the platform), the character is deep-copied
-//! into the buyer's default workspace with its provenance, and the purchase recorded.
+//! it (`already_purchased`); the buyer's default workspace has room (`workspace_full`);
+//! the buyer's credits cover the price (billing's `insufficient_funds`). The character
+//! is deep-copied into the buyer's default workspace with its provenance, the purchase
+//! recorded, the listing's sales counted, and the money settled through billing's ledger
+//! (buyer's credits → escrow → seller less the platform's fee, and the fee to the
+//! platform).
 //!
-//! Concurrency: the listing's row is locked first (`FOR UPDATE` on PostgreSQL; SQLite's
-//! `BEGIN IMMEDIATE` serialises writers), so purchases of one listing run one at a time
-//! and see each other's results. Behind that, the unique index on (buyer, listing),
-//! the conditional update of the listing's sales (an exclusive listing sells once), the
-//! conditional update of the workspace's count, and the ledger's non-negative credit
-//! accounts hold each rule on their own.
+//! Concurrency: nothing is locked up front. The rows many purchases share — the
+//! listing's sales, the seller's and the platform's ledger accounts — are written last,
+//! so a purchase holds them only for its last statements and its commit, and purchases
+//! of one listing or one platform overlap instead of queueing behind a lock taken at the
+//! start (docs/BENCHMARKS.md, the write path). Each rule holds on its own: the unique
+//! indexes on (buyer, listing) and (buyer, idempotency key) — checked by the purchase's
+//! insert, before any money moves — the conditional update of the listing's sales (an
+//! exclusive listing sells once), the conditional update of the workspace's count, and
+//! the ledger's non-negative credit accounts. A purchase that lost a race to a
+//! concurrent one with the same Idempotency-Key answers with that one's result.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -207,186 +212,207 @@ pub async fn purchase(
     tenant: &Tenant,
     request: PurchaseRequest,
 ) -> Result<Purchased, MarketplaceError> {
+    let outcome = conn
+        .transaction(async |c| buy(c, tenant, &request).await)
+        .await;
+    match outcome {
+        // A concurrent purchase with the same key (a client's retry racing its first try)
+        // committed first, and its unique key refused ours: nothing of ours was kept, and
+        // the answer is the first one's, as for any retry.
+        Err(MarketplaceError::AlreadyPurchased | MarketplaceError::IdempotencyKeyReused) => {
+            if let Some(key) = &request.idempotency_key
+                && let Some(earlier) = by_key(conn, &request.buyer, key).await?
+                && earlier.listing_id == request.listing
+            {
+                return Ok(Purchased {
+                    result: result_of(conn, tenant, &earlier).await?,
+                    replayed: true,
+                });
+            }
+            outcome
+        }
+        other => other,
+    }
+}
+
+/// The purchase's transaction: see the module's documentation.
+async fn buy(
+    c: &mut DbConn,
+    tenant: &Tenant,
+    request: &PurchaseRequest,
+) -> Result<Purchased, MarketplaceError> {
     let PurchaseRequest {
         buyer,
         listing: listing_id,
         idempotency_key,
         default_character_limit,
     } = request;
-    conn.transaction(async |c| -> Result<Purchased, MarketplaceError> {
-        dialect::lock_listing(c, tenant, &listing_id).await?;
-        // A retry of an earlier purchase with the same key: its result, nothing more.
-        if let Some(key) = &idempotency_key
-            && let Some(earlier) = by_key(c, &buyer, key).await?
-        {
-            if earlier.listing_id != listing_id {
-                return Err(MarketplaceError::IdempotencyKeyReused);
-            }
-            return Ok(Purchased {
-                result: result_of(c, tenant, &earlier).await?,
-                replayed: true,
-            });
+    // A retry of an earlier purchase with the same key: its result, nothing more.
+    if let Some(key) = idempotency_key
+        && let Some(earlier) = by_key(c, buyer, key).await?
+    {
+        if earlier.listing_id != *listing_id {
+            return Err(MarketplaceError::IdempotencyKeyReused);
         }
-        let listing: Listing = listing::get(c, tenant, &listing_id).await?;
-        if listing.seller_id == buyer {
-            return Err(MarketplaceError::OwnListing);
-        }
-        if !listing.is_available() {
-            return Err(MarketplaceError::ListingUnavailable);
-        }
-        if by_buyer_and_listing(c, &buyer, &listing_id)
-            .await?
-            .is_some()
-        {
-            return Err(MarketplaceError::AlreadyPurchased);
-        }
+        return Ok(Purchased {
+            result: result_of(c, tenant, &earlier).await?,
+            replayed: true,
+        });
+    }
+    let listing: Listing = listing::get(c, tenant, listing_id).await?;
+    if listing.seller_id == *buyer {
+        return Err(MarketplaceError::OwnListing);
+    }
+    if !listing.is_available() {
+        return Err(MarketplaceError::ListingUnavailable);
+    }
+    if by_buyer_and_listing(c, buyer, listing_id).await?.is_some() {
+        return Err(MarketplaceError::AlreadyPurchased);
+    }
 
-        // Money: the buyer's credits into escrow, out to the seller and the platform.
-        let purchase_id = PurchaseId::new();
-        let price = listing.price();
-        let percent = feria_platforms::platform::fee_percent(c, &tenant.platform_id).await?;
-        let fee = platform_fee(price, percent)?;
-        let earning = price
-            .checked_sub(fee)
-            .map_err(feria_billing::BillingError::from)?;
-        let mut fees = SettlementFees::zero(price.currency());
-        fees.platform = fee;
-        feria_billing::settlement::settle(
-            c,
-            tenant,
-            Settlement {
-                key: format!("purchase:{listing_id}:{buyer}"),
-                contract_id: None,
-                escrow_owner: purchase_id.as_str().to_owned(),
-                currency: price.currency(),
-                charges: vec![(buyer.clone(), price)],
-                earnings: if earning.is_zero() {
-                    Vec::new()
-                } else {
-                    vec![(listing.seller_id.clone(), earning)]
-                },
-                fees,
-                description: Some(format!("marketplace purchase of {listing_id}")),
-            },
-        )
-        .await?;
+    let purchase_id = PurchaseId::new();
+    let price = listing.price();
+    let percent = feria_platforms::platform::fee_percent(c, &tenant.platform_id).await?;
+    let fee = platform_fee(price, percent)?;
+    let earning = price
+        .checked_sub(fee)
+        .map_err(feria_billing::BillingError::from)?;
 
-        // A place in the buyer's default workspace, then the clone.
-        let workspace = workspace::default_for(c, tenant, &buyer).await?;
-        workspace::take_place(c, &workspace, default_character_limit).await?;
-        let source = character::get_any_state(c, tenant, &listing.character_id).await?;
-        let clone = character::clone_into(
-            c,
-            &source,
-            &workspace.id,
-            &buyer,
-            &listing_id,
-            listing.license(),
-        )
-        .await?;
+    // A place in the buyer's default workspace, then the clone: the buyer's own rows.
+    let workspace = workspace::default_for(c, tenant, buyer).await?;
+    workspace::take_place(c, &workspace, *default_character_limit).await?;
+    let source = character::get_any_state(c, tenant, &listing.character_id).await?;
+    let clone = character::clone_into(
+        c,
+        &source,
+        &workspace.id,
+        buyer,
+        listing_id,
+        listing.license(),
+    )
+    .await?;
 
-        // The listing's sales; an exclusive listing sells once, whatever raced us. Its
-        // running totals grow by checked sums: the row is locked, so what was read is
-        // what is there, and the update's own conditions keep the database from
-        // computing past `i64` whatever happens.
-        let out_of_range =
-            || MarketplaceError::Billing(feria_billing::BillingError::Money(MoneyError::Overflow));
-        listing
-            .sales_count
-            .checked_add(1)
-            .ok_or_else(out_of_range)?;
-        listing
-            .revenue_minor
-            .checked_add(price.minor())
-            .ok_or_else(out_of_range)?;
-        listing
-            .earnings_minor
-            .checked_add(earning.minor())
-            .ok_or_else(out_of_range)?;
-        let revenue_below = i64::MAX
-            .checked_sub(price.minor())
-            .ok_or_else(out_of_range)?;
-        let earnings_below = i64::MAX
-            .checked_sub(earning.minor())
-            .ok_or_else(out_of_range)?;
-        let sold = with_conn!(c, c => {
-            diesel::update(
-                listings::table
-                    .find(&listing_id)
-                    .filter(listings::status.eq(ListingStatus::Active.as_str()))
-                    .filter(
-                        listings::license_type
-                            .ne(LicenseType::Exclusive.as_str())
-                            .or(listings::sales_count.eq(0)),
-                    )
-                    .filter(listings::sales_count.lt(i64::MAX))
-                    .filter(listings::revenue_minor.le(revenue_below))
-                    .filter(listings::earnings_minor.le(earnings_below)),
-            )
-            .set((
-                listings::sales_count.eq(listings::sales_count + 1),
-                listings::revenue_minor.eq(listings::revenue_minor + price.minor()),
-                listings::earnings_minor.eq(listings::earnings_minor + earning.minor()),
-            ))
+    // The purchase itself: its unique keys refuse a concurrent second purchase of the
+    // listing by this buyer (or a second use of the key) before any money moves.
+    let purchase = Purchase {
+        id: purchase_id,
+        platform_id: tenant.platform_id.clone(),
+        mode: tenant.mode,
+        listing_id: listing_id.clone(),
+        buyer_id: buyer.clone(),
+        seller_id: listing.seller_id.clone(),
+        character_id: clone.id.clone(),
+        price_minor: price.minor(),
+        platform_fee_minor: fee.minor(),
+        currency: listing.currency.clone(),
+        license_type: listing.license_type.clone(),
+        idempotency_key: idempotency_key.clone(),
+        created_at: Timestamp::now(),
+    };
+    let inserted = with_conn!(c, c => {
+        diesel::insert_into(purchases::table)
+            .values(&purchase)
             .execute(c)
             .await
-        })?;
-        if sold == 0 {
-            return Err(MarketplaceError::ListingUnavailable);
+    });
+    match inserted.map_err(feria_kernel::DbError::from) {
+        Ok(_) => {}
+        Err(e) if e.is_unique_violation("idempotency_key") => {
+            return Err(MarketplaceError::IdempotencyKeyReused);
         }
-        if listing.license() == LicenseType::Exclusive {
-            // Sold once, an exclusive license leaves browse: so do its index rows.
-            dialect::reindex(c, std::slice::from_ref(&listing_id)).await?;
+        Err(e) if e.is_unique_violation("purchases") => {
+            return Err(MarketplaceError::AlreadyPurchased);
         }
+        Err(e) => return Err(e.into()),
+    }
 
-        let purchase = Purchase {
-            id: purchase_id,
-            platform_id: tenant.platform_id.clone(),
-            mode: tenant.mode,
-            listing_id: listing_id.clone(),
-            buyer_id: buyer.clone(),
-            seller_id: listing.seller_id.clone(),
-            character_id: clone.id.clone(),
-            price_minor: price.minor(),
-            platform_fee_minor: fee.minor(),
-            currency: listing.currency.clone(),
-            license_type: listing.license_type.clone(),
-            idempotency_key: idempotency_key.clone(),
-            created_at: Timestamp::now(),
-        };
-        let inserted = with_conn!(c, c => {
-            diesel::insert_into(purchases::table)
-                .values(&purchase)
-                .execute(c)
-                .await
-        });
-        match inserted.map_err(feria_kernel::DbError::from) {
-            Ok(_) => {}
-            Err(e) if e.is_unique_violation("idempotency_key") => {
-                return Err(MarketplaceError::IdempotencyKeyReused);
-            }
-            Err(e) if e.is_unique_violation("purchases") => {
-                return Err(MarketplaceError::AlreadyPurchased);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let result = PurchaseResult {
-            purchase: purchase.to_object(),
-            character: clone.to_object(),
-        };
-        feria_events::record(
-            c,
-            tenant,
-            feria_events::EventType::PurchaseCompleted,
-            &result,
+    // From here on, rows other purchases share: the listing's sales, then the ledger's
+    // accounts (billing locks them in one fixed order). An exclusive listing sells once,
+    // whatever raced us: the update's conditions are evaluated on the row as it is when
+    // our turn comes, and they keep the running totals inside `i64` whatever happens.
+    let out_of_range =
+        || MarketplaceError::Billing(feria_billing::BillingError::Money(MoneyError::Overflow));
+    let revenue_below = i64::MAX
+        .checked_sub(price.minor())
+        .ok_or_else(out_of_range)?;
+    let earnings_below = i64::MAX
+        .checked_sub(earning.minor())
+        .ok_or_else(out_of_range)?;
+    let sold = with_conn!(c, c => {
+        diesel::update(
+            listings::table
+                .find(listing_id)
+                .filter(listings::status.eq(ListingStatus::Active.as_str()))
+                .filter(
+                    listings::license_type
+                        .ne(LicenseType::Exclusive.as_str())
+                        .or(listings::sales_count.eq(0)),
+                )
+                .filter(listings::sales_count.lt(i64::MAX))
+                .filter(listings::revenue_minor.le(revenue_below))
+                .filter(listings::earnings_minor.le(earnings_below)),
         )
-        .await?;
-        Ok(Purchased {
-            result,
-            replayed: false,
-        })
+        .set((
+            listings::sales_count.eq(listings::sales_count + 1),
+            listings::revenue_minor.eq(listings::revenue_minor + price.minor()),
+            listings::earnings_minor.eq(listings::earnings_minor + earning.minor()),
+        ))
+        .execute(c)
+        .await
+    })?;
+    if sold == 0 {
+        // Sold out (exclusive), archived meanwhile, or its totals at their bound.
+        let now: Listing = listing::get(c, tenant, listing_id).await?;
+        return Err(if now.is_available() {
+            out_of_range()
+        } else {
+            MarketplaceError::ListingUnavailable
+        });
+    }
+    if listing.license() == LicenseType::Exclusive {
+        // Sold once, an exclusive license leaves browse: so do its index rows.
+        dialect::reindex(c, std::slice::from_ref(listing_id)).await?;
+    }
+
+    // Money: the buyer's credits into escrow, out to the seller and the platform. Any
+    // error ends the purchase's transaction, so no savepoint of its own.
+    let mut fees = SettlementFees::zero(price.currency());
+    fees.platform = fee;
+    feria_billing::settlement::settle_in(
+        c,
+        tenant,
+        Settlement {
+            key: format!("purchase:{listing_id}:{buyer}"),
+            contract_id: None,
+            escrow_owner: purchase.id.as_str().to_owned(),
+            currency: price.currency(),
+            charges: vec![(buyer.clone(), price)],
+            earnings: if earning.is_zero() {
+                Vec::new()
+            } else {
+                vec![(listing.seller_id.clone(), earning)]
+            },
+            fees,
+            description: Some(format!("marketplace purchase of {listing_id}")),
+        },
+    )
+    .await?;
+
+    let result = PurchaseResult {
+        purchase: purchase.to_object(),
+        character: clone.to_object(),
+    };
+    feria_events::record(
+        c,
+        tenant,
+        feria_events::EventType::PurchaseCompleted,
+        &result,
+    )
+    .await?;
+    Ok(Purchased {
+        result,
+        replayed: false,
     })
-    .await
 }
 
 /// The buyer's purchases, newest first, each with the clone's id and the license.

@@ -28,6 +28,13 @@ pub enum DbError {
     /// No connection could be had (pool exhausted, database down or unreachable).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A write reached a read-only connection: a streaming replica, or a read that needs
+    /// to do a little upkeep first (numbering events, crates/events) on a replica. The
+    /// same read on the primary succeeds ([`ReplicaFallback::retries_on_primary`]).
+    ///
+    /// [`ReplicaFallback::retries_on_primary`]: crate::db::ReplicaFallback::retries_on_primary
+    #[error("read-only connection: {0}")]
+    ReadOnly(String),
     /// The database URL or settings are invalid.
     #[error("invalid database configuration: {0}")]
     Config(String),
@@ -105,6 +112,9 @@ impl From<DieselError> for DbError {
                 DatabaseErrorKind::SerializationFailure => {
                     DbError::Conflict(info.message().to_owned())
                 }
+                DatabaseErrorKind::ReadOnlyTransaction => {
+                    DbError::ReadOnly(info.message().to_owned())
+                }
                 DatabaseErrorKind::ClosedConnection => {
                     DbError::Unavailable(info.message().to_owned())
                 }
@@ -160,6 +170,16 @@ impl From<DbError> for ApiError {
                 ApiError::unavailable(
                     "database_unavailable",
                     "the database is unavailable; retry the request shortly",
+                )
+            }
+            DbError::ReadOnly(reason) => {
+                // Only a replica refuses writes; a read that needed one is run again on the
+                // primary before anything is answered (Db::read), so this reaches a client
+                // only if the primary itself is read-only (being demoted, or misconfigured).
+                tracing::warn!(%reason, "read-only database; the request is answered 503 database_read_only");
+                ApiError::unavailable(
+                    "database_read_only",
+                    "the database refused a write as read-only; retry the request shortly",
                 )
             }
             other => {

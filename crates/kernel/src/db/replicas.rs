@@ -163,12 +163,19 @@ impl std::ops::DerefMut for ReadConn {
 /// went away or turned the connection down (unavailable), or cancelled the statement
 /// (a conflict with recovery, reported as a serialisation failure).
 pub trait ReplicaFallback {
+    /// The replica failed under the read: set it aside and read from the primary.
     fn falls_back(&self) -> bool;
+    /// The replica is fine but this read needs the primary (it had to write, see
+    /// [`DbError::ReadOnly`]): read from the primary, keep using the replica.
+    fn retries_on_primary(&self) -> bool;
 }
 
 impl ReplicaFallback for DbError {
     fn falls_back(&self) -> bool {
         matches!(self, DbError::Unavailable(_) | DbError::Conflict(_))
+    }
+    fn retries_on_primary(&self) -> bool {
+        matches!(self, DbError::ReadOnly(_))
     }
 }
 
@@ -176,6 +183,10 @@ impl ReplicaFallback for ApiError {
     /// The answers [`DbError::Unavailable`] and [`DbError::Conflict`] become.
     fn falls_back(&self) -> bool {
         self.status() == 503 && matches!(&*self.code, "database_unavailable" | "database_busy")
+    }
+    /// The answer [`DbError::ReadOnly`] becomes.
+    fn retries_on_primary(&self) -> bool {
+        self.status() == 503 && &*self.code == "database_read_only"
     }
 }
 
@@ -661,6 +672,7 @@ impl Db {
                 Err(error) if error.falls_back() => {
                     replicas.failed(index, "a read failed with a database error");
                 }
+                Err(error) if error.retries_on_primary() => {}
                 outcome => return (outcome, ReadSource::Replica(index)),
             }
         }
