@@ -15,13 +15,16 @@
 # The seeded buyers' sessions live an hour: seed again after that.
 # Environment: BENCH_PG_ADMIN_URL (postgres://feria:feria@127.0.0.1:5432/postgres),
 # BENCH_DURATION (10), BENCH_CONCURRENCY (32), BENCH_THREADS (2), BENCH_PORT (18082),
-# ROUNDS (2: each binary this many times, alternated), TPCB_SCALE (10), STATEMENTS (0).
+# ROUNDS (2: each binary this many times, alternated), TPCB_SCALE (10), STATEMENTS (0),
+# BENCH_PG_SUPERUSER_URL (postgres://postgres@127.0.0.1:5432/postgres: setting
+# log_statement for a database takes a superuser).
 # Prints one line per run.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [ "$#" -ge 3 ] || { sed -n 2,19p "$0"; exit 2; }
 seed_db="$1"; seed="$2"; shift 2
 admin="${BENCH_PG_ADMIN_URL:-postgres://feria:feria@127.0.0.1:5432/postgres}"
+superuser="${BENCH_PG_SUPERUSER_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 duration="${BENCH_DURATION:-10}"
 concurrency="${BENCH_CONCURRENCY:-32}"
 threads="${BENCH_THREADS:-2}"
@@ -57,9 +60,12 @@ tpcb() {
         awk '/^latency average/ {lat=$4} /^tps/ {tps=int($3)} END {printf "tpcb-like scale='"$scale"' tps=%d latency_avg_ms=%s\n", tps, lat}'
 }
 
-run() { # binary scenario
+fresh_copy() {
     psql -q "$admin" -c "DROP DATABASE IF EXISTS $copy WITH (FORCE)" >/dev/null
     psql -q "$admin" -c "CREATE DATABASE $copy TEMPLATE $seed_db" >/dev/null
+}
+
+start() { # binary
     WRITE_RATE_LIMIT=0 OTP_REQUESTS_PER_IP=100000000 RUST_LOG=warn "$1" serve \
         --database-url "$url" --data-dir "$work/data" --bind "127.0.0.1:$port" \
         >"$work/server.log" 2>&1 &
@@ -68,6 +74,12 @@ run() { # binary scenario
         curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
         sleep 0.2
     done
+}
+
+run() { # binary scenario
+    if [ "${STATEMENTS:-0}" = 1 ]; then statements "$1" "$2"; fi
+    fresh_copy
+    start "$1"
     local wal0 wal1 made0 made1 table
     case "$2" in purchase) table=purchases ;; *) table="contracts WHERE status = 'settled'" ;; esac
     wal0="$(sql 'SELECT pg_current_wal_lsn()')"
@@ -84,37 +96,33 @@ run() { # binary scenario
     line="$(sed -n 's/^BENCHJSON //p' "$work/wrk.txt" | jq -r '
         "rps=\((.requests / (.duration_us / 1e6)) | floor) p50_ms=\(.p50_us / 1000 * 100 | round / 100) p99_ms=\(.p99_us / 1000 * 100 | round / 100) errors=\(.non_2xx + .socket_errors)"')"
     echo "$(basename "$1") $2 $line new_rows=$made wal_bytes_per_row=$(( made > 0 ? wal_bytes / made : 0 ))"
-    if [ "${STATEMENTS:-0}" = 1 ]; then statements "$2"; fi
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
-# One more request with every statement of this database logged: counts what it sent.
-statements() { # scenario
-    local log before after
+# Statements per request: on a fresh copy with every statement of it logged, one
+# connection for one second of the scenario (each request a first purchase or settle,
+# as at the start of the measured run). Background workers' polls add a few lines.
+statements() { # binary scenario
+    local log before after requests lines
     log="$(ls -t /var/log/postgresql/*.log 2>/dev/null | head -1)"
     [ -r "$log" ] || { echo "  statements: PostgreSQL's log is not readable"; return; }
-    psql -q "$admin" -c "ALTER DATABASE $copy SET log_statement = 'all'" >/dev/null
-    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
-    WRITE_RATE_LIMIT=0 RUST_LOG=warn "$bin_for_statements" serve --database-url "$url" \
-        --data-dir "$work/data" --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    fresh_copy
+    psql -q "$superuser" -c "ALTER DATABASE $copy SET log_statement = 'all'" >/dev/null ||
+        { echo "  statements: could not set log_statement (BENCH_PG_SUPERUSER_URL)"; return; }
+    start "$1"
     before="$(wc -l <"$log")"
-    # wrk with one connection for one second: requests the same way the run did.
-    BENCH_SCENARIO="$1" BENCH_CONFIG="$work/config.lua" wrk -t1 -c1 -d1s \
+    BENCH_SCENARIO="$2" BENCH_CONFIG="$work/config.lua" wrk -t1 -c1 -d1s \
         -s "$here/../bench/feria.lua" "http://127.0.0.1:$port" >"$work/one.txt" 2>&1 || true
     after="$(wc -l <"$log")"
-    local requests lines
+    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
     requests="$(sed -n 's/^BENCHJSON //p' "$work/one.txt" | jq -r '.requests')"
     lines="$(tail -n +"$((before + 1))" "$log" | head -n "$((after - before))" | grep -c 'LOG:  \(statement\|execute\)' || true)"
-    echo "  statements: $lines logged for $requests requests = $(( requests > 0 ? lines / requests : 0 )) per request (each a round trip; BEGIN and COMMIT included)"
-    psql -q "$admin" -c "ALTER DATABASE $copy RESET log_statement" >/dev/null
+    echo "$(basename "$1") $2 statements: $lines logged for $requests requests = $(( requests > 0 ? lines / requests : 0 )) per request (each a round trip; BEGIN and COMMIT included)"
 }
 
 tpcb
 for round in $(seq 1 "$rounds"); do
     for bin in "$@"; do
-        bin_for_statements="$bin"
         run "$bin" purchase
         run "$bin" settle
     done

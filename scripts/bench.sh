@@ -222,7 +222,31 @@ run_inprocess() { # backend database_url scenario
         2>>"$work/baseline-$1.log" | jq -r '.requests_per_second | floor' || echo "-"
 }
 
-ratio() { # feria baseline
+# pgbench's built-in TPC-B-like transaction ("move money between accounts": three
+# account-like updates, a select, a history insert) at the run's concurrency, on its own
+# database at scale 10 (about 160 MB: in memory, like the bench's data): the write
+# scenarios' baseline (issue #25). Prints its transactions per second, or "-".
+tpcb_baseline() {
+    local db="${pg_db}_tpcb"
+    psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    psql -q "$pg_admin" -c "CREATE DATABASE $db" >/dev/null
+    pgbench -i -q -s 10 "${pg_admin%/*}/$db" >"$work/tpcb-init.out" 2>&1 || { echo "-"; return; }
+    pgbench -n -b tpcb-like -M prepared -c "$concurrency" -j "$threads" -T "$duration" \
+        "${pg_admin%/*}/$db" >"$work/tpcb.out" 2>&1 || { echo "-"; return; }
+    psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    awk '/^tps/ {print int($3)}' "$work/tpcb.out"
+}
+
+# WAL PostgreSQL wrote, from LSN $1 to now, per row made ($2 rows): bytes, or "-".
+wal_per_row() { # lsn_before rows
+    if [ "${2:-0}" -gt 0 ]; then
+        psql -qAt "$pg_url" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$1')::bigint / $2"
+    else
+        echo "-"
+    fi
+}
+
+ratio() { # feria baselineratio() { # feria baseline
     if [[ "$1" =~ ^[0-9]+$ && "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]]; then
         awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
     else
@@ -283,7 +307,16 @@ bench_backend() { # backend
     say "$backend: S1 browse"
     r_browse="$(run_wrk browse)"
     say "$backend: S3 purchase storm"
+    local lsn0="" bought0=0 bought1=0
+    if [ "$backend" = postgres ]; then
+        lsn0="$(psql -qAt "$pg_url" -c 'SELECT pg_current_wal_lsn()')"
+        bought0="$(psql -qAt "$pg_url" -c 'SELECT count(*) FROM purchases')"
+    fi
     r_purchase="$(run_wrk purchase)"
+    if [ "$backend" = postgres ]; then
+        bought1="$(psql -qAt "$pg_url" -c 'SELECT count(*) FROM purchases')"
+        echo "- postgres: S3 wrote $(wal_per_row "$lsn0" $((bought1 - bought0))) bytes of WAL per purchase ($((bought1 - bought0)) purchases; \`pg_current_wal_lsn()\` before and after the run, the server's background work included)." >>"$notes"
+    fi
     say "$backend: S5 settle"
     r_settle="$(run_wrk settle)"
     s4_prepare "$backend" "$(jq -r '.platforms[0].id' "$seed")"
@@ -294,11 +327,13 @@ bench_backend() { # backend
     s5_check "$backend" "$url"
 
     # Baselines, with the server stopped.
-    local b_product_pg="-" b_browse_pg="-" b_obvious_pg="-" b_product_ip b_browse_ip b_obvious_ip
+    local b_product_pg="-" b_browse_pg="-" b_obvious_pg="-" b_tpcb_pg="-" b_product_ip b_browse_ip b_obvious_ip
     if [ "$backend" = postgres ] && command -v pgbench >/dev/null; then
         say "$backend: S3 and S5 baselines: recording purchases and settles, replaying them with pgbench"
         replay_baselines "$seed"
         make_pgbench_scripts "$seed"
+        say "$backend: pgbench tpcb-like (the write scenarios' baseline)"
+        b_tpcb_pg="$(tpcb_baseline)"
         say "$backend: pgbench baselines"
         b_product_pg="$(run_pgbench "$work/product.sql.out" "$pg_url" "$work/product.sql")"
         b_browse_pg="$(run_pgbench "$work/browse.sql.out" "$pg_url" "$work/browse.sql")"
@@ -335,12 +370,16 @@ bench_backend() { # backend
     row "S1 browse" "$backend" $r_browse "$b_obvious_ip" "in-process, obvious (full-text engine)"
     if [ "$backend" = postgres ]; then
         # shellcheck disable=SC2086
+        row "S3 purchase storm" "$backend" $r_purchase "$b_tpcb_pg" "pgbench -b tpcb-like, scale 10"
+        # shellcheck disable=SC2086
         row "S3 purchase storm" "$backend" $r_purchase "$b_purchase_pg" "pgbench, same transaction replayed"
     else
         # shellcheck disable=SC2086
         row "S3 purchase storm" "$backend" $r_purchase "-" "-"
     fi
     if [ "$backend" = postgres ]; then
+        # shellcheck disable=SC2086
+        row "S5 settle (3 lines, 2 buyers, 2 sellers)" "$backend" $r_settle "$b_tpcb_pg" "pgbench -b tpcb-like, scale 10"
         # shellcheck disable=SC2086
         row "S5 settle (3 lines, 2 buyers, 2 sellers)" "$backend" $r_settle "$b_settle_pg" "pgbench, same transaction replayed"
     else

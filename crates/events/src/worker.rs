@@ -194,68 +194,126 @@ impl Worker {
         Ok(count)
     }
 
-    /// Makes the deliveries of events not yet fanned out.
+    /// Makes the deliveries of events not yet fanned out: one transaction per batch of
+    /// events (not per event), which marks them, reads the endpoints of their tenants
+    /// once, and writes every delivery with one insert. Several workers take disjoint
+    /// batches (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: the write lock).
     async fn fan_out(&self) -> Result<(), DbError> {
         let mut conn = self.db.conn().await?;
-        let pending: Vec<EventRow> = with_conn!(&mut conn, c => {
-            events::table
-                .filter(events::fanned_out.eq(false))
-                // Numbered events only: a delivery carries the event's sequence.
-                .filter(events::sequence.gt(0_i64))
-                .order((events::created_at.asc(), events::id.asc()))
-                .limit(self.settings.batch_size * 4)
-                .select(EventRow::as_select())
-                .load(c)
-                .await
-        })?;
-        for event in pending {
-            let window = duration(self.settings.retry_window);
-            conn.transaction(async |c| -> Result<(), DbError> {
-                // Whoever flips the flag makes the deliveries; a concurrent worker sees 0.
-                let flipped = with_conn!(c, c => {
-                    diesel::update(events::table.find(&event.id).filter(events::fanned_out.eq(false)))
-                        .set(events::fanned_out.eq(true))
-                        .execute(c)
-                        .await
-                })?;
-                if flipped == 0 {
-                    return Ok(());
-                }
-                let endpoints: Vec<EndpointRow> = with_conn!(c, c => {
-                    webhook_endpoints::table
-                        .filter(webhook_endpoints::platform_id.eq(&event.platform_id))
-                        .filter(webhook_endpoints::mode.eq(event.mode))
-                        .filter(webhook_endpoints::enabled.eq(true))
-                        .select(EndpointRow::as_select())
-                        .load(c)
-                        .await
-                })?;
-                let now = Timestamp::now();
-                for endpoint in endpoints.iter().filter(|e| e.wants(&event.event_type)) {
-                    let row = DeliveryRow {
-                        id: DeliveryId::new(),
-                        platform_id: event.platform_id.clone(),
-                        mode: event.mode,
-                        endpoint_id: endpoint.id.clone(),
-                        event_id: event.id.clone(),
-                        status: PENDING.to_owned(),
-                        attempts: 0,
-                        next_attempt_at: Some(now),
-                        lease_expires_at: None,
-                        lease_token: None,
-                        deadline_at: now.add(window),
-                        created_at: now,
-                        updated_at: now,
-                    };
+        let window = duration(self.settings.retry_window);
+        let batch = self.settings.batch_size * 4;
+        loop {
+            let marked = conn
+                .transaction(async |c| -> Result<usize, DbError> {
+                    let pending: Vec<EventRow> = with_conn!(c,
+                        sqlite: c => {
+                            events::table
+                                .filter(events::fanned_out.eq(false))
+                                .filter(events::sequence.gt(0_i64))
+                                .order((events::created_at.asc(), events::id.asc()))
+                                .limit(batch)
+                                .select(EventRow::as_select())
+                                .load(c)
+                                .await
+                        },
+                        postgres: c => {
+                            events::table
+                                .filter(events::fanned_out.eq(false))
+                                // Numbered events only: a delivery carries the sequence.
+                                .filter(events::sequence.gt(0_i64))
+                                .order((events::created_at.asc(), events::id.asc()))
+                                .limit(batch)
+                                .select(EventRow::as_select())
+                                .for_update()
+                                .skip_locked()
+                                .load(c)
+                                .await
+                        },
+                    )?;
+                    if pending.is_empty() {
+                        return Ok(0);
+                    }
+                    let ids: Vec<&str> = pending.iter().map(|e| e.id.as_str()).collect();
                     with_conn!(c, c => {
-                        diesel::insert_into(webhook_deliveries::table).values(&row).execute(c).await
+                        diesel::update(events::table.filter(events::id.eq_any(&ids)))
+                            .set(events::fanned_out.eq(true))
+                            .execute(c)
+                            .await
                     })?;
-                }
-                Ok(())
-            })
-            .await?;
+                    let platforms: Vec<&str> = {
+                        let mut p: Vec<&str> =
+                            pending.iter().map(|e| e.platform_id.as_str()).collect();
+                        p.sort_unstable();
+                        p.dedup();
+                        p
+                    };
+                    let endpoints: Vec<EndpointRow> = with_conn!(c, c => {
+                        webhook_endpoints::table
+                            .filter(webhook_endpoints::platform_id.eq_any(&platforms))
+                            .filter(webhook_endpoints::enabled.eq(true))
+                            .select(EndpointRow::as_select())
+                            .load(c)
+                            .await
+                    })?;
+                    let now = Timestamp::now();
+                    let rows: Vec<DeliveryRow> = pending
+                        .iter()
+                        .flat_map(|event| {
+                            endpoints
+                                .iter()
+                                .filter(|e| {
+                                    e.platform_id == event.platform_id
+                                        && e.mode == event.mode
+                                        && e.wants(&event.event_type)
+                                })
+                                .map(move |endpoint| DeliveryRow {
+                                    id: DeliveryId::new(),
+                                    platform_id: event.platform_id.clone(),
+                                    mode: event.mode,
+                                    endpoint_id: endpoint.id.clone(),
+                                    event_id: event.id.clone(),
+                                    status: PENDING.to_owned(),
+                                    attempts: 0,
+                                    next_attempt_at: Some(now),
+                                    lease_expires_at: None,
+                                    lease_token: None,
+                                    deadline_at: now.add(window),
+                                    created_at: now,
+                                    updated_at: now,
+                                })
+                        })
+                        .collect();
+                    with_conn!(c,
+                        sqlite: c => async {
+                            for row in &rows {
+                                diesel::insert_into(webhook_deliveries::table)
+                                    .values(row)
+                                    .execute(c)
+                                    .await?;
+                            }
+                            Ok::<_, diesel::result::Error>(())
+                        }
+                        .await,
+                        postgres: c => {
+                            if rows.is_empty() {
+                                Ok(())
+                            } else {
+                                diesel::insert_into(webhook_deliveries::table)
+                                    .values(&rows)
+                                    .execute(c)
+                                    .await
+                                    .map(|_| ())
+                            }
+                        },
+                    )?;
+                    Ok(pending.len())
+                })
+                .await?;
+            // A full batch: there may be more.
+            if i64::try_from(marked).unwrap_or(i64::MAX) < batch {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Takes the lease of due deliveries of enabled endpoints.

@@ -176,7 +176,10 @@ impl From<DbError> for ApiError {
                 // Only a replica refuses writes; a read that needed one is run again on the
                 // primary before anything is answered (Db::read), so this reaches a client
                 // only if the primary itself is read-only (being demoted, or misconfigured).
-                tracing::warn!(%reason, "read-only database; the request is answered 503 database_read_only");
+                // Debug, not warn: every replica read that needed the primary passes here
+                // first (and is then served); the request log shows a 503 that reached a
+                // client.
+                tracing::debug!(%reason, "read-only database (503 database_read_only unless retried on the primary)");
                 ApiError::unavailable(
                     "database_read_only",
                     "the database refused a write as read-only; retry the request shortly",
