@@ -96,7 +96,7 @@ async fn endpoint(client: &reqwest::Client, base: &str, key: &str, id: &str) -> 
 /// Whether `text` holds `whsec_` followed by 64 hex digits: a whole secret.
 fn holds_clear_secret(text: &str) -> bool {
     text.match_indices("whsec_").any(|(at, prefix)| {
-        let rest = text[at + prefix.len()..].as_bytes();
+        let rest = &text.as_bytes()[at + prefix.len()..];
         rest.len() >= 64 && rest[..64].iter().all(u8::is_ascii_hexdigit)
     })
 }

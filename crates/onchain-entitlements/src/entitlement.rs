@@ -166,7 +166,8 @@ pub struct ConfirmRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmation {
     /// The payment is verified: the entitlement (new, or the same one again on a replay).
-    Active(Entitlement),
+    /// Boxed: far larger than the pending answer.
+    Active(Box<Entitlement>),
     /// The transaction is valid so far but not yet deep enough.
     Pending {
         quote_id: QuoteId,
@@ -330,7 +331,7 @@ pub async fn confirm(
         )));
     }
     if let Some(granted) = existing(conn, &quote, &tx_hash).await? {
-        return Ok(Confirmation::Active(granted));
+        return Ok(Confirmation::Active(Box::new(granted)));
     }
 
     let verified = verify(chain, &quote, wallet, &tx_hash).await?;
@@ -354,7 +355,7 @@ pub async fn confirm(
     }
     grant(conn, tenant, &quote, &tx_hash, block)
         .await
-        .map(Confirmation::Active)
+        .map(|granted| Confirmation::Active(Box::new(granted)))
 }
 
 enum Verified {

@@ -282,14 +282,16 @@ pub async fn run_round(
         let verdict = match onchain.chain(entitlement.chain_id) {
             Err(_) => None,
             Ok(chain) => {
-                if !tips.contains_key(&chain.chain_id) {
-                    let tip = async {
-                        let finalized = chain.rpc.finalized_block().await?;
-                        let head = chain.rpc.block_number().await?;
-                        Ok((head, finalized))
-                    }
-                    .await;
-                    tips.insert(chain.chain_id, tip);
+                if let std::collections::hash_map::Entry::Vacant(slot) = tips.entry(chain.chain_id)
+                {
+                    slot.insert(
+                        async {
+                            let finalized = chain.rpc.finalized_block().await?;
+                            let head = chain.rpc.block_number().await?;
+                            Ok((head, finalized))
+                        }
+                        .await,
+                    );
                 }
                 match tips.get(&chain.chain_id) {
                     Some(Ok((head, finalized))) => {
