@@ -21,6 +21,7 @@ Operations that would end the fuzzer's own credentials are left out: rolling the
 logging out, and scheduling the signed-in user's deletion.
 """
 
+import base64
 import json
 import os
 import re
@@ -113,6 +114,8 @@ def main() -> int:
     # The fuzzer writes faster than a client may; a 429 would leave the route's logic
     # untested (the write limit has its own tests in tests/tests/abuse_limits.rs).
     env["WRITE_RATE_LIMIT"] = "0"
+    # PostgreSQL requires the server's secret key (SQLite makes one in DATA_DIR).
+    env.setdefault("FERIA_SECRET_KEY", base64.b64encode(os.urandom(32)).decode())
     scratch_database = None
     if os.environ.get("FUZZ_DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["FUZZ_DATABASE_URL"]

@@ -7,6 +7,8 @@
 #   scripts/evm-node.sh          install if missing, start if not answering, wait; prints the RPC URL
 #   scripts/evm-node.sh stop     stop the node this script started
 #   scripts/evm-node.sh status   say whether it answers
+#   scripts/evm-node.sh binary   install if missing; print the anvil binary's path (the
+#                                finality tests run private nodes of their own with it)
 #
 # Idempotent and safe to run from many processes at once (the test binaries call it): a
 # lock serialises install and start.
@@ -140,6 +142,13 @@ start() {
 
 case "${1:-start}" in
 start) start ;;
+binary)
+    mkdir -p "$home"
+    exec 9>"$lockfile"
+    flock -w 600 9 || die "timed out waiting for another evm-node.sh"
+    install
+    anvil_binary
+    ;;
 stop)
     mkdir -p "$home"
     exec 9>"$lockfile"
@@ -153,5 +162,5 @@ status)
         exit 1
     fi
     ;;
-*) die "usage: $0 [start|stop|status]" ;;
+*) die "usage: $0 [start|stop|status|binary]" ;;
 esac

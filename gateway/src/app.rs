@@ -47,12 +47,15 @@ pub struct AppState {
     /// Read-only handlers' database: replicas when configured, and the clients' write
     /// positions (read-your-writes).
     reads: web::Data<crate::replicas::Reads>,
+    /// Seals and opens the secrets stored in the database (`FERIA_SECRET_KEY`).
+    keys: web::Data<feria_kernel::sealed::Keyring>,
 }
 
 impl AppState {
     pub fn new(
         db: Db,
         mut config: Config,
+        keys: feria_kernel::sealed::Keyring,
         extra_routes: Option<ExtraRoutes>,
     ) -> anyhow::Result<AppState> {
         let spec = serde_json::to_value(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
@@ -131,6 +134,7 @@ impl AppState {
         let metrics = web::Data::new(metrics);
         let reads = crate::replicas::Reads::new(db.clone(), positions, metrics.clone());
         Ok(AppState {
+            keys: web::Data::new(keys),
             reads: web::Data::new(reads),
             db,
             cors: web::Data::new(cors),
@@ -192,6 +196,7 @@ pub fn build_app(
         .app_data(state.media.clone())
         .app_data(state.payments.clone())
         .app_data(state.onchain.clone())
+        .app_data(state.keys.clone())
         .app_data(web::Data::new(feria_platforms::media::MediaUrls::new(
             state.config.public_url.as_deref(),
         )))
@@ -221,6 +226,7 @@ pub fn build_app(
         .configure(routes::health::configure)
         .configure(routes::meta::configure)
         .configure(routes::media::configure)
+        .configure(routes::onchain::configure_well_known)
         .service(web::scope("/api/v1").configure(routes::configure_api))
         .configure(move |cfg| {
             if let Some(extra) = &extra_routes {
@@ -257,6 +263,7 @@ pub struct Server {
     purge: tokio::task::JoinHandle<()>,
     renewals: Option<tokio::task::JoinHandle<()>>,
     webhooks: tokio::task::JoinHandle<()>,
+    finality: Option<tokio::task::JoinHandle<()>>,
     cors_refresh: tokio::task::JoinHandle<()>,
     coherence: Option<tokio::task::JoinHandle<()>>,
 }
@@ -354,6 +361,30 @@ impl Server {
         let shutdown_timeout = config.shutdown_timeout_secs;
         let client_header_timeout = config.client_header_timeout;
         let renewal_interval = config.subscription_renewal_interval;
+        let keys = crate::secrets::keyring(&config.secret_keys, db.backend(), &config.data_dir)?;
+        tracing::info!(
+            key = keys.current_id(),
+            previous = keys.previous_id(),
+            "secret key ready"
+        );
+        // Webhook secrets stored in clear (before they were sealed, or by an older node
+        // during a rolling upgrade) are sealed now; `feria secrets rotate` does the rest.
+        {
+            let mut conn = db.conn().await.context("connecting to the database")?;
+            let sealed = feria_events::endpoints::seal_secrets(&mut conn, &keys, false)
+                .await
+                .map_err(|e| anyhow::anyhow!("sealing webhook secrets: {e}"))?;
+            if sealed.sealed_from_clear > 0 {
+                // The clear values would otherwise linger in free space and the WAL.
+                conn.scrub(&[feria_events::endpoints::SEALED_TABLE])
+                    .await
+                    .context("rewriting the table of the sealed secrets")?;
+                tracing::info!(
+                    count = sealed.sealed_from_clear,
+                    "sealed webhook signing secrets stored in clear"
+                );
+            }
+        }
         let worker = feria_events::Worker::new(
             db.clone(),
             config.webhooks.clone(),
@@ -361,6 +392,7 @@ impl Server {
                 db.clone(),
                 config.mailer().context("setting up outgoing mail")?,
             )),
+            keys.clone(),
         )
         .context("setting up the webhook HTTP client")?;
         // Blocking threads per worker: argon2 (one per core) and a few file writes; SQLite
@@ -369,7 +401,20 @@ impl Server {
         // (512 / cores) let a load grow 60 threads, each keeping its allocator's pages.
         let blocking_threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
         let cors_refresh_every = config.cors.refresh;
-        let state = AppState::new(db.clone(), config, extra_routes)?;
+        let state = AppState::new(db.clone(), config, keys, extra_routes)?;
+        // Only with a chain to ask (entitlements of a chain no longer configured wait).
+        let watched = state.onchain.chains().next().is_some();
+        let finality = state
+            .onchain
+            .finality_interval
+            .filter(|_| watched)
+            .map(|every| {
+                tokio::spawn(feria_onchain_entitlements::finality::watch(
+                    db.clone(),
+                    state.onchain.get_ref().clone(),
+                    every,
+                ))
+            });
         // A store that does not answer (unreachable, no such bucket, refused credentials)
         // stops the start here rather than failing every upload later.
         state.media.check().await.with_context(|| {
@@ -416,6 +461,7 @@ impl Server {
             purge,
             renewals,
             webhooks,
+            finality,
             cors_refresh,
             coherence,
         })
@@ -445,6 +491,9 @@ impl Server {
             renewals.abort();
         }
         self.webhooks.abort();
+        if let Some(finality) = &self.finality {
+            finality.abort();
+        }
         self.cors_refresh.abort();
         if let Some(coherence) = &self.coherence {
             coherence.abort();

@@ -34,6 +34,16 @@ pub enum Command {
         #[command(subcommand)]
         command: PlatformCommand,
     },
+    /// The server's secret key: make one, reseal stored secrets under a new one.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Receipt signing keys of the on-chain marketplace.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Inspect the money ledger.
     Ledger {
         #[command(subcommand)]
@@ -53,6 +63,31 @@ pub enum LedgerCommand {
     /// Check that every journal entry balances, every balance equals its postings and no
     /// account that may not go negative is; prints a JSON report and exits 1 on a problem.
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Print a new random key for FERIA_SECRET_KEY (32 bytes, base64).
+    GenerateKey,
+    /// Reseal every stored secret (webhook signing secrets, receipt signing keys) under
+    /// FERIA_SECRET_KEY, opening those sealed under FERIA_SECRET_KEY_PREVIOUS (and sealing
+    /// any still in clear); prints a JSON report. Idempotent (docs/DEPLOYMENT.md, "Secrets
+    /// at rest").
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Give a platform a new receipt signing key; the old one signs no more but stays in
+    /// its JWKS until the receipts it signed have expired. Prints the new key's id as JSON.
+    Rotate {
+        /// The platform (`plat_...`).
+        #[arg(long)]
+        platform: String,
+        /// `live`, `test`, or `both` (the default).
+        #[arg(long, default_value = "both")]
+        mode: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +378,48 @@ pub struct Settings {
         global = true
     )]
     pub onchain_quote_ttl_secs: u64,
+    /// Blocks deep a payment must be to be final when the node serves no `finalized`
+    /// block; a reorg before then revokes its entitlement (docs/ONCHAIN.md, "Finality").
+    #[arg(
+        long,
+        env = "ONCHAIN_FINALITY_BLOCKS",
+        default_value_t = 64,
+        global = true
+    )]
+    pub onchain_finality_blocks: u64,
+    /// Milliseconds between rounds of the finality watcher (re-checks the payments of
+    /// entitlements not yet final); 0 turns it off.
+    #[arg(
+        long,
+        env = "ONCHAIN_FINALITY_INTERVAL_MS",
+        default_value_t = 15_000,
+        global = true
+    )]
+    pub onchain_finality_interval_ms: u64,
+    /// Seconds an entitlement receipt (a signed JWS) is valid; never past the
+    /// entitlement's own expiry.
+    #[arg(
+        long,
+        env = "ONCHAIN_RECEIPT_TTL_SECS",
+        default_value_t = 86_400,
+        global = true
+    )]
+    pub onchain_receipt_ttl_secs: u64,
+    /// The server's secret key (32 bytes: 64 hex digits or base64; `feria secrets
+    /// generate-key` makes one): seals webhook signing secrets and receipt signing keys in
+    /// the database. Unset: on SQLite, a key generated into DATA_DIR/secret.key; on
+    /// PostgreSQL, required (docs/DEPLOYMENT.md, "Secrets at rest").
+    #[arg(long, env = "FERIA_SECRET_KEY", hide_env_values = true, global = true)]
+    pub feria_secret_key: Option<String>,
+    /// The key FERIA_SECRET_KEY replaces, during a rotation: it still opens what it
+    /// sealed until `feria secrets rotate` has resealed everything.
+    #[arg(
+        long,
+        env = "FERIA_SECRET_KEY_PREVIOUS",
+        hide_env_values = true,
+        global = true
+    )]
+    pub feria_secret_key_previous: Option<String>,
     /// Seconds between runs of the subscription renewal worker; 0 turns it off.
     #[arg(
         long,
@@ -587,6 +664,9 @@ pub struct Config {
     pub onchain: feria_onchain_entitlements::OnchainSettings,
     /// The webhook delivery worker: polling, retries, timeouts, auto-disable, targets.
     pub webhooks: feria_events::WebhookSettings,
+    /// `FERIA_SECRET_KEY` and `FERIA_SECRET_KEY_PREVIOUS` as given (checked when the keyring
+    /// is made: [`crate::secrets::keyring`]).
+    pub secret_keys: SecretKeySettings,
     /// Whether the server handles SIGTERM (graceful stop) and SIGINT/SIGQUIT (immediate stop);
     /// off for servers embedded in tests.
     pub handle_signals: bool,
@@ -604,6 +684,22 @@ pub struct Config {
     pub cors: CorsSettings,
     /// Where request spans are exported; `None`: they are not.
     pub otlp: Option<OtlpSettings>,
+}
+
+/// The server's secret keys as configured; never printed.
+#[derive(Clone, Default)]
+pub struct SecretKeySettings {
+    pub current: Option<String>,
+    pub previous: Option<String>,
+}
+
+impl std::fmt::Debug for SecretKeySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKeySettings")
+            .field("current", &self.current.as_ref().map(|_| "***"))
+            .field("previous", &self.previous.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Server-wide CORS settings (docs/DEPLOYMENT.md, `## CORS`).
@@ -734,6 +830,16 @@ impl Settings {
             workspace_character_limit: self.workspace_character_limit.max(0),
             onchain: self.onchain_settings(),
             webhooks: self.webhook_settings(),
+            secret_keys: SecretKeySettings {
+                current: self
+                    .feria_secret_key
+                    .clone()
+                    .filter(|k| !k.trim().is_empty()),
+                previous: self
+                    .feria_secret_key_previous
+                    .clone()
+                    .filter(|k| !k.trim().is_empty()),
+            },
             handle_signals: true,
             shutdown_timeout_secs: 30,
             subscription_renewal_interval: (self.subscription_renewal_interval_secs > 0)
@@ -784,12 +890,16 @@ impl Settings {
                 token_address: self.onchain_usdc_address.clone().unwrap_or_default(),
                 treasury_address: self.onchain_treasury_address.clone().unwrap_or_default(),
                 confirmations: self.onchain_confirmations,
+                finality_blocks: self.onchain_finality_blocks,
             })
             .into_iter()
             .collect();
         feria_onchain_entitlements::OnchainSettings {
             chains,
             quote_ttl: Duration::from_secs(self.onchain_quote_ttl_secs),
+            receipt_ttl: Duration::from_secs(self.onchain_receipt_ttl_secs.max(1)),
+            finality_interval: (self.onchain_finality_interval_ms > 0)
+                .then(|| Duration::from_millis(self.onchain_finality_interval_ms.max(10))),
             ..Default::default()
         }
     }
@@ -835,6 +945,7 @@ impl Config {
             workspace_character_limit: feria_template_marketplace::DEFAULT_CHARACTER_LIMIT,
             onchain: feria_onchain_entitlements::OnchainSettings::default(),
             webhooks: feria_events::WebhookSettings::default(),
+            secret_keys: SecretKeySettings::default(),
             handle_signals: true,
             shutdown_timeout_secs: 30,
             subscription_renewal_interval: Some(Duration::from_secs(300)),
@@ -936,6 +1047,7 @@ mod tests {
                 token_address: "0x2222222222222222222222222222222222222222".into(),
                 treasury_address: "0x3333333333333333333333333333333333333333".into(),
                 confirmations: 3,
+                finality_blocks: 64,
             }]
         );
         assert!(feria_onchain_entitlements::Onchain::new(&onchain).is_ok());

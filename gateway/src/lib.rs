@@ -21,6 +21,7 @@ pub mod payments;
 pub mod ratelimit;
 pub mod replicas;
 pub mod routes;
+pub mod secrets;
 pub mod shared_quota;
 pub mod telemetry;
 

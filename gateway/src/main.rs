@@ -2,7 +2,7 @@
 //! migrate, seed, bench-baseline.
 
 use anyhow::Context;
-use feria::config::{LedgerCommand, MediaCommand, PlatformCommand};
+use feria::config::{KeysCommand, LedgerCommand, MediaCommand, PlatformCommand, SecretsCommand};
 use feria::{Command, Server};
 
 /// mimalloc instead of the system allocator: under a burst of sign-ins glibc kept the
@@ -69,6 +69,98 @@ fn main() -> anyhow::Result<()> {
                             anyhow::anyhow!("{}", feria_kernel::ApiError::from(e).message)
                         })?;
                 println!("{}", serde_json::to_string_pretty(&created)?);
+                Ok(())
+            })
+        }
+        Command::Secrets {
+            command: SecretsCommand::GenerateKey,
+        } => {
+            println!("{}", feria_kernel::sealed::generate_key());
+            Ok(())
+        }
+        Command::Secrets {
+            command: SecretsCommand::Rotate,
+        } => {
+            let _telemetry =
+                feria::telemetry::init_to(config.log_format, feria::telemetry::LogTo::Stderr, None);
+            actix_web::rt::System::new().block_on(async move {
+                let db = feria_kernel::Db::connect(&config.db_config())
+                    .await
+                    .context("connecting to the database")?;
+                db.migrate().await.context("applying migrations")?;
+                let keys =
+                    feria::secrets::keyring(&config.secret_keys, db.backend(), &config.data_dir)?;
+                let mut conn = db.conn().await.context("connecting to the database")?;
+                let webhooks = feria_events::endpoints::seal_secrets(&mut conn, &keys, true)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("resealing webhook secrets: {e}"))?;
+                let receipt_keys = feria_onchain_entitlements::receipt::seal_keys(&mut conn, &keys)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("resealing receipt signing keys: {e}"))?;
+                // What the old key sealed (and any clear value) must not linger on disk.
+                conn.scrub(&[
+                    feria_events::endpoints::SEALED_TABLE,
+                    feria_onchain_entitlements::receipt::SEALED_TABLE,
+                ])
+                .await
+                .context("rewriting the tables of the sealed secrets")?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "key": keys.current_id(),
+                        "webhook_secrets": webhooks,
+                        "receipt_keys": receipt_keys,
+                    }))?
+                );
+                Ok(())
+            })
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { platform, mode },
+        } => {
+            let _telemetry =
+                feria::telemetry::init_to(config.log_format, feria::telemetry::LogTo::Stderr, None);
+            let modes = match mode.as_str() {
+                "live" => vec![feria_kernel::Mode::Live],
+                "test" => vec![feria_kernel::Mode::Test],
+                "both" => vec![feria_kernel::Mode::Live, feria_kernel::Mode::Test],
+                other => anyhow::bail!("--mode is live, test or both, not `{other}`"),
+            };
+            let platform_id: feria_kernel::PlatformId = platform
+                .parse()
+                .map_err(|_| anyhow::anyhow!("`{platform}` is not a platform id (plat_...)"))?;
+            actix_web::rt::System::new().block_on(async move {
+                let db = feria_kernel::Db::connect(&config.db_config())
+                    .await
+                    .context("connecting to the database")?;
+                db.migrate().await.context("applying migrations")?;
+                let keys =
+                    feria::secrets::keyring(&config.secret_keys, db.backend(), &config.data_dir)?;
+                let mut conn = db.conn().await.context("connecting to the database")?;
+                feria_platforms::platform::get(&mut conn, &platform_id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", feria_kernel::ApiError::from(e).message))?;
+                let mut rotated = serde_json::Map::new();
+                for mode in modes {
+                    let tenant = feria_kernel::Tenant::new(platform_id.clone(), mode);
+                    let kid = feria_onchain_entitlements::receipt::rotate(
+                        &mut conn,
+                        &tenant,
+                        &keys,
+                        config.onchain.receipt_ttl,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("rotating the {mode} receipt key: {e}"))?;
+                    rotated.insert(mode.to_string(), kid.into());
+                }
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "platform": platform_id.to_string(),
+                        "signing_keys": rotated,
+                        "old_keys_published_for_secs": config.onchain.receipt_ttl.as_secs(),
+                    }))?
+                );
                 Ok(())
             })
         }

@@ -169,6 +169,8 @@ use crate::routes;
         routes::onchain::confirm,
         routes::onchain::entitlements,
         routes::onchain::revoke,
+        routes::onchain::receipt,
+        routes::onchain::jwks,
     ),
     components(schemas(ErrorBody, FieldError)),
     modifiers(&SecuritySchemes, &CommonErrors),

@@ -66,6 +66,10 @@ pub struct TestApp {
 
 type ConfigureFn = Box<dyn FnOnce(&mut Config)>;
 
+/// The `FERIA_SECRET_KEY` of test servers on PostgreSQL (64 hex digits; tests only).
+pub const TEST_SECRET_KEY: &str =
+    "f00df00df00df00df00df00df00df00df00df00df00df00df00df00df00df00d";
+
 /// Options for [`TestApp`]: backend, configuration tweaks, extra routes.
 #[derive(Default)]
 pub struct TestAppBuilder {
@@ -131,6 +135,11 @@ impl TestAppBuilder {
         config.handle_signals = false;
         config.shutdown_timeout_secs = 5;
         config.database_pool_size = Some(8);
+        // PostgreSQL needs FERIA_SECRET_KEY (SQLite makes one in the data directory, as
+        // `make run` does).
+        if backend == Backend::Postgres {
+            config.secret_keys.current = Some(TEST_SECRET_KEY.to_owned());
+        }
         for configure in self.configure {
             configure(&mut config);
         }

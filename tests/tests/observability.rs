@@ -105,6 +105,7 @@ async fn world() -> World {
                     token_address: format!("0x{}", "11".repeat(20)),
                     treasury_address: format!("0x{}", "22".repeat(20)),
                     confirmations: 1,
+                    finality_blocks: 64,
                 }],
                 rpc_retries: 1,
                 ..OnchainSettings::default()

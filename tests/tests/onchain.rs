@@ -73,7 +73,11 @@ struct Chain {
 impl Chain {
     /// Connects to the node and deploys a fresh test USDC from a fresh account.
     async fn start() -> Chain {
-        let url = rpc_url();
+        Chain::start_at(rpc_url()).await
+    }
+
+    /// [`Chain::start`] on the node at `url` (a private one: [`PrivateNode`]).
+    async fn start_at(url: String) -> Chain {
         // A node that stops answering fails the test instead of hanging it.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -328,6 +332,7 @@ fn settings(chain: &Chain, treasury: &str, confirmations: u64) -> OnchainSetting
             token_address: chain.token.clone(),
             treasury_address: treasury.to_owned(),
             confirmations,
+            finality_blocks: 64,
         }],
         ..OnchainSettings::default()
     }
@@ -337,7 +342,14 @@ async fn world_with(
     confirmations: u64,
     adjust: impl FnOnce(&mut OnchainSettings) + 'static,
 ) -> World {
-    let chain = Chain::start().await;
+    world_on(Chain::start().await, confirmations, adjust).await
+}
+
+async fn world_on(
+    chain: Chain,
+    confirmations: u64,
+    adjust: impl FnOnce(&mut OnchainSettings) + 'static,
+) -> World {
     let treasury = random_address();
     let mut onchain = settings(&chain, &treasury, confirmations);
     adjust(&mut onchain);
@@ -1217,4 +1229,464 @@ async fn a_paid_member_only_quote_is_honoured_after_the_membership_is_revoked() 
     w.quote(&wallet, "edut.crm.pro.annual", Some("ws.1"))
         .await
         .assert_error(403, "membership_required");
+}
+
+// ---------------------------------------------------------------------------------------
+// Receipts (docs/ONCHAIN.md, "Receipts").
+
+/// The server's keyring, as the server made it (the key file on SQLite, the test key on
+/// PostgreSQL): what `feria keys rotate` would use.
+fn server_keys(app: &TestApp) -> feria_kernel::sealed::Keyring {
+    let settings = feria::config::SecretKeySettings {
+        current: (app.backend() == feria_kernel::Backend::Postgres)
+            .then(|| feria_testkit::TEST_SECRET_KEY.to_owned()),
+        previous: None,
+    };
+    feria::secrets::keyring(&settings, app.backend(), app.data_dir()).unwrap()
+}
+
+/// Verifies `receipt` with PyJWT (scripts/receipt-verify.sh) against `jwks`: Feria's code
+/// plays no part. The claims, or the verifier's complaint.
+fn verify_with_pyjwt(jwks: &Value, receipt: &str, platform: &str) -> Result<Value, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks.to_string()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/receipt-verify.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .arg(&file)
+        .arg(receipt)
+        .arg(platform)
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+async fn jwks(w: &World, query: &str) -> Value {
+    // Public: no credentials.
+    w.app
+        .get(&format!("/.well-known/jwks.json?{query}"))
+        .await
+        .assert_status(200)
+        .json_value()
+}
+
+/// A wallet with a paid, confirmed membership: (wallet, entitlement id).
+async fn entitled(w: &World) -> (String, String) {
+    let wallet = w.chain.new_account().await;
+    let confirmed = become_member(w, &wallet).await;
+    (
+        wallet,
+        confirmed["entitlement_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_receipt_verifies_offline_with_pyjwt_and_outlives_a_key_rotation() {
+    let w = world().await;
+    w.create_offer(membership_offer()).await;
+    let (wallet, id) = entitled(&w).await;
+    let platform = w.acme.platform.id.to_string();
+    let path = format!("/api/v1/marketplace/entitlements/{id}/receipt");
+
+    let first = w
+        .app
+        .get_as(w.key(), &path)
+        .await
+        .assert_status(200)
+        .json_value();
+    let receipt = first["receipt"].as_str().unwrap().to_owned();
+    assert_eq!(receipt.split('.').count(), 3, "a compact JWS");
+    assert_eq!(
+        first["jwks_uri"],
+        format!("/.well-known/jwks.json?platform={platform}&mode=live")
+    );
+    let keys = jwks(&w, &format!("platform={platform}")).await;
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(keys["keys"][0]["kty"], "OKP");
+    assert_eq!(keys["keys"][0]["crv"], "Ed25519");
+    assert_eq!(keys["keys"][0]["kid"], first["kid"]);
+
+    let claims = verify_with_pyjwt(&keys, &receipt, &platform).unwrap();
+    assert_eq!(claims["entitlement_id"], id);
+    assert_eq!(claims["sub"], id);
+    assert_eq!(claims["offer_id"], "edut.membership.annual");
+    assert_eq!(claims["wallet"], wallet);
+    assert_eq!(claims["workspace_id"], Value::Null);
+    assert_eq!(claims["chain_id"], CHAIN_ID);
+    assert_eq!(claims["mode"], "live");
+    assert_eq!(claims["iss"], format!("feria:{platform}:live"));
+    assert_eq!(claims["finality"], "pending");
+    assert_eq!(claims["policy_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(claims["tx_hash"].as_str().unwrap().len(), 66);
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert_eq!(exp - iat, 86_400, "ONCHAIN_RECEIPT_TTL_SECS by default");
+    assert_eq!(claims, first["claims"]);
+
+    // Altered claims, another platform's keys, or the test mode's keys: refused.
+    let mut parts: Vec<String> = receipt.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].replacen('e', "f", 1);
+    assert!(verify_with_pyjwt(&keys, &parts.join("."), &platform).is_err());
+    assert!(verify_with_pyjwt(&keys, &receipt, "plat_someoneelse").is_err());
+    let test_keys = jwks(&w, &format!("platform={platform}&mode=test")).await;
+    assert_eq!(test_keys["keys"], json!([]));
+    assert!(verify_with_pyjwt(&test_keys, &receipt, &platform).is_err());
+    assert_eq!(jwks(&w, "platform=plat_nobody").await["keys"], json!([]));
+    w.app
+        .get("/.well-known/jwks.json")
+        .await
+        .assert_error(400, "invalid_query");
+
+    // `feria keys rotate`: a new key signs; the old one stays published, so the receipt
+    // it signed still verifies.
+    let tenant = feria_kernel::Tenant::new(w.acme.platform.id.clone(), feria_kernel::Mode::Live);
+    let mut conn = w.app.db().conn().await.unwrap();
+    let new_kid = feria_onchain_entitlements::receipt::rotate(
+        &mut conn,
+        &tenant,
+        &server_keys(&w.app),
+        Duration::from_secs(86_400),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let second = w
+        .app
+        .get_as(w.key(), &path)
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(second["kid"], new_kid);
+    let keys = jwks(&w, &format!("platform={platform}")).await;
+    let kids: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, vec![new_kid.as_str(), first["kid"].as_str().unwrap()]);
+    verify_with_pyjwt(&keys, &receipt, &platform).unwrap();
+    verify_with_pyjwt(&keys, second["receipt"].as_str().unwrap(), &platform).unwrap();
+
+    // Only active entitlements get receipts; credentials are needed; ids are per tenant.
+    w.send(
+        w.key(),
+        Method::POST,
+        &format!("/api/v1/marketplace/entitlements/{id}/revoke"),
+        &json!({}),
+    )
+    .await
+    .assert_status(200);
+    w.app
+        .get_as(w.key(), &path)
+        .await
+        .assert_error(409, "entitlement_not_active");
+    w.app.get(&path).await.assert_status(401);
+    w.app
+        .get_as(&w.acme.api_keys.test, &path)
+        .await
+        .assert_error(404, "not_found");
+}
+
+// ---------------------------------------------------------------------------------------
+// Finality (docs/ONCHAIN.md, "Finality"). Reorgs are made with evm_snapshot/evm_revert,
+// which would undo other tests' transactions on the shared node: these tests run nodes of
+// their own.
+
+/// Blocks anvil keeps between its head and its `finalized` block: twice its epoch.
+const PRIVATE_SLOTS_PER_EPOCH: u64 = 4;
+
+/// An anvil of this test only (killed when dropped), whose `finalized` block trails the
+/// head by `2 × PRIVATE_SLOTS_PER_EPOCH` blocks.
+struct PrivateNode {
+    child: std::process::Child,
+    url: String,
+}
+
+impl PrivateNode {
+    async fn start() -> PrivateNode {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/evm-node.sh");
+        let output = Command::new("bash")
+            .arg(script)
+            .arg("binary")
+            .output()
+            .unwrap();
+        let binary = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(
+            output.status.success() && !binary.is_empty(),
+            "{script} binary: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--chain-id", &CHAIN_ID.to_string(), "--silent"])
+            .args(["--slots-in-an-epoch", &PRIVATE_SLOTS_PER_EPOCH.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let node = PrivateNode {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let answer = http
+                .post(&node.url)
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if answer.is_ok_and(|r| r.status().is_success()) {
+                return node;
+            }
+            assert!(std::time::Instant::now() < deadline, "anvil did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for PrivateNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A world on a private node: one confirmation; the watcher every 100 ms.
+async fn reorg_world(node: &PrivateNode) -> World {
+    let chain = Chain::start_at(node.url.clone()).await;
+    world_on(chain, 2, |onchain| {
+        onchain.finality_interval = Some(Duration::from_millis(100));
+    })
+    .await
+}
+
+async fn entitlement(w: &World, wallet: &str, id: &str) -> Value {
+    w.entitlements(wallet)
+        .await
+        .into_iter()
+        .find(|e| e["entitlement_id"] == id)
+        .unwrap()
+}
+
+/// Polls the wallet's entitlement until `done` holds (at most 20 s).
+async fn wait_for(w: &World, wallet: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = entitlement(w, wallet, id).await;
+        if done(&found) {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher did not get there: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn revoked_events(w: &World, id: &str) -> usize {
+    let events = w
+        .app
+        .get_as(w.key(), "/api/v1/events?type=entitlement.revoked&limit=100")
+        .await
+        .assert_status(200)
+        .json_value();
+    events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["object"]["entitlement_id"] == id)
+        .count()
+}
+
+#[tokio::test]
+async fn a_reorg_after_the_confirmations_and_before_finality_revokes_once_and_frees_the_quote() {
+    let node = PrivateNode::start().await;
+    let w = reorg_world(&node).await;
+    w.create_offer(membership_offer()).await;
+    let wallet = w.chain.new_account().await;
+    w.chain.mint(&wallet, 2 * MEMBERSHIP_PRICE).await;
+    let quote = w
+        .quote(&wallet, "edut.membership.annual", None)
+        .await
+        .assert_status(200)
+        .json_value();
+
+    // Paid and confirmed (two confirmations), then the chain forgets the payment.
+    let before_payment = w.chain.write("evm_snapshot", json!([])).await;
+    let hash = w.pay(&quote).await;
+    w.chain.mine(1).await;
+    let granted = w
+        .confirm(&quote, &hash)
+        .await
+        .assert_status(200)
+        .json_value();
+    let id = granted["entitlement_id"].as_str().unwrap().to_owned();
+    let shown = entitlement(&w, &wallet, &id).await;
+    assert_eq!(
+        (shown["state"].clone(), shown["finality"].clone()),
+        (json!("active"), json!("pending"))
+    );
+    assert_eq!(
+        w.chain.write("evm_revert", json!([before_payment])).await,
+        json!(true)
+    );
+    w.chain.mine(1).await;
+
+    // Other nodes' watchers on the same database at the same time: still one revocation.
+    let onchain =
+        feria_onchain_entitlements::Onchain::new(&settings(&w.chain, &w.treasury, 2)).unwrap();
+    let mut others = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let db = w.app.db().clone();
+        let onchain = onchain.clone();
+        others.spawn(async move {
+            for _ in 0..20 {
+                feria_onchain_entitlements::finality::run_round(
+                    &db,
+                    &onchain,
+                    Duration::from_millis(10),
+                )
+                .await
+                .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+    let revoked = wait_for(&w, &wallet, &id, |e| e["state"] == "revoked").await;
+    while let Some(joined) = others.join_next().await {
+        joined.unwrap();
+    }
+    assert_eq!(revoked["revoked_reason"], "payment_reorged");
+    assert_eq!(revoked["finality"], "pending");
+    assert_eq!(revoked_events(&w, &id).await, 1, "one entitlement.revoked");
+    // No receipt for it any more.
+    w.app
+        .get_as(
+            w.key(),
+            &format!("/api/v1/marketplace/entitlements/{id}/receipt"),
+        )
+        .await
+        .assert_error(409, "entitlement_not_active");
+
+    // The quote may be paid again: the new payment grants a new entitlement.
+    let again = w.pay(&quote).await;
+    w.chain.mine(1).await;
+    let regranted = w
+        .confirm(&quote, &again)
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(
+        regranted["entitlement_id"],
+        format!("ent:8453:{wallet}:000002")
+    );
+    // ... once: a replay answers the same entitlement; the quote holds its new payment.
+    let replay = w
+        .confirm(&quote, &again)
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(replay["entitlement_id"], regranted["entitlement_id"]);
+    if again != hash {
+        w.confirm(&quote, &hash)
+            .await
+            .assert_error(409, "quote_already_used");
+    }
+    // ... and it becomes final once the chain finalizes its block.
+    w.chain.mine(2 * PRIVATE_SLOTS_PER_EPOCH as u32 + 1).await;
+    let id2 = regranted["entitlement_id"].as_str().unwrap();
+    let last = wait_for(&w, &wallet, id2, |e| e["finality"] == "final").await;
+    assert_eq!(last["state"], "active");
+}
+
+#[tokio::test]
+async fn a_reorg_after_finality_changes_nothing() {
+    let node = PrivateNode::start().await;
+    let w = reorg_world(&node).await;
+    w.create_offer(membership_offer()).await;
+    let wallet = w.chain.new_account().await;
+    w.chain.mint(&wallet, MEMBERSHIP_PRICE).await;
+    let quote = w
+        .quote(&wallet, "edut.membership.annual", None)
+        .await
+        .assert_status(200)
+        .json_value();
+    let before_payment = w.chain.write("evm_snapshot", json!([])).await;
+    let hash = w.pay(&quote).await;
+    w.chain.mine(1).await;
+    let granted = w
+        .confirm(&quote, &hash)
+        .await
+        .assert_status(200)
+        .json_value();
+    let id = granted["entitlement_id"].as_str().unwrap().to_owned();
+
+    // Not final while the node's `finalized` block is below the payment's ...
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(entitlement(&w, &wallet, &id).await["finality"], "pending");
+    // ... final once it is at or above it.
+    w.chain.mine(2 * PRIVATE_SLOTS_PER_EPOCH as u32 + 1).await;
+    let finalized = w
+        .chain
+        .rpc("eth_getBlockByNumber", json!(["finalized", false]))
+        .await;
+    let receipt = w.chain.receipt(&hash).await;
+    assert!(
+        u64::from_str_radix(
+            finalized["number"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+            16
+        )
+        .unwrap()
+            >= u64::from_str_radix(
+                receipt["blockNumber"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("0x"),
+                16
+            )
+            .unwrap()
+    );
+    wait_for(&w, &wallet, &id, |e| e["finality"] == "final").await;
+    let receipt = w
+        .app
+        .get_as(
+            w.key(),
+            &format!("/api/v1/marketplace/entitlements/{id}/receipt"),
+        )
+        .await
+        .assert_status(200)
+        .json_value();
+    assert_eq!(receipt["claims"]["finality"], "final");
+
+    // A reorg deeper than finality (which a real chain does not do): nothing changes.
+    assert_eq!(
+        w.chain.write("evm_revert", json!([before_payment])).await,
+        json!(true)
+    );
+    w.chain.mine(1).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let after = entitlement(&w, &wallet, &id).await;
+    assert_eq!(after["state"], "active");
+    assert_eq!(after["finality"], "final");
+    assert_eq!(after["revoked_reason"], Value::Null);
+    assert_eq!(revoked_events(&w, &id).await, 0);
 }

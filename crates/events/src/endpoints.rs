@@ -1,12 +1,16 @@
 //! Webhook endpoints: where a platform wants its events, which types, and the secret
 //! that signs them. Test and live endpoints are separate (the mode of the API key).
 //!
-//! The signing secret is stored as is: signing needs it back, so a digest would not do.
-//! It is shown in full once, on creation; reads show a masked form. Encrypting it at
-//! rest with a server key is a later step (docs/EVENTS.md).
+//! Signing needs the secret back, so a digest would not do: it is stored sealed under the
+//! server's secret key (`FERIA_SECRET_KEY`, [`feria_kernel::sealed`]), with the endpoint's
+//! id as the associated data, so a database dump alone does not reveal it. It is shown in
+//! full once, on creation; reads show a masked form. Rows written in clear (before
+//! secrets were sealed) are sealed at start-up ([`seal_secrets`]) and still read until
+//! then (docs/EVENTS.md).
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_kernel::sealed::{Keyring, SealError};
 use feria_kernel::{
     DbConn, DbError, Mode, Page, PageRequest, PlatformId, Tenant, Timestamp, with_conn,
 };
@@ -72,7 +76,28 @@ impl EndpointRow {
             .any(|t| t == "*" || t == event_type)
     }
 
-    pub(crate) fn to_object(&self, with_secret: bool) -> EndpointObject {
+    /// The associated data the secret is sealed with: the row it belongs to.
+    fn seal_context(id: &EndpointId) -> String {
+        format!("webhook_endpoint:{id}")
+    }
+
+    /// The signing secret in clear: opened, or as stored when it was written in clear.
+    pub(crate) fn secret(&self, keys: &Keyring) -> Result<String, SealError> {
+        if feria_kernel::sealed::is_sealed(&self.secret) {
+            keys.open_str(&self.secret, &Self::seal_context(&self.id))
+        } else {
+            Ok(self.secret.clone())
+        }
+    }
+
+    /// The object; `with_secret`: the whole secret (on creation only), else masked.
+    pub(crate) fn to_object(&self, keys: &Keyring, with_secret: bool) -> EndpointObject {
+        let secret = match self.secret(keys) {
+            Ok(secret) if with_secret => secret,
+            Ok(secret) => feria_kernel::secret::mask(&secret, "whsec_".len()),
+            // A secret sealed under a key this server does not hold: say so, masked.
+            Err(_) => "whsec_…????".to_owned(),
+        };
         EndpointObject {
             id: self.id.clone(),
             url: self.url.clone(),
@@ -81,11 +106,7 @@ impl EndpointRow {
             enabled: self.enabled,
             mode: self.mode,
             disabled_reason: self.disabled_reason.clone(),
-            secret: if with_secret {
-                self.secret.clone()
-            } else {
-                feria_kernel::secret::mask(&self.secret, "whsec_".len())
-            },
+            secret,
             created: self.created_at,
             updated: self.updated_at,
         }
@@ -199,20 +220,23 @@ pub async fn create(
     tenant: &Tenant,
     new: NewEndpoint,
     allow_private: bool,
+    keys: &Keyring,
 ) -> Result<EndpointObject, EventsError> {
     let event_types = check_event_types(&new.enabled_events)?;
     let description = check_description(new.description.as_deref().unwrap_or_default())?;
     let url = check_url(&new.url, allow_private).await?;
     let now = Timestamp::now();
+    let id = EndpointId::new();
+    let secret = feria_kernel::secret::random_token("whsec_");
     let row = EndpointRow {
-        id: EndpointId::new(),
+        secret: keys.seal_str(&secret, &EndpointRow::seal_context(&id)),
+        id,
         platform_id: tenant.platform_id.clone(),
         mode: tenant.mode,
         url,
         description,
         event_types,
         enabled: new.enabled.unwrap_or(true),
-        secret: feria_kernel::secret::random_token("whsec_"),
         disabled_reason: None,
         consecutive_failures: 0,
         failing_since: None,
@@ -240,7 +264,9 @@ pub async fn create(
         Ok(())
     })
     .await?;
-    Ok(row.to_object(true))
+    let mut object = row.to_object(keys, false);
+    object.secret = secret;
+    Ok(object)
 }
 
 pub(crate) async fn get_row(
@@ -267,8 +293,9 @@ pub async fn get(
     conn: &mut DbConn,
     tenant: &Tenant,
     id: &EndpointId,
+    keys: &Keyring,
 ) -> Result<EndpointObject, EventsError> {
-    Ok(get_row(conn, tenant, id).await?.to_object(false))
+    Ok(get_row(conn, tenant, id).await?.to_object(keys, false))
 }
 
 /// The tenant's endpoints, oldest first (secrets masked).
@@ -276,6 +303,7 @@ pub async fn list(
     conn: &mut DbConn,
     tenant: &Tenant,
     page: PageRequest,
+    keys: &Keyring,
 ) -> Result<Page<EndpointObject>, EventsError> {
     let (rows, total) = with_conn!(conn, c => async {
         let rows: Vec<EndpointRow> = webhook_endpoints::table
@@ -298,7 +326,7 @@ pub async fn list(
     .await)
     .map_err(DbError::from)?;
     Ok(Page::new(
-        rows.iter().map(|r| r.to_object(false)).collect(),
+        rows.iter().map(|r| r.to_object(keys, false)).collect(),
         page,
         u64::try_from(total).unwrap_or(0),
     ))
@@ -324,6 +352,7 @@ pub async fn update(
     id: &EndpointId,
     changes: EndpointChanges,
     allow_private: bool,
+    keys: &Keyring,
 ) -> Result<EndpointObject, EventsError> {
     get_row(conn, tenant, id).await?;
     let url = match &changes.url {
@@ -366,7 +395,7 @@ pub async fn update(
     if updated == 0 {
         return Err(EventsError::EndpointNotFound);
     }
-    get(conn, tenant, id).await
+    get(conn, tenant, id, keys).await
 }
 
 /// Deletes an endpoint with its delivery history.
@@ -391,4 +420,68 @@ pub async fn delete(
         Ok(())
     })
     .await
+}
+
+/// The table holding sealed secrets (for [`feria_kernel::DbConn::scrub`]).
+pub const SEALED_TABLE: &str = "webhook_endpoints";
+
+/// What [`seal_secrets`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SealReport {
+    /// Secrets that were stored in clear, now sealed.
+    pub sealed_from_clear: u64,
+    /// Secrets sealed under the previous key, now under the current one.
+    pub resealed: u64,
+    /// Already under the current key.
+    pub unchanged: u64,
+}
+
+/// Seals every webhook signing secret stored in clear (`all`: also reseals the ones
+/// sealed under another key than the current one: `feria secrets rotate`). Each row is
+/// updated only if it still holds what was read, so a concurrent change is not undone.
+/// Fails on a secret sealed under a key the keyring does not hold.
+pub async fn seal_secrets(
+    conn: &mut DbConn,
+    keys: &Keyring,
+    all: bool,
+) -> Result<SealReport, EventsError> {
+    let rows: Vec<(EndpointId, String)> = with_conn!(conn, c => {
+        webhook_endpoints::table
+            .select((webhook_endpoints::id, webhook_endpoints::secret))
+            .load(c)
+            .await
+    })
+    .map_err(DbError::from)?;
+    let mut report = SealReport::default();
+    for (id, stored) in rows {
+        let context = EndpointRow::seal_context(&id);
+        let clear = if feria_kernel::sealed::is_sealed(&stored) {
+            if !all || !keys.needs_reseal(&stored) {
+                report.unchanged += 1;
+                continue;
+            }
+            keys.open_str(&stored, &context)
+                .map_err(|e| EventsError::Sealed(format!("webhook endpoint {id}: {e}")))?
+        } else {
+            stored.clone()
+        };
+        let sealed = keys.seal_str(&clear, &context);
+        with_conn!(conn, c => {
+            diesel::update(
+                webhook_endpoints::table
+                    .find(&id)
+                    .filter(webhook_endpoints::secret.eq(&stored)),
+            )
+            .set(webhook_endpoints::secret.eq(&sealed))
+            .execute(c)
+            .await
+        })
+        .map_err(DbError::from)?;
+        if feria_kernel::sealed::is_sealed(&stored) {
+            report.resealed += 1;
+        } else {
+            report.sealed_from_clear += 1;
+        }
+    }
+    Ok(report)
 }

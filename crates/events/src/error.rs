@@ -26,6 +26,9 @@ pub enum EventsError {
     /// Redelivery to an endpoint that is switched off (409).
     #[error("the webhook endpoint is disabled")]
     EndpointDisabled,
+    /// A stored secret does not open under the server's keys (500, logged).
+    #[error("{0}")]
+    Sealed(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -56,6 +59,10 @@ impl From<EventsError> for ApiError {
                 EventsCode::WebhookEndpointDisabled,
                 "the webhook endpoint is disabled; enable it before redelivering",
             ),
+            EventsError::Sealed(reason) => {
+                tracing::error!(%reason, "a sealed secret does not open");
+                ApiError::internal()
+            }
             EventsError::Db(db) => db.into(),
         }
     }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use feria_kernel::sealed::Keyring;
 use feria_kernel::{Db, DbConn, DbError, Tenant, Timestamp, with_conn};
 use serde::Serialize;
 
@@ -98,6 +99,8 @@ pub struct Worker {
     settings: Arc<WebhookSettings>,
     client: reqwest::Client,
     notifier: Option<DisabledNotifier>,
+    /// Opens the endpoints' sealed signing secrets.
+    keys: Keyring,
 }
 
 /// A delivery this worker holds the lease of, with what it needs to send it.
@@ -143,6 +146,7 @@ impl Worker {
         db: Db,
         settings: WebhookSettings,
         notifier: Option<DisabledNotifier>,
+        keys: Keyring,
     ) -> Result<Worker, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -157,6 +161,7 @@ impl Worker {
             settings: Arc::new(settings),
             client: builder.build()?,
             notifier,
+            keys,
         })
     }
 
@@ -434,6 +439,10 @@ impl Worker {
             Ok(body) => body,
             Err(error) => return failed(format!("cannot serialise the event: {error}")),
         };
+        let secret = match claimed.endpoint.secret(&self.keys) {
+            Ok(secret) => secret,
+            Err(error) => return failed(format!("cannot open the signing secret: {error}")),
+        };
         let timestamp = Timestamp::now().unix();
         let request = self
             .client
@@ -442,7 +451,7 @@ impl Worker {
             .header("Feria-Event-Id", claimed.event.id.as_str())
             .header(
                 "Feria-Signature",
-                signature::header(&claimed.endpoint.secret, timestamp, &body),
+                signature::header(&secret, timestamp, &body),
             )
             .body(body);
         let mut response = match request.send().await {
@@ -555,7 +564,7 @@ impl Worker {
                 })?;
                 return Ok(None);
             }
-            failed_attempt(c, &settings, &claimed.endpoint.id, now).await
+            failed_attempt(c, &settings, &claimed.endpoint.id, now, &self.keys).await
         })
         .await
     }
@@ -568,6 +577,7 @@ async fn failed_attempt(
     settings: &WebhookSettings,
     endpoint: &crate::endpoints::EndpointId,
     now: Timestamp,
+    keys: &Keyring,
 ) -> Result<Option<EndpointObject>, DbError> {
     let current: EndpointRow = with_conn!(c, c => {
         webhook_endpoints::table
@@ -622,7 +632,7 @@ async fn failed_attempt(
             .first(c)
             .await
     })?;
-    Ok(Some(row.to_object(false)))
+    Ok(Some(row.to_object(keys, false)))
 }
 
 /// An HTTP client error in a sentence, without the URL's query string.

@@ -30,6 +30,7 @@ pub mod mail;
 pub mod money;
 pub mod pagination;
 pub mod provider_errors;
+pub mod sealed;
 pub mod secret;
 pub mod tenant;
 #[cfg(feature = "testing")]

@@ -19,6 +19,9 @@ pub struct ChainConfig {
     pub treasury_address: String,
     /// Blocks a payment's block needs, itself included, before it counts (at least 1).
     pub confirmations: u64,
+    /// Blocks a payment's block needs, itself included, to be final when the node serves
+    /// no `finalized` block (at least `confirmations`).
+    pub finality_blocks: u64,
 }
 
 /// Settings of the on-chain marketplace.
@@ -31,6 +34,10 @@ pub struct OnchainSettings {
     pub rpc_timeout: Duration,
     /// Retries of a JSON-RPC call that did not reach the node.
     pub rpc_retries: u32,
+    /// How long a receipt (signed JWS) is valid.
+    pub receipt_ttl: Duration,
+    /// How often the finality watcher runs; `None`: it does not.
+    pub finality_interval: Option<Duration>,
 }
 
 impl Default for OnchainSettings {
@@ -40,6 +47,8 @@ impl Default for OnchainSettings {
             quote_ttl: Duration::from_secs(15 * 60),
             rpc_timeout: Duration::from_secs(5),
             rpc_retries: 2,
+            receipt_ttl: Duration::from_secs(24 * 60 * 60),
+            finality_interval: Some(Duration::from_secs(15)),
         }
     }
 }
@@ -52,13 +61,17 @@ pub struct Chain {
     pub token: Address,
     pub treasury: Address,
     pub confirmations: u64,
+    pub finality_blocks: u64,
 }
 
-/// The on-chain marketplace's runtime: its chains and quote lifetime. Cheap to share.
+/// The on-chain marketplace's runtime: its chains, quote and receipt lifetimes. Cheap to
+/// share.
 #[derive(Debug, Clone)]
 pub struct Onchain {
     chains: HashMap<i64, Chain>,
     pub quote_ttl: Duration,
+    pub receipt_ttl: Duration,
+    pub finality_interval: Option<Duration>,
 }
 
 /// Why the settings cannot be used.
@@ -86,6 +99,7 @@ impl Onchain {
                 token: address("token address", &chain.token_address)?,
                 treasury: address("treasury address", &chain.treasury_address)?,
                 confirmations: chain.confirmations.max(1),
+                finality_blocks: chain.finality_blocks.max(chain.confirmations).max(1),
             };
             if chains.insert(id, ready).is_some() {
                 return Err(OnchainConfigError(format!(
@@ -96,6 +110,8 @@ impl Onchain {
         Ok(Onchain {
             chains,
             quote_ttl: settings.quote_ttl,
+            receipt_ttl: settings.receipt_ttl,
+            finality_interval: settings.finality_interval,
         })
     }
 
@@ -109,6 +125,11 @@ impl Onchain {
             chain.rpc = chain.rpc.clone().with_error_counter(errors.clone());
         }
         self
+    }
+
+    /// Every configured chain.
+    pub fn chains(&self) -> impl Iterator<Item = &Chain> {
+        self.chains.values()
     }
 
     /// The chain with this id; `unsupported_chain` when none is configured.

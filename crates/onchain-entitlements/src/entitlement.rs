@@ -36,6 +36,47 @@ pub struct Entitlement {
     pub issued_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// `pending` or `final` ([`Finality`]).
+    pub finality: String,
+    /// The block the payment was in when last checked.
+    pub block_number: Option<i64>,
+    pub block_hash: Option<String>,
+    /// `operator` or `payment_reorged` ([`REORGED`]) when revoked.
+    pub revoked_reason: Option<String>,
+    pub finality_check_at: Option<Timestamp>,
+    pub finality_lease_until: Option<Timestamp>,
+    pub finality_lease_token: Option<String>,
+}
+
+/// The revocation reason of an entitlement whose payment a reorg removed or changed.
+pub const REORGED: &str = "payment_reorged";
+/// The revocation reason of an operator's revocation.
+pub const BY_OPERATOR: &str = "operator";
+
+/// Whether the payment can still be undone by a reorg (`pending`) or not (`final`: its
+/// block is at or below the chain's `finalized` block, or `ONCHAIN_FINALITY_BLOCKS` deep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Finality {
+    Pending,
+    Final,
+}
+
+impl Finality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finality::Pending => "pending",
+            Finality::Final => "final",
+        }
+    }
+
+    pub fn parse(text: &str) -> Finality {
+        if text == "final" {
+            Finality::Final
+        } else {
+            Finality::Pending
+        }
+    }
 }
 
 /// `active`, `expired` (past `expires_at`) or `revoked` (by an operator).
@@ -65,6 +106,11 @@ pub struct EntitlementObject {
     /// `null`: does not expire.
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// Why it was revoked: `operator`, or `payment_reorged` (a reorg removed or changed
+    /// its payment before it was final; the quote may be paid again).
+    pub revoked_reason: Option<String>,
+    /// `pending` until the payment is final on chain, then `final`.
+    pub finality: Finality,
 }
 
 impl Entitlement {
@@ -91,7 +137,14 @@ impl Entitlement {
             tx_hash: self.tx_hash.clone(),
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
+            revoked_reason: self.revoked_reason.clone(),
+            finality: Finality::parse(&self.finality),
         }
+    }
+
+    /// Whether a reorg took its payment away.
+    pub fn reorged(&self) -> bool {
+        self.revoked_reason.as_deref() == Some(REORGED)
     }
 }
 
@@ -113,7 +166,8 @@ pub struct ConfirmRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmation {
     /// The payment is verified: the entitlement (new, or the same one again on a replay).
-    Active(Entitlement),
+    /// Boxed: far larger than the pending answer.
+    Active(Box<Entitlement>),
     /// The transaction is valid so far but not yet deep enough.
     Pending {
         quote_id: QuoteId,
@@ -221,6 +275,12 @@ async fn existing(
                     .and(onchain_entitlements::tx_hash.eq(tx_hash))
                     .or(onchain_entitlements::quote_id.eq(&quote.id)),
             )
+            // A payment a reorg removed holds neither its hash nor its quote any more.
+            .filter(
+                onchain_entitlements::revoked_reason
+                    .is_null()
+                    .or(onchain_entitlements::revoked_reason.ne(REORGED)),
+            )
             .select(Entitlement::as_select())
             .load::<Entitlement>(c)
             .await
@@ -271,14 +331,18 @@ pub async fn confirm(
         )));
     }
     if let Some(granted) = existing(conn, &quote, &tx_hash).await? {
-        return Ok(Confirmation::Active(granted));
+        return Ok(Confirmation::Active(Box::new(granted)));
     }
 
     let verified = verify(chain, &quote, wallet, &tx_hash).await?;
     let required = chain.confirmations;
-    let (confirmations, mined) = match verified {
-        Verified::NotMined => (0, false),
-        Verified::Mined { confirmations } => (confirmations, true),
+    let (confirmations, mined, block) = match verified {
+        Verified::NotMined => (0, false, None),
+        Verified::Mined {
+            confirmations,
+            block_number,
+            block_hash,
+        } => (confirmations, true, Some((block_number, block_hash))),
     };
     if confirmations < required {
         return Ok(Confirmation::Pending {
@@ -289,14 +353,18 @@ pub async fn confirm(
             required,
         });
     }
-    grant(conn, tenant, &quote, &tx_hash)
+    grant(conn, tenant, &quote, &tx_hash, block)
         .await
-        .map(Confirmation::Active)
+        .map(|granted| Confirmation::Active(Box::new(granted)))
 }
 
 enum Verified {
     NotMined,
-    Mined { confirmations: u64 },
+    Mined {
+        confirmations: u64,
+        block_number: u64,
+        block_hash: String,
+    },
 }
 
 /// Everything the chain must show for `tx_hash` to pay `quote`.
@@ -390,7 +458,11 @@ async fn verify(
     }
     let head = rpc.block_number().await?;
     let confirmations = head.saturating_sub(receipt.block_number).saturating_add(1);
-    Ok(Verified::Mined { confirmations })
+    Ok(Verified::Mined {
+        confirmations,
+        block_number: receipt.block_number,
+        block_hash: receipt.block_hash,
+    })
 }
 
 /// Attempts at numbering an entitlement when concurrent grants for the same wallet
@@ -402,8 +474,13 @@ async fn grant(
     tenant: &Tenant,
     quote: &Quote,
     tx_hash: &str,
+    block: Option<(u64, String)>,
 ) -> Result<Entitlement, OnchainError> {
     let offer = offer::get(conn, tenant, &quote.offer_id).await?;
+    let (block_number, block_hash) = match block {
+        Some((number, hash)) => (i64::try_from(number).ok(), Some(hash)),
+        None => (None, None),
+    };
     let mut last = None;
     for _ in 0..GRANT_ATTEMPTS {
         let now = Timestamp::now();
@@ -442,6 +519,13 @@ async fn grant(
                         .duration_days
                         .map(|days| now.add(time::Duration::days(days))),
                     revoked_at: None,
+                    finality: Finality::Pending.as_str().to_owned(),
+                    block_number,
+                    block_hash: block_hash.clone(),
+                    revoked_reason: None,
+                    finality_check_at: Some(now),
+                    finality_lease_until: None,
+                    finality_lease_token: None,
                 };
                 with_conn!(c, c => {
                     diesel::insert_into(onchain_entitlements::table)
@@ -533,6 +617,25 @@ pub async fn of_wallet(
     })?)
 }
 
+/// One entitlement of the tenant.
+pub async fn get(
+    conn: &mut DbConn,
+    tenant: &Tenant,
+    entitlement_id: &str,
+) -> Result<Entitlement, OnchainError> {
+    let found = with_conn!(conn, c => {
+        onchain_entitlements::table
+            .filter(onchain_entitlements::platform_id.eq(&tenant.platform_id))
+            .filter(onchain_entitlements::mode.eq(tenant.mode))
+            .filter(onchain_entitlements::entitlement_id.eq(entitlement_id))
+            .select(Entitlement::as_select())
+            .first::<Entitlement>(c)
+            .await
+            .optional()
+    })?;
+    found.ok_or(OnchainError::EntitlementNotFound)
+}
+
 /// Revokes an entitlement (operators); revoking again changes nothing.
 pub async fn revoke(
     conn: &mut DbConn,
@@ -551,7 +654,10 @@ pub async fn revoke(
                     .filter(onchain_entitlements::entitlement_id.eq(entitlement_id))
                     .filter(onchain_entitlements::revoked_at.is_null()),
             )
-            .set(onchain_entitlements::revoked_at.eq(now))
+            .set((
+                onchain_entitlements::revoked_at.eq(now),
+                onchain_entitlements::revoked_reason.eq(BY_OPERATOR),
+            ))
             .execute(c)
             .await
         })?;

@@ -23,6 +23,8 @@ feria_kernel::error_codes! {
         QuoteAlreadyUsed = Conflict "quote_already_used",
         ChainUnavailable = Unavailable "chain_unavailable",
         ChainRpcError = Unavailable "chain_rpc_error",
+        /// A receipt is only made for an active entitlement.
+        EntitlementNotActive = Conflict "entitlement_not_active",
     }
 }
 
@@ -81,6 +83,12 @@ pub enum OnchainError {
     /// The quote was already confirmed with another transaction.
     #[error("the quote was already confirmed with another transaction")]
     QuoteAlreadyUsed,
+    /// A receipt of a revoked or expired entitlement.
+    #[error("the entitlement is {0:?}, not active: no receipt is made for it")]
+    EntitlementNotActive(crate::entitlement::EntitlementState),
+    /// A sealed signing key does not open, or signing failed (500, logged).
+    #[error("{0}")]
+    Sealed(String),
     #[error(transparent)]
     Rpc(#[from] RpcError),
     #[error(transparent)]
@@ -147,6 +155,21 @@ impl From<OnchainError> for ApiError {
             OnchainError::TxAlreadyUsed => ApiError::coded(OnchainCode::TxAlreadyUsed, message),
             OnchainError::QuoteAlreadyUsed => {
                 ApiError::coded(OnchainCode::QuoteAlreadyUsed, message)
+            }
+            OnchainError::EntitlementNotActive(state) => ApiError::coded(
+                OnchainCode::EntitlementNotActive,
+                format!(
+                    "the entitlement is {}: receipts are made for active entitlements only",
+                    match state {
+                        crate::entitlement::EntitlementState::Active => "active",
+                        crate::entitlement::EntitlementState::Expired => "expired",
+                        crate::entitlement::EntitlementState::Revoked => "revoked",
+                    }
+                ),
+            ),
+            OnchainError::Sealed(reason) => {
+                tracing::error!(%reason, "a receipt signing key cannot be used");
+                ApiError::internal()
             }
             OnchainError::Rpc(RpcError::Unreachable(_)) => ApiError::coded(
                 OnchainCode::ChainUnavailable,

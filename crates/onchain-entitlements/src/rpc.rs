@@ -40,6 +40,8 @@ pub struct Receipt {
     /// `status == 0x1`.
     pub succeeded: bool,
     pub block_number: u64,
+    /// `0x` and 64 lower-case hex digits: the block the receipt is in (a reorg changes it).
+    pub block_hash: String,
     pub logs: Vec<Log>,
 }
 
@@ -170,6 +172,23 @@ impl RpcClient {
     }
 
     /// `None` when the node knows no such transaction.
+    /// The number of the chain's `finalized` block, or `None` when the node does not
+    /// serve the tag (older nodes answer with an error; some with `null`).
+    pub async fn finalized_block(&self) -> Result<Option<u64>, RpcError> {
+        match self
+            .call("eth_getBlockByNumber", json!(["finalized", false]))
+            .await
+        {
+            Ok(Value::Null) => Ok(None),
+            Ok(block) => quantity(&block["number"], "finalized block number").map(Some),
+            Err(RpcError::Node(reason)) => {
+                tracing::debug!(%reason, "the node serves no `finalized` block");
+                Ok(None)
+            }
+            Err(unreachable) => Err(unreachable),
+        }
+    }
+
     pub async fn transaction(&self, hash: &str) -> Result<Option<Transaction>, RpcError> {
         let result = self.call("eth_getTransactionByHash", json!([hash])).await?;
         if result.is_null() {
@@ -203,6 +222,7 @@ impl RpcClient {
         }
         let status = quantity(&result["status"], "receipt status")?;
         let block_number = quantity(&result["blockNumber"], "receipt blockNumber")?;
+        let block_hash = evm::to_hex(&word(&result["blockHash"], "receipt blockHash")?);
         let logs = match &result["logs"] {
             Value::Array(logs) => logs
                 .iter()
@@ -226,6 +246,7 @@ impl RpcClient {
         Ok(Some(Receipt {
             succeeded: status == 1,
             block_number,
+            block_hash,
             logs,
         }))
     }

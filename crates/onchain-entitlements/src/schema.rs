@@ -1,4 +1,5 @@
-//! Tables owned by this crate (see `migrations/*/2026-11-21-000050_onchain`).
+//! Tables owned by this crate (see `migrations/*/2026-11-21-000050_onchain` and
+//! `migrations/*/2026-12-08-300000_receipt_keys_finality`).
 
 diesel::table! {
     onchain_offers (platform_id, mode, offer_id) {
@@ -62,5 +63,25 @@ diesel::table! {
         issued_at -> Timestamp,
         expires_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        finality -> Text,
+        block_number -> Nullable<BigInt>,
+        block_hash -> Nullable<Text>,
+        revoked_reason -> Nullable<Text>,
+        finality_check_at -> Nullable<Timestamp>,
+        finality_lease_until -> Nullable<Timestamp>,
+        finality_lease_token -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    onchain_receipt_keys (kid) {
+        kid -> Text,
+        platform_id -> Text,
+        mode -> Text,
+        public_key -> Text,
+        private_key -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        publish_until -> Nullable<Timestamp>,
     }
 }

@@ -6,6 +6,7 @@ use feria_events::deliveries::{AttemptObject, DeliveryObject};
 use feria_events::endpoints::{EndpointChanges, EndpointObject, NewEndpoint};
 use feria_events::outbox::{DEFAULT_LIMIT, EventList};
 use feria_events::{DeliveryId, EndpointId, EventId, EventObject, EventsError};
+use feria_kernel::sealed::Keyring;
 use feria_kernel::{Db, ErrorBody, Page};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -154,6 +155,7 @@ pub async fn create_endpoint(
     body: Json<NewEndpoint>,
     db: web::Data<Db>,
     config: web::Data<Config>,
+    keys: web::Data<Keyring>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_api_key()?;
     let mut conn = db.conn().await?;
@@ -162,6 +164,7 @@ pub async fn create_endpoint(
         &caller.tenant,
         body.into_inner(),
         config.webhooks.allow_private_targets,
+        &keys,
     )
     .await?;
     Ok(HttpResponse::Created().json(endpoint))
@@ -186,11 +189,12 @@ pub async fn list_endpoints(
     caller: Caller,
     page: Pagination,
     reads: web::Data<Reads>,
+    keys: web::Data<Keyring>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_api_key()?;
     let page = reads
         .run(&caller, async |conn| {
-            Ok(feria_events::endpoints::list(conn, &caller.tenant, page.0).await?)
+            Ok(feria_events::endpoints::list(conn, &caller.tenant, page.0, &keys).await?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -215,12 +219,13 @@ pub async fn get_endpoint(
     caller: Caller,
     id: web::Path<String>,
     reads: web::Data<Reads>,
+    keys: web::Data<Keyring>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_api_key()?;
     let id = endpoint_id(&id)?;
     let endpoint = reads
         .run(&caller, async |conn| {
-            Ok(feria_events::endpoints::get(conn, &caller.tenant, &id).await?)
+            Ok(feria_events::endpoints::get(conn, &caller.tenant, &id, &keys).await?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(endpoint))
@@ -249,6 +254,7 @@ pub async fn update_endpoint(
     body: Json<EndpointChanges>,
     db: web::Data<Db>,
     config: web::Data<Config>,
+    keys: web::Data<Keyring>,
 ) -> Result<HttpResponse, HttpError> {
     caller.require_api_key()?;
     let id = endpoint_id(&id)?;
@@ -259,6 +265,7 @@ pub async fn update_endpoint(
         &id,
         body.into_inner(),
         config.webhooks.allow_private_targets,
+        &keys,
     )
     .await?;
     Ok(HttpResponse::Ok().json(endpoint))

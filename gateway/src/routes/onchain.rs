@@ -8,12 +8,14 @@
 //! `entitlements/`), so `/marketplace/{id}` routes of other modules do not collide.
 
 use actix_web::{HttpResponse, web};
-use feria_kernel::{Db, ErrorBody, Timestamp};
+use feria_kernel::sealed::Keyring;
+use feria_kernel::{ApiError, Db, ErrorBody, Mode, Timestamp};
 use feria_onchain_entitlements::entitlement::{
     ConfirmRequest, ConfirmedObject, EntitlementObject, PendingObject,
 };
 use feria_onchain_entitlements::offer::{NewOffer, OfferFields};
 use feria_onchain_entitlements::quote::QuoteRequest;
+use feria_onchain_entitlements::receipt::{Jwks, ReceiptObject};
 use feria_onchain_entitlements::{Confirmation, OfferObject, Onchain, QuoteObject};
 use feria_users::Role;
 use serde::{Deserialize, Serialize};
@@ -42,7 +44,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/marketplace/entitlements/{entitlement_id}/revoke")
             .route(web::post().to(revoke)),
+    )
+    .service(
+        web::resource("/marketplace/entitlements/{entitlement_id}/receipt")
+            .route(web::get().to(receipt)),
     );
+}
+
+/// Outside `/api/v1`: the public keys receipts are verified with.
+pub fn configure_well_known(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)));
+}
+
+/// Whose keys.
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JwksQuery {
+    /// The platform (`plat_...`).
+    pub platform: String,
+    /// `live` (the default) or `test`: each mode signs with keys of its own.
+    pub mode: Option<String>,
 }
 
 /// `{"offers": [...]}`.
@@ -340,4 +361,76 @@ pub async fn revoke(
         feria_onchain_entitlements::entitlement::revoke(&mut conn, &caller.tenant, &entitlement_id)
             .await?;
     Ok(HttpResponse::Ok().json(entitlement.to_object(Timestamp::now())))
+}
+
+/// A signed receipt of an active entitlement: a compact JWS (EdDSA, Ed25519) anyone can
+/// verify offline with the platform's public keys (`jwks_uri`); docs/ONCHAIN.md,
+/// "Receipts".
+#[utoipa::path(
+    get,
+    path = "/api/v1/marketplace/entitlements/{entitlement_id}/receipt",
+    tag = "marketplace",
+    operation_id = "marketplace_entitlements_receipt",
+    security(("api_key" = []), ("session" = [])),
+    params(("entitlement_id" = String, Path, description = "`ent:<chain_id>:<wallet>:<sequence>`.")),
+    responses(
+        (status = 200, description = "The receipt, its key id, its claims and where the public keys are.", body = ReceiptObject),
+        (status = 401, description = "No or invalid credentials.", body = ErrorBody),
+        (status = 404, description = "No such entitlement.", body = ErrorBody),
+        (status = 409, description = "The entitlement is revoked or expired (`entitlement_not_active`).", body = ErrorBody)
+    )
+)]
+pub async fn receipt(
+    caller: Caller,
+    entitlement_id: web::Path<String>,
+    db: web::Data<Db>,
+    onchain: web::Data<Onchain>,
+    keys: web::Data<Keyring>,
+) -> Result<HttpResponse, HttpError> {
+    // The primary: the first receipt of a platform makes its signing key.
+    let mut conn = db.conn().await?;
+    let receipt = feria_onchain_entitlements::receipt::issue(
+        &mut conn,
+        &caller.tenant,
+        &onchain,
+        &keys,
+        &entitlement_id,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(receipt))
+}
+
+/// The public keys of a platform's receipts (JWK Set, RFC 7517): the signing key and the
+/// retired ones whose receipts may not have expired yet. Public, no credentials.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "marketplace",
+    operation_id = "marketplace_receipt_jwks",
+    params(JwksQuery),
+    responses(
+        (status = 200, description = "The keys (none before the platform's first receipt).", body = Jwks),
+        (status = 400, description = "No `platform` parameter (`invalid_query`).", body = ErrorBody),
+        (status = 422, description = "`mode` is neither live nor test.", body = ErrorBody)
+    )
+)]
+pub async fn jwks(query: Query<JwksQuery>, db: web::Data<Db>) -> Result<HttpResponse, HttpError> {
+    let mode = match query.0.mode.as_deref() {
+        None | Some("live") => Mode::Live,
+        Some("test") => Mode::Test,
+        Some(_) => {
+            return Err(ApiError::invalid_field("mode", "must be `live` or `test`").into());
+        }
+    };
+    let mut conn = db.conn().await?;
+    let keys = feria_onchain_entitlements::receipt::jwks(
+        &mut conn,
+        query.0.platform.trim(),
+        mode,
+        Timestamp::now(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(keys))
 }

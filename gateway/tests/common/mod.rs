@@ -11,6 +11,11 @@ pub fn feria(data_dir: &Path, database_url: &str, log_filter: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_feria"));
     command
         .env("RUST_LOG", log_filter)
+        // Required on PostgreSQL; the same for every node of a test (tests only).
+        .env(
+            "FERIA_SECRET_KEY",
+            "f00df00df00df00df00df00df00df00df00df00df00df00df00df00df00df00d",
+        )
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--database-url", database_url]);

@@ -674,6 +674,34 @@ impl DbConn {
         crate::with_conn!(self, c => c.batch_execute(sql).await)?;
         Ok(())
     }
+
+    /// Rewrites the storage of `tables` so that the values their rows held before an
+    /// update no longer linger in the database's files (secrets stored in clear before
+    /// they were sealed, or sealed under a retired key): an overwritten row stays in
+    /// SQLite's free space and WAL, and as a dead tuple in PostgreSQL, until this.
+    /// SQLite: `VACUUM` (the whole file; it has no per-table form) and a truncating WAL
+    /// checkpoint. PostgreSQL: `VACUUM FULL` of the tables. Outside a transaction; takes
+    /// locks, so meant for start-up and maintenance commands. What the database has
+    /// already shipped elsewhere (WAL archives, replicas' history, backups) is not reached.
+    pub async fn scrub(&mut self, tables: &[&str]) -> Result<(), DbError> {
+        match self.backend() {
+            Backend::Sqlite => {
+                self.batch_execute("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+                    .await
+            }
+            Backend::Postgres => {
+                if tables.is_empty() {
+                    return Ok(());
+                }
+                let quoted: Vec<String> = tables
+                    .iter()
+                    .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+                    .collect();
+                self.batch_execute(&format!("VACUUM FULL {}", quoted.join(", ")))
+                    .await
+            }
+        }
+    }
 }
 
 /// Bound values per multi-row statement, under both backends' limits (SQLite 32,766,

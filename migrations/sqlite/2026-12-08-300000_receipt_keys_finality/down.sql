@@ -1,0 +1,14 @@
+DELETE FROM onchain_entitlements WHERE revoked_reason = 'payment_reorged';
+DROP INDEX onchain_entitlements_finality_idx;
+DROP INDEX onchain_entitlements_quote_id_key;
+DROP INDEX onchain_entitlements_chain_id_tx_hash_key;
+CREATE UNIQUE INDEX onchain_entitlements_chain_id_tx_hash_key ON onchain_entitlements (chain_id, tx_hash);
+CREATE UNIQUE INDEX onchain_entitlements_quote_id_key ON onchain_entitlements (quote_id);
+ALTER TABLE onchain_entitlements DROP COLUMN finality_lease_token;
+ALTER TABLE onchain_entitlements DROP COLUMN finality_lease_until;
+ALTER TABLE onchain_entitlements DROP COLUMN finality_check_at;
+ALTER TABLE onchain_entitlements DROP COLUMN revoked_reason;
+ALTER TABLE onchain_entitlements DROP COLUMN block_hash;
+ALTER TABLE onchain_entitlements DROP COLUMN block_number;
+ALTER TABLE onchain_entitlements DROP COLUMN finality;
+DROP TABLE onchain_receipt_keys;
