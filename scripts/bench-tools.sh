@@ -2,6 +2,10 @@
 # the helpers the bench scripts call are installed (Debian packages), or stops.
 bench_tools() {
     local missing="" tool sudo_cmd=""
+    # `feria serve` on PostgreSQL needs the key that seals stored secrets (docs/DEPLOYMENT.md,
+    # "Secrets at rest"). Benchmark databases are throwaway: one fixed, public key (the
+    # base64 of 32 ASCII bytes) keeps a seeded database usable from run to run.
+    export FERIA_SECRET_KEY="${FERIA_SECRET_KEY:-$(printf 'feria-bench-only-key-not-secret!' | base64)}"
     for tool in wrk jq curl sqlite3; do
         command -v "$tool" >/dev/null || missing="$missing $tool"
     done
