@@ -413,11 +413,18 @@ fn valid_body(method: &str, path: &str, fixture: &Fixture) -> Option<Value> {
 }
 
 /// Routes the matrix cannot give real ids, with where their tenancy is tested instead.
-const NOT_IN_MATRIX: &[(&str, &str, &str)] = &[(
-    "POST",
-    "/api/v1/marketplace/entitlements/{entitlement_id}/revoke",
-    "an entitlement needs a payment on chain: tests/tests/onchain.rs revokes with another platform's key",
-)];
+const NOT_IN_MATRIX: &[(&str, &str, &str)] = &[
+    (
+        "POST",
+        "/api/v1/marketplace/entitlements/{entitlement_id}/revoke",
+        "an entitlement needs a payment on chain: tests/tests/onchain.rs revokes with another platform's key",
+    ),
+    (
+        "GET",
+        "/api/v1/marketplace/entitlements/{entitlement_id}/receipt",
+        "an entitlement needs a payment on chain: tests/tests/onchain.rs asks for the receipt with another platform's key and the test mode's",
+    ),
+];
 
 /// Routes whose 2xx answer to another tenant is their documented meaning, not a leak.
 fn answers_strangers(method: &str, path: &str) -> bool {

@@ -1301,6 +1301,14 @@ async fn a_receipt_verifies_offline_with_pyjwt_and_outlives_a_key_rotation() {
         .json_value();
     let receipt = first["receipt"].as_str().unwrap().to_owned();
     assert_eq!(receipt.split('.').count(), 3, "a compact JWS");
+    // Another platform's key and the test mode's key do not reach it.
+    let other = w
+        .app
+        .create_platform("Other", "other.example.com", "owner@other.example")
+        .await;
+    for key in [&other.api_keys.live, &w.acme.api_keys.test] {
+        w.app.get_as(key, &path).await.assert_status(404);
+    }
     assert_eq!(
         first["jwks_uri"],
         format!("/.well-known/jwks.json?platform={platform}&mode=live")
