@@ -190,6 +190,23 @@ async fn set_up(make: impl Fn() -> reqwest::RequestBuilder, status: u16) -> Valu
     body
 }
 
+/// One request of the storm, counted in `tally`: sent until answered ([`until_answered`]),
+/// its status asserted (`what` names it in the failure); the body, or `None` if it was
+/// lost.
+async fn storm_request(
+    tally: &Tally,
+    what: &str,
+    status: u16,
+    make: impl Fn() -> reqwest::RequestBuilder,
+    deadline: Instant,
+) -> Option<Value> {
+    Tally::add(&tally.sent);
+    let (got, body) = until_answered(tally, make, deadline).await?;
+    assert_eq!(got, status, "{what}: {body}");
+    Tally::add(&tally.acknowledged);
+    Some(body)
+}
+
 /// An amount as the API shows it (a decimal number or string), in cents.
 fn cents(amount: &Value) -> i64 {
     let text = match amount {
@@ -512,11 +529,11 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
             while Instant::now() < storm_ends {
                 let idle = bought == LISTINGS && settled == contracts.len();
                 if step % 4 == 0 || idle {
-                    let tally = &tallies[TOP_UP];
                     let idempotency = format!("top-up-{buyer}-{step}");
-                    Tally::add(&tally.sent);
-                    let answer = until_answered(
-                        tally,
+                    let answer = storm_request(
+                        &tallies[TOP_UP],
+                        &idempotency,
+                        201,
                         || {
                             client
                                 .post(format!("{base}/api/v1/users/{user}/credits"))
@@ -527,9 +544,7 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
                         deadline,
                     )
                     .await;
-                    if let Some((status, body)) = answer {
-                        assert_eq!(status, 201, "top-up {idempotency}: {body}");
-                        Tally::add(&tally.acknowledged);
+                    if answer.is_some() {
                         acknowledged
                             .lock()
                             .unwrap()
@@ -538,12 +553,12 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
                     }
                 }
                 if step % 3 == 1 && settled < contracts.len() {
-                    let tally = &tallies[SETTLE];
                     let (contract, total) = &contracts[settled];
                     let idempotency = format!("settle-{buyer}-{settled}");
-                    Tally::add(&tally.sent);
-                    let answer = until_answered(
-                        tally,
+                    let answer = storm_request(
+                        &tallies[SETTLE],
+                        &idempotency,
+                        200,
                         || {
                             client
                                 .put(format!("{base}/api/v1/contracts/{contract}/settle"))
@@ -553,10 +568,8 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
                         deadline,
                     )
                     .await;
-                    if let Some((status, body)) = answer {
-                        assert_eq!(status, 200, "settle {idempotency}: {body}");
+                    if let Some(body) = answer {
                         assert_eq!(body["status"], "settled", "{body}");
-                        Tally::add(&tally.acknowledged);
                         acknowledged.lock().unwrap().settlements.insert(
                             idempotency,
                             (contract.clone(), *total, body["paid"].clone()),
@@ -565,12 +578,12 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
                     settled += 1;
                 }
                 if bought < LISTINGS {
-                    let tally = &tallies[PURCHASE];
                     let listing = &listings[(buyer * 7 + bought) % LISTINGS];
                     let idempotency = format!("purchase-{buyer}-{bought}");
-                    Tally::add(&tally.sent);
-                    let answer = until_answered(
-                        tally,
+                    let answer = storm_request(
+                        &tallies[PURCHASE],
+                        &idempotency,
+                        201,
                         || {
                             client
                                 .post(format!("{base}/api/v1/marketplace/{listing}/purchase"))
@@ -581,9 +594,7 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
                     )
                     .await;
                     bought += 1;
-                    if let Some((status, body)) = answer {
-                        assert_eq!(status, 201, "purchase {idempotency}: {body}");
-                        Tally::add(&tally.acknowledged);
+                    if let Some(body) = answer {
                         let purchase = body["purchase"]["id"].as_str().unwrap().to_owned();
                         let mine = {
                             let mut acknowledged = acknowledged.lock().unwrap();
@@ -596,10 +607,10 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
                         };
                         // Read-your-writes: the purchase just acknowledged is listed,
                         // whichever node or database (replica or primary) serves the read.
-                        let tally = &tallies[READ];
-                        Tally::add(&tally.sent);
-                        let answer = until_answered(
-                            tally,
+                        let answer = storm_request(
+                            &tallies[READ],
+                            "my purchases",
+                            200,
                             || {
                                 client
                                     .get(format!(
@@ -610,12 +621,9 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
                             deadline,
                         )
                         .await;
-                        if let Some((status, body)) = answer {
-                            assert_eq!(status, 200, "my purchases: {body}");
-                            Tally::add(&tally.acknowledged);
-                            if body["total"].as_u64().unwrap() < mine as u64 {
-                                Tally::add(&tally.stale);
-                            }
+                        if answer.is_some_and(|body| body["total"].as_u64().unwrap() < mine as u64)
+                        {
+                            Tally::add(&tallies[READ].stale);
                         }
                     }
                 }
