@@ -453,7 +453,7 @@ async fn tenant_matrix(app: &TestApp) {
     let ana_test = app.sign_in(&a_id, "ana@a.example", "test").await;
     let bob = app.sign_in(&b_id, "bob@b.example", "live").await;
     let fixture = fixture(
-        &app,
+        app,
         &a_id,
         &a.api_keys.live,
         &s(&ana["access_token"]),
@@ -744,7 +744,7 @@ async fn role_matrix(app: &TestApp) {
     // Ana, a member, owns the resources everyone else then tries to reach.
     let ana = app.sign_in(&a_id, "ana@a.example", "live").await;
     let fixture = fixture(
-        &app,
+        app,
         &a_id,
         &key,
         &s(&ana["access_token"]),
