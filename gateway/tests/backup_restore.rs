@@ -59,18 +59,13 @@ async fn a_backup_taken_while_serving_restores_into_an_empty_database() {
     let backend = backend_from_env().unwrap();
     let database = TestDatabase::create(backend).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let created = feria(dir.path(), database.url())
-        .args(["platform", "create", "--name", "Backed", "--domain"])
-        .args([
-            "backed.example.com",
-            "--owner-email",
-            "owner@backed.example",
-        ])
-        .output()
-        .unwrap();
-    assert!(created.status.success());
-    let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let key = platform["api_keys"]["live"].as_str().unwrap().to_owned();
+    let key = common::create_platform(
+        feria(dir.path(), database.url()),
+        "Backed",
+        "backed.example.com",
+        "owner@backed.example",
+    )
+    .live_key;
     let client = reqwest::Client::new();
     let server = Server::start(feria(dir.path(), database.url())).await;
     let base = server.base.clone();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use feria_kernel::testing::{TestDatabase, backend_from_env};
 
 mod common;
-use common::{Running, free_port, six_digit_code};
+use common::{Running, free_port};
 
 /// The binary, quiet but for warnings.
 fn feria(data_dir: &Path, database_url: &str) -> Command {
@@ -29,30 +29,15 @@ async fn a_platform_made_with_the_cli_signs_users_in_by_mailed_code() {
     let dir = tempfile::tempdir().unwrap();
 
     // 1. The CLI creates the platform and prints its keys.
-    let output = feria(dir.path(), database.url())
-        .args([
-            "platform",
-            "create",
-            "--name",
-            "Acme Market",
-            "--domain",
-            "acme.example.com",
-            "--owner-email",
-            "owner@acme.example",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let platform = common::create_platform(
+        feria(dir.path(), database.url()),
+        "Acme Market",
+        "acme.example.com",
+        "owner@acme.example",
     );
-    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let platform_id = created["platform"]["id"].as_str().unwrap().to_owned();
+    let (platform_id, live_key, test_key) = (platform.id, platform.live_key, platform.test_key);
     assert!(platform_id.starts_with("plat_"));
-    assert_eq!(created["platform"]["name"], "Acme Market");
-    let live_key = created["api_keys"]["live"].as_str().unwrap().to_owned();
-    let test_key = created["api_keys"]["test"].as_str().unwrap();
+    assert_eq!(platform.created["platform"]["name"], "Acme Market");
     assert!(live_key.starts_with("fer_live_") && test_key.starts_with("fer_test_"));
 
     // The same domain twice is refused with a clear message.
@@ -110,12 +95,7 @@ async fn a_platform_made_with_the_cli_signs_users_in_by_mailed_code() {
         .await
         .unwrap();
     assert_eq!(sent.status(), 200);
-    let mail = std::fs::read_dir(dir.path().join("mail"))
-        .unwrap()
-        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-        .find(|mail| mail.contains(email))
-        .expect("a mail to the user in MAIL_DIR");
-    let code = six_digit_code(&mail);
+    let code = common::sign_in_code(&dir.path().join("mail"), email);
 
     // 5. Verify → session.
     let session: Value = client

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use feria_kernel::testing::{TestDatabase, backend_from_env};
 
 mod common;
-use common::{Server, six_digit_code};
+use common::Server;
 use serde_json::{Value, json};
 
 const BUYERS: usize = 6;
@@ -164,6 +164,7 @@ fn feria(data_dir: &Path, database_url: &str) -> Command {
     command
 }
 
+/// Signs `email` in through the server (its mail in `dir`/mail): (access token, user id).
 async fn sign_in(
     client: &reqwest::Client,
     base: &str,
@@ -171,27 +172,7 @@ async fn sign_in(
     platform: &str,
     email: &str,
 ) -> (String, String) {
-    let sent = client
-        .post(format!("{base}/api/v1/auth/otp/email"))
-        .json(&json!({"platform_id": platform, "email": email}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 200);
-    let mail = std::fs::read_dir(dir.join("mail"))
-        .unwrap()
-        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-        .find(|mail| mail.contains(email))
-        .expect("the sign-in mail (each address signs in once)");
-    let session: Value = client
-        .post(format!("{base}/api/v1/auth/otp/verify"))
-        .json(&json!({"platform_id": platform, "email": email, "code": six_digit_code(&mail)}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = common::sign_in(client, base, &dir.join("mail"), platform, email).await;
     (
         session["access_token"].as_str().unwrap().to_owned(),
         session["user"]["id"].as_str().unwrap().to_owned(),
@@ -216,15 +197,13 @@ async fn purchases_survive_sigkill_exactly_once_and_the_ledger_verifies() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(1);
 
-    let created = feria(dir.path(), database.url())
-        .args(["platform", "create", "--name", "Storm", "--domain"])
-        .args(["storm.example.com", "--owner-email", "owner@storm.example"])
-        .output()
-        .unwrap();
-    assert!(created.status.success());
-    let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let platform_id = platform["platform"]["id"].as_str().unwrap().to_owned();
-    let key = platform["api_keys"]["live"].as_str().unwrap().to_owned();
+    let platform = common::create_platform(
+        feria(dir.path(), database.url()),
+        "Storm",
+        "storm.example.com",
+        "owner@storm.example",
+    );
+    let (platform_id, key) = (platform.id, platform.live_key);
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

@@ -12,14 +12,19 @@
 
 mod common;
 
+#[path = "../../tests/src/webhook_receiver.rs"]
+#[allow(dead_code)]
+mod webhook_receiver;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, six_digit_code};
+use common::Server;
 use feria_kernel::db::Backend;
 use feria_kernel::testing::{TestDatabase, backend_from_env};
 use serde_json::{Value, json};
+use webhook_receiver::Receiver;
 
 /// A change must reach every node within this (the bound is 100 ms; the test
 /// allows a loaded CI machine more, and prints what it measured).
@@ -56,28 +61,19 @@ async fn cluster(count: usize) -> Option<Cluster> {
     }
     let database = TestDatabase::create(backend).await.unwrap();
     let dirs: Vec<_> = (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
-    let created = common::feria(dirs[0].path(), database.url(), "warn")
-        .args(["platform", "create", "--name", "Nodes", "--domain"])
-        .args(["nodes.example.com", "--owner-email", "owner@nodes.example"])
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
+    let platform = common::create_platform(
+        common::feria(dirs[0].path(), database.url(), "warn"),
+        "Nodes",
+        "nodes.example.com",
+        "owner@nodes.example",
     );
-    let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
     let mut nodes = Vec::new();
     for dir in &dirs {
         nodes.push(Server::start(node(dir.path(), database.url())).await);
     }
     Some(Cluster {
-        platform_id: platform["platform"]["id"]
-            .as_str()
-            .or_else(|| platform["id"].as_str())
-            .unwrap_or_else(|| panic!("a platform id in {platform}"))
-            .to_owned(),
-        key: platform["api_keys"]["live"].as_str().unwrap().to_owned(),
+        platform_id: platform.id,
+        key: platform.live_key,
         data_dirs: dirs.iter().map(|d| d.path().to_owned()).collect(),
         _dirs: dirs,
         _database: database,
@@ -120,31 +116,14 @@ impl Cluster {
     /// Signs `email` in through `node` (the code read from that node's mail directory);
     /// the session.
     async fn sign_in(&self, node: usize, email: &str) -> Value {
-        let sent = self
-            .client
-            .post(format!("{}/api/v1/auth/otp/email", self.base(node)))
-            .json(&json!({"platform_id": self.platform_id, "email": email}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
-        let mail = std::fs::read_dir(self.data_dirs[node].join("mail"))
-            .unwrap()
-            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-            .find(|mail| mail.contains(email))
-            .expect("the sign-in mail");
-        let session: Value = self
-            .client
-            .post(format!("{}/api/v1/auth/otp/verify", self.base(node)))
-            .json(&json!({"platform_id": self.platform_id, "email": email, "code": six_digit_code(&mail)}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(session["access_token"].is_string(), "{session}");
-        session
+        common::sign_in(
+            &self.client,
+            self.base(node),
+            &self.data_dirs[node].join("mail"),
+            &self.platform_id,
+            email,
+        )
+        .await
     }
 }
 
@@ -387,23 +366,13 @@ async fn rate_limits_hold_across_nodes_with_redis() {
     });
     let database = TestDatabase::create(backend).await.unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let created = common::feria(dirs[0].path(), database.url(), "warn")
-        .args(["platform", "create", "--name", "Limits", "--domain"])
-        .args([
-            "limits.example.com",
-            "--owner-email",
-            "owner@limits.example",
-        ])
-        .output()
-        .unwrap();
-    assert!(created.status.success());
-    let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let key = platform["api_keys"]["live"].as_str().unwrap().to_owned();
-    let platform_id = platform["platform"]["id"]
-        .as_str()
-        .or_else(|| platform["id"].as_str())
-        .unwrap()
-        .to_owned();
+    let platform = common::create_platform(
+        common::feria(dirs[0].path(), database.url(), "warn"),
+        "Limits",
+        "limits.example.com",
+        "owner@limits.example",
+    );
+    let (key, platform_id) = (platform.live_key, platform.id);
     let (burst, otp_limit) = (30, 5);
     let mut nodes = Vec::new();
     for dir in &dirs {
@@ -496,69 +465,6 @@ async fn rate_limits_hold_across_nodes_with_redis() {
     assert!(response.headers().contains_key("ratelimit-limit"));
 }
 
-/// A webhook receiver on loopback that answers 200 after `delay_ms` and records the
-/// `Feria-Event-Id` of every request.
-async fn slow_receiver(
-    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
-) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let shared = received.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let received = shared.clone();
-            let delay_ms = delay_ms.clone();
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0_u8; 8192];
-                loop {
-                    let Ok(n) = socket.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buffer.extend_from_slice(&chunk[..n]);
-                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if buffer.len() < end + 4 + length {
-                        continue;
-                    }
-                    let event = head.lines().find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("feria-event-id")
-                            .then(|| v.trim().to_owned())
-                    });
-                    let delay = delay_ms.load(std::sync::atomic::Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
-                    if let Some(event) = event {
-                        received.lock().unwrap().push(event);
-                    }
-                    let _ = socket
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        )
-                        .await;
-                    return;
-                }
-            });
-        }
-    });
-    (url, received)
-}
-
 /// Three nodes deliver webhooks from one queue: every event arrives, none twice while
 /// the nodes live; a node killed (SIGKILL) while holding deliveries leaves leases that
 /// run out, and the others deliver them.
@@ -571,17 +477,17 @@ async fn three_nodes_deliver_each_webhook_once_and_take_over_a_killed_nodes_work
     }
     let database = TestDatabase::create(backend).await.unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let created = common::feria(dirs[0].path(), database.url(), "warn")
-        .args(["platform", "create", "--name", "Hooks", "--domain"])
-        .args(["hooks.example.com", "--owner-email", "owner@hooks.example"])
-        .output()
-        .unwrap();
-    assert!(created.status.success());
-    let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let key = platform["api_keys"]["live"].as_str().unwrap().to_owned();
+    let key = common::create_platform(
+        common::feria(dirs[0].path(), database.url(), "warn"),
+        "Hooks",
+        "hooks.example.com",
+        "owner@hooks.example",
+    )
+    .live_key;
     let client = reqwest::Client::new();
-    let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(100));
-    let (url, received) = slow_receiver(delay_ms.clone()).await;
+    let receiver = Receiver::start().await;
+    receiver.delay(Duration::from_millis(100));
+    let url = receiver.url.clone();
     let mut admin = feria_kernel::db::connect_postgres(database.url())
         .await
         .unwrap();
@@ -619,7 +525,7 @@ async fn three_nodes_deliver_each_webhook_once_and_take_over_a_killed_nodes_work
         assert_eq!(response.status(), 201);
     }
     let started = Instant::now();
-    while received.lock().unwrap().len() < events {
+    while receiver.event_ids().len() < events {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "deliveries stalled"
@@ -628,7 +534,7 @@ async fn three_nodes_deliver_each_webhook_once_and_take_over_a_killed_nodes_work
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     {
-        let got = received.lock().unwrap();
+        let got = receiver.event_ids();
         let distinct: std::collections::HashSet<_> = got.iter().collect();
         assert_eq!(distinct.len(), events);
         assert_eq!(
@@ -641,8 +547,8 @@ async fn three_nodes_deliver_each_webhook_once_and_take_over_a_killed_nodes_work
     // Second round: node 0 alone takes the deliveries (the receiver now answers in a
     // second, so some are in flight), and is killed (SIGKILL) while holding leases; two
     // fresh nodes take them over once the leases run out (HTTP timeout + 30 s).
-    delay_ms.store(1000, std::sync::atomic::Ordering::Relaxed);
-    received.lock().unwrap().clear();
+    receiver.delay(Duration::from_millis(1000));
+    receiver.clear();
     nodes.truncate(1);
     for i in 0..events {
         let response = client
@@ -676,7 +582,7 @@ async fn three_nodes_deliver_each_webhook_once_and_take_over_a_killed_nodes_work
     let killed_at = Instant::now();
     let orphaned = leased(&mut admin).await;
     assert!(orphaned > 0);
-    delay_ms.store(10, std::sync::atomic::Ordering::Relaxed);
+    receiver.delay(Duration::from_millis(10));
     for dir in &dirs[1..] {
         nodes.push(start(dir.path()).await);
     }
@@ -697,7 +603,7 @@ async fn three_nodes_deliver_each_webhook_once_and_take_over_a_killed_nodes_work
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let got = received.lock().unwrap().clone();
+    let got = receiver.event_ids();
     let distinct: std::collections::HashSet<_> = got.iter().collect();
     assert_eq!(distinct.len(), events, "every event arrived");
     let twice = got.len() - events;

@@ -26,21 +26,13 @@ use common::{Running, free_port};
 
 /// A platform made with the CLI: (platform id, live API key).
 fn create_platform(dir: &Path, database_url: &str) -> (String, String) {
-    let created = common::feria(dir, database_url, "info")
-        .args(["platform", "create", "--name", "Acme", "--domain"])
-        .args(["acme.example.com", "--owner-email", "owner@acme.example"])
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
+    let platform = common::create_platform(
+        common::feria(dir, database_url, "info"),
+        "Acme",
+        "acme.example.com",
+        "owner@acme.example",
     );
-    let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
-    (
-        platform["platform"]["id"].as_str().unwrap().to_owned(),
-        platform["api_keys"]["live"].as_str().unwrap().to_owned(),
-    )
+    (platform.id, platform.live_key)
 }
 
 /// `feria serve` on a free port, its output into `log`; returns the process and base URL.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use feria_kernel::testing::{TestDatabase, backend_from_env};
 
 mod common;
-use common::{Running, free_port, six_digit_code};
+use common::{Running, free_port};
 
 /// The binary at its most talkative, in the format log pipelines read.
 fn feria(data_dir: &Path, database_url: &str) -> Command {
@@ -42,17 +42,14 @@ async fn no_key_token_or_code_issued_in_a_session_reaches_the_logs() {
     let log_path = dir.path().join("server.log");
     let mut secrets: Vec<(String, String)> = Vec::new();
 
-    let created = feria(dir.path(), database.url())
-        .args(["platform", "create", "--name", "Acme", "--domain"])
-        .args(["acme.example.com", "--owner-email", "owner@acme.example"])
-        .output()
-        .unwrap();
-    assert!(created.status.success());
-    let cli_log = String::from_utf8_lossy(&created.stderr).into_owned();
-    let platform: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let platform_id = platform["platform"]["id"].as_str().unwrap().to_owned();
-    let live_key = platform["api_keys"]["live"].as_str().unwrap().to_owned();
-    let test_key = platform["api_keys"]["test"].as_str().unwrap().to_owned();
+    let platform = common::create_platform(
+        feria(dir.path(), database.url()),
+        "Acme",
+        "acme.example.com",
+        "owner@acme.example",
+    );
+    let cli_log = platform.log;
+    let (platform_id, live_key, test_key) = (platform.id, platform.live_key, platform.test_key);
     secrets.push(("live API key".into(), live_key.clone()));
     secrets.push(("test API key".into(), test_key.clone()));
 
@@ -107,12 +104,7 @@ async fn no_key_token_or_code_issued_in_a_session_reaches_the_logs() {
     .await
     .unwrap();
     assert_eq!(sent.status(), 200);
-    let mail = std::fs::read_dir(dir.path().join("mail"))
-        .unwrap()
-        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-        .find(|mail| mail.contains(email))
-        .expect("the sign-in mail");
-    let code = six_digit_code(&mail);
+    let code = common::sign_in_code(&dir.path().join("mail"), email);
     secrets.push(("sign-in code".into(), code.clone()));
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let rejected = post(

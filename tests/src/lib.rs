@@ -33,7 +33,9 @@ use actix_web::dev::ServerHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub mod haproxy;
 pub mod postgres_server;
+pub mod webhook_receiver;
 
 pub use feria::{Config, ExtraRoutes};
 pub use feria_auth::bootstrap::CreatedPlatform;

@@ -47,6 +47,15 @@ impl PostgresServer {
         PostgresServer::start_with(None)
     }
 
+    /// Creates a cluster with `settings` (lines of `postgresql.conf`, such as
+    /// `shared_preload_libraries = 'pg_stat_statements'`) and starts it.
+    pub fn start_new_with_settings(settings: &str) -> PostgresServer {
+        let server = PostgresServer::create(None);
+        server.append_settings(settings);
+        server.start();
+        server
+    }
+
     /// Creates a cluster that speaks TLS only and starts it: `ssl = on` with this PEM
     /// certificate (chain) and key, and a pg_hba.conf of `hostssl` lines alone, so a
     /// plaintext connection is refused with "no pg_hba.conf entry ... no encryption".

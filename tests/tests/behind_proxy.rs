@@ -12,92 +12,28 @@
 // Test helpers panic on failure: that is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use feria::client_address::TrustedProxies;
 use feria_kernel::time::ManualClock;
+use feria_testkit::haproxy::{HaProxy, Options};
 use feria_testkit::{Method, TestApp, TestResponse};
 use serde_json::json;
 
-const HAPROXY: &str = "/usr/sbin/haproxy";
 const CODES: &str = "/api/v1/auth/otp/email";
 const FEE: &str = "/api/v1/utils/estimate/fee";
 
-/// HAProxy in the foreground, in front of one server; killed on drop.
-struct HaProxy {
-    child: Child,
-    /// `http://127.0.0.1:PORT`, its frontend.
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl HaProxy {
-    fn start(backend: SocketAddr) -> HaProxy {
-        assert!(
-            Path::new(HAPROXY).exists(),
-            "{HAPROXY} is missing: the reverse proxy of this test is Debian's HAProxy \
-             (apt-get install haproxy)"
-        );
-        let port = {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("feria-haproxy-")
-            .tempdir()
-            .unwrap();
-        let config = format!(
-            "global\n    maxconn 256\n\
-             defaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\
-             frontend front\n    bind 127.0.0.1:{port}\n    option forwardfor\n    default_backend feria\n\
-             backend feria\n    server app {backend}\n"
-        );
-        let config_path = dir.path().join("haproxy.cfg");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
-        let child = Command::new(HAPROXY)
-            .arg("-db")
-            .arg("-f")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {HAPROXY}: {e}"));
-        let mut proxy = HaProxy {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        proxy.wait_until_listening(port);
-        proxy
-    }
-
-    fn wait_until_listening(&mut self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(self._dir.path().join("haproxy.log"))
-                    .unwrap_or_default();
-                panic!("haproxy exited ({status}): {log}");
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "haproxy does not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for HaProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// HAProxy in front of the one server, appending each client's address to
+/// `X-Forwarded-For`.
+fn proxy_in_front_of(server: SocketAddr) -> HaProxy {
+    HaProxy::start(
+        &[server.to_string()],
+        &Options {
+            forward_for: true,
+            ..Options::default()
+        },
+    )
 }
 
 /// An HTTP client whose connections leave from `source` (a loopback address).
@@ -178,7 +114,7 @@ async fn code_statuses(
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_client_has_its_own_budget_whatever_it_claims() {
     let (app, platform_id, _time) = server("127.0.0.1/32", 100).await;
-    let proxy = HaProxy::start(app.address);
+    let proxy = proxy_in_front_of(app.address);
     let (ana, ben) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
 
     // (a) Ana spends her budget; Ben, behind the same proxy, still has his.
@@ -219,7 +155,7 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget_whatever_it_claim
 async fn behind_an_untrusted_proxy_every_client_shares_the_proxys_budget() {
     // (c) The default: TRUSTED_PROXIES empty. The server sees HAProxy's address only.
     let (app, platform_id, _time) = server("", 100).await;
-    let proxy = HaProxy::start(app.address);
+    let proxy = proxy_in_front_of(app.address);
     let (ana, ben) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
     let statuses = code_statuses(&app, &ana, &proxy.url, &platform_id, None, 2).await;
     assert_eq!(statuses, [200, 200]);
@@ -227,7 +163,7 @@ async fn behind_an_untrusted_proxy_every_client_shares_the_proxys_budget() {
     assert_eq!(statuses, [429]);
     // A proxy in another network is not trusted either.
     let (app, platform_id, _time) = server("10.0.0.0/8", 100).await;
-    let proxy = HaProxy::start(app.address);
+    let proxy = proxy_in_front_of(app.address);
     let statuses = code_statuses(&app, &ana, &proxy.url, &platform_id, None, 2).await;
     assert_eq!(statuses, [200, 200]);
     let statuses = code_statuses(&app, &ben, &proxy.url, &platform_id, None, 1).await;
@@ -239,7 +175,7 @@ async fn writes_with_a_made_up_token_count_against_the_client_behind_the_proxy()
     // (e) Three writes at once per client; a made-up token is no credential, so its
     // writes count against the client's address, the one behind the proxy.
     let (app, _platform_id, _time) = server("127.0.0.1/32", 3).await;
-    let proxy = HaProxy::start(app.address);
+    let proxy = proxy_in_front_of(app.address);
     let write = |client: &reqwest::Client| {
         client
             .request(Method::POST, format!("{}{FEE}", proxy.url))

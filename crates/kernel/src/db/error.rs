@@ -156,17 +156,24 @@ impl From<DbError> for ApiError {
         match error {
             DbError::NotFound => ApiError::not_found("resource"),
             DbError::Conflict(reason) => {
-                tracing::warn!(%reason, "database busy; the request is answered 503 database_busy");
+                // On a read replica (a conflict with recovery) the read runs again on the
+                // primary: `Db::read` logs that, and this is not the answer.
+                if !super::replicas::note_replica_read_failure(&reason) {
+                    tracing::warn!(%reason, "database busy; the request is answered 503 database_busy");
+                }
                 ApiError::unavailable(
                     "database_busy",
                     "the database is busy with a conflicting change; retry the request",
                 )
             }
             DbError::Unavailable(reason) => {
-                tracing::warn!(
-                    %reason,
-                    "database unavailable; the request is answered 503 database_unavailable"
-                );
+                // Likewise: a replica gone under a read is not the request's answer.
+                if !super::replicas::note_replica_read_failure(&reason) {
+                    tracing::warn!(
+                        %reason,
+                        "database unavailable; the request is answered 503 database_unavailable"
+                    );
+                }
                 ApiError::unavailable(
                     "database_unavailable",
                     "the database is unavailable; retry the request shortly",

@@ -190,6 +190,22 @@ impl ReplicaFallback for ApiError {
     }
 }
 
+tokio::task_local! {
+    /// Set while a read runs on a replica ([`Db::read`]): the reason of a database error
+    /// met there. Such an error is not the request's answer (the read runs again on the
+    /// primary), so where a database error becomes an answer ([`ApiError`]'s `From`) it is
+    /// noted here instead of logged as "answered 503".
+    static REPLICA_READ_FAILURE: std::cell::RefCell<Option<String>>;
+}
+
+/// Inside a read on a replica, keeps `reason` for [`Db::read`] to log with the fallback
+/// and answers `true`; elsewhere `false` (the caller logs the error as the answer).
+pub(crate) fn note_replica_read_failure(reason: &str) -> bool {
+    REPLICA_READ_FAILURE
+        .try_with(|noted| *noted.borrow_mut() = Some(reason.to_owned()))
+        .is_ok()
+}
+
 /// What a replica is doing, for metrics and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaStatus {
@@ -668,9 +684,22 @@ impl Db {
             && let Some((index, conn)) = replicas.checkout(after).await
         {
             let mut conn = DbConn::Postgres(conn);
-            match f(&mut conn).await {
+            let (outcome, noted) = REPLICA_READ_FAILURE
+                .scope(std::cell::RefCell::new(None), async {
+                    let outcome = f(&mut conn).await;
+                    let noted = REPLICA_READ_FAILURE.with(|noted| noted.borrow_mut().take());
+                    (outcome, noted)
+                })
+                .await;
+            match outcome {
                 Err(error) if error.falls_back() => {
-                    replicas.failed(index, "a read failed with a database error");
+                    let reason = noted.unwrap_or_else(|| "a database error".to_owned());
+                    tracing::info!(
+                        replica = %replicas.replicas[index].url,
+                        %reason,
+                        "a read failed on a read replica; it runs again on the primary"
+                    );
+                    replicas.failed(index, &reason);
                 }
                 Err(error) if error.retries_on_primary() => {}
                 outcome => return (outcome, ReadSource::Replica(index)),
@@ -772,5 +801,19 @@ mod tests {
         assert!(!ApiError::from(DbError::NotFound).falls_back());
         assert!(DbError::Unavailable("x".into()).falls_back());
         assert!(!DbError::NotFound.falls_back());
+    }
+
+    #[tokio::test]
+    async fn a_database_error_on_a_replica_is_noted_for_the_fallback_not_logged_as_the_answer() {
+        // Outside a replica read the error is the answer: the caller logs it.
+        assert!(!note_replica_read_failure("gone"));
+        let noted = REPLICA_READ_FAILURE
+            .scope(std::cell::RefCell::new(None), async {
+                let answer = ApiError::from(DbError::Unavailable("replica gone".into()));
+                assert!(answer.falls_back());
+                REPLICA_READ_FAILURE.with(|noted| noted.borrow_mut().take())
+            })
+            .await;
+        assert_eq!(noted.as_deref(), Some("replica gone"));
     }
 }
