@@ -174,6 +174,8 @@ async fn a_store_that_does_not_answer_stops_the_start_and_names_itself() {
         listener.local_addr().unwrap().port()
     };
     let mut config = feria_testkit::Config::new(data_dir.path(), database.url());
+    // PostgreSQL needs the key that seals stored secrets (the test kit's, as TestApp's).
+    config.secret_keys.current = Some(feria_testkit::TEST_SECRET_KEY.to_owned());
     config.bind = ([127, 0, 0, 1], 0).into();
     config.handle_signals = false;
     feria_testkit::use_s3(

@@ -364,6 +364,7 @@ pub async fn sequence_pending(
                      ), numbered AS ( \
                          UPDATE events SET sequence = $3 + pending.n \
                          FROM pending WHERE events.id = pending.id \
+                         AND events.platform_id = $1 AND events.mode = $2 \
                          RETURNING events.sequence \
                      ) \
                      UPDATE event_counters SET last_sequence = (SELECT max(sequence) FROM numbered) \

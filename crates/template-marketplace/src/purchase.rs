@@ -342,6 +342,7 @@ async fn buy(
         diesel::update(
             listings::table
                 .find(listing_id)
+                .filter(listings::platform_id.eq(&tenant.platform_id))
                 .filter(listings::status.eq(ListingStatus::Active.as_str()))
                 .filter(
                     listings::license_type
