@@ -74,6 +74,8 @@ const LISTINGS: usize = 60;
 const CONTRACTS_PER_BUYER: usize = 3;
 const PRICE_CENTS: i64 = 100;
 const TOP_UP_CENTS: i64 = 10_000;
+/// The Redis database the nodes share (the other tests use database 0).
+const REDIS_DATABASE: u8 = 9;
 
 /// The kinds of request of the storm, as printed.
 const KINDS: [&str; 5] = ["purchase", "top-up", "settle", "sign-in", "read"];
@@ -325,13 +327,25 @@ async fn a_deployment_of_three_nodes_loses_and_doubles_nothing_through_node_and_
             .and_then(|s| s.parse().ok())
             .unwrap_or(20),
     );
-    let redis_url = std::env::var("REDIS_TEST_URL").unwrap_or_else(|_| {
+    let redis_server = std::env::var("REDIS_TEST_URL").unwrap_or_else(|_| {
         assert!(
             std::net::TcpStream::connect("127.0.0.1:6379").is_ok(),
             "no Redis on 127.0.0.1:6379: install and start redis-server, or set REDIS_TEST_URL"
         );
         "redis://127.0.0.1:6379/".into()
     });
+    // A Redis database of its own, as a deployment of its own would have (SCALING.md):
+    // every node sees the clients as HAProxy's 127.0.0.1, and the storm's sign-in codes
+    // would otherwise use up that address's 10-minute budget in the database other tests'
+    // servers count in.
+    let host_end = redis_server
+        .find("://")
+        .map(|scheme| {
+            let rest = &redis_server[scheme + 3..];
+            scheme + 3 + rest.find('/').unwrap_or(rest.len())
+        })
+        .unwrap_or(redis_server.len());
+    let redis_url = format!("{}/{REDIS_DATABASE}", &redis_server[..host_end]);
 
     // PostgreSQL: a primary with the schema and a platform, then a streaming replica.
     let postgres = PostgresServer::start_new_primary();
